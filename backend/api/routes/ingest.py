@@ -1,0 +1,181 @@
+"""POST /ingest/tick and /ingest/ticks: validate, de-duplicate, hand off to Redis, acknowledge.
+
+Postgres is never touched here. The 200 is sent only after the group commit put the tick in Redis
+(queued for calc and staged in the outbox, atomically).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from backend.api.deps import IngestAuth, Resources
+from backend.api.errors import ApiError, read_json_body
+from backend.bus.ingest import Outcome, Status
+from backend.core.ticks import CONTENT_FIELDS, Tick, TickIn, TimeBounds, differing_fields
+from backend.core.validation import FieldError, validate_tick
+
+router = APIRouter(tags=["ingest"], dependencies=[IngestAuth])
+
+_TICK_BODY = {
+    "content": {"application/json": {"schema": TickIn.model_json_schema()}},
+    "required": True,
+}
+_TICKS_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {"type": "array", "items": TickIn.model_json_schema(), "maxItems": 5000}
+        }
+    },
+    "required": True,
+}
+
+
+def _bounds(res: Resources) -> TimeBounds:
+    return TimeBounds(
+        time.time_ns() // 1_000, res.settings.max_tick_age, res.settings.max_future_skew
+    )
+
+
+def _conflict_errors(outcome: Outcome, tick: Tick) -> list[FieldError]:
+    fields = (
+        differing_fields(outcome.stored_content or b"[]", tick)
+        if outcome.stored_content
+        else list(CONTENT_FIELDS)
+    )
+    return [
+        {
+            "field": "event_id",
+            "reason": "already accepted with different content; the first write wins",
+        },
+        *(
+            {"field": name, "reason": "differs from the accepted tick with this event_id"}
+            for name in fields
+        ),
+    ]
+
+
+async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
+    try:
+        outcomes = await res.committer.submit(ticks)
+    except RedisError as exc:
+        res.metrics.ticks.labels(outcome="rejected", reason="unavailable").inc(len(ticks))
+        raise ApiError(
+            503,
+            "unavailable",
+            f"the queue is unavailable ({type(exc).__name__}); retry with the same event_id",
+            headers={"Retry-After": "1"},
+        ) from None
+    res.metrics.group_commit_size.observe(len(ticks))
+    for outcome in outcomes:
+        res.metrics.ticks.labels(outcome=outcome.status.value, reason="").inc()
+    return outcomes
+
+
+def _count_rejections(res: Resources, errors: list[FieldError]) -> None:
+    for err in errors:
+        res.metrics.ticks.labels(outcome="rejected", reason=err["field"]).inc()
+
+
+@router.post(
+    "/ingest/tick",
+    openapi_extra={"requestBody": _TICK_BODY},
+    responses={
+        200: {
+            "description": "accepted or duplicate",
+            "content": {"application/json": {"example": {"status": "accepted", "event_id": "e-1"}}},
+        },
+        401: {"description": "missing or wrong Basic credentials"},
+        409: {"description": "same event_id, different content"},
+        413: {"description": "body over MAX_BODY_BYTES"},
+        422: {"description": "invalid tick; `detail` names each field and reason"},
+        503: {"description": "Redis unavailable; retry with the same event_id"},
+    },
+)
+async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
+    started = time.perf_counter()
+    raw = await read_json_body(request, res.settings.max_body_bytes)
+    result = validate_tick(raw, _bounds(res))
+    if isinstance(result, list):
+        _count_rejections(res, result)
+        raise ApiError(422, "validation_failed", "tick rejected", result)
+    [outcome] = await _hand_off(res, [result])
+    res.metrics.ingest_latency.labels(endpoint="tick").observe(time.perf_counter() - started)
+    if outcome.status is Status.CONFLICT:
+        raise ApiError(
+            409,
+            "conflict",
+            f"event_id {result.event_id!r} conflicts",
+            _conflict_errors(outcome, result),
+        )
+    return JSONResponse({"status": outcome.status.value, "event_id": result.event_id})
+
+
+@router.post(
+    "/ingest/ticks",
+    openapi_extra={"requestBody": _TICKS_BODY},
+    responses={
+        200: {
+            "description": "per-item outcome; one bad item never rejects the others",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "accepted": 2,
+                        "duplicates": 0,
+                        "rejected": [
+                            {
+                                "index": 2,
+                                "errors": [
+                                    {"field": "price", "reason": "must be > 0 and <= 1e+12"}
+                                ],
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+        413: {"description": "body over MAX_BATCH_BODY_BYTES"},
+        422: {"description": "body is not a JSON array of 1..MAX_BATCH_ITEMS items"},
+    },
+)
+async def ingest_ticks(request: Request, res: Resources) -> dict[str, Any]:
+    started = time.perf_counter()
+    raw = await read_json_body(request, res.settings.max_batch_body_bytes)
+    if not isinstance(raw, list) or not 1 <= len(raw) <= res.settings.max_batch_items:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "body must be a JSON array of ticks",
+            [
+                {
+                    "field": "body",
+                    "reason": f"must be an array of 1 to {res.settings.max_batch_items} ticks",
+                }
+            ],
+        )
+    bounds = _bounds(res)
+    rejected: list[dict[str, Any]] = []
+    valid: list[tuple[int, Tick]] = []
+    for index, item in enumerate(raw):
+        result = validate_tick(item, bounds)
+        if isinstance(result, list):
+            _count_rejections(res, result)
+            rejected.append({"index": index, "errors": result})
+        else:
+            valid.append((index, result))
+    outcomes = await _hand_off(res, [tick for _, tick in valid]) if valid else []
+    accepted = duplicates = 0
+    for (index, tick), outcome in zip(valid, outcomes, strict=True):
+        if outcome.status is Status.ACCEPTED:
+            accepted += 1
+        elif outcome.status is Status.DUPLICATE:
+            duplicates += 1
+        else:
+            rejected.append({"index": index, "errors": _conflict_errors(outcome, tick)})
+    rejected.sort(key=lambda r: r["index"])
+    res.metrics.ingest_latency.labels(endpoint="ticks").observe(time.perf_counter() - started)
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}

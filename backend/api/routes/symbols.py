@@ -1,0 +1,90 @@
+"""Read API for dashboards and API consumers: symbols, the latest view W, stored history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from backend.api.deps import ReadAuth, Resources
+from backend.api.errors import ApiError
+from backend.storage.models import MdTick
+from backend.storage.ticks_repo import read_history
+
+router = APIRouter(tags=["symbols"], dependencies=[ReadAuth])
+
+SymbolPath = Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9._:/-]{0,31}$", examples=["BTCUSDT"])]
+Limit = Annotated[int, Query(ge=1, le=10_000, description="1 to 10,000 rows")]
+
+
+def _json(raw: bytes) -> Response:
+    return Response(content=raw, media_type="application/json")
+
+
+@router.get("/symbols", summary="Active symbols with their latest view")
+async def list_symbols(res: Resources) -> dict[str, Any]:
+    symbols = sorted(s.decode() for s in await res.redis.hkeys(res.keys.symbols))
+    views = await res.redis.mget([res.keys.view(s) for s in symbols]) if symbols else []
+    return {
+        "symbols": [
+            {"symbol": s, "view": orjson.loads(v) if v else None}
+            for s, v in zip(symbols, views, strict=True)
+        ]
+    }
+
+
+async def _view(res: Resources, symbol: str) -> Response:
+    raw = await res.redis.get(res.keys.view(symbol))
+    if raw is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no ticks seen for {symbol}",
+            [{"field": "symbol", "reason": "unknown symbol"}],
+        )
+    return _json(raw)
+
+
+async def _history(res: Resources, symbol: str, limit: int) -> list[MdTick]:
+    try:
+        async with res.pg_pool.connection(timeout=5) as conn:
+            rows = await read_history(conn, symbol, limit)
+    except (psycopg.Error, TimeoutError) as exc:
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            f"history is unavailable while Postgres is down ({type(exc).__name__})",
+            headers={"Retry-After": "5"},
+        ) from None
+    return [MdTick.model_validate(row) for row in rows]
+
+
+@router.get("/symbols/{symbol}", summary="Latest view W of a symbol")
+async def get_symbol(res: Resources, symbol: SymbolPath) -> Response:
+    return await _view(res, symbol)
+
+
+@router.get(
+    "/symbols/{symbol}/history", summary="Stored ticks, newest first", response_model=list[MdTick]
+)
+async def get_history(res: Resources, symbol: SymbolPath, limit: Limit = 1000) -> list[MdTick]:
+    return await _history(res, symbol, limit)
+
+
+@router.get("/tickets/{symbol}", summary="Alias of /symbols/{symbol} (the seed design's name)")
+async def get_ticket(res: Resources, symbol: SymbolPath) -> Response:
+    return await _view(res, symbol)
+
+
+@router.get(
+    "/tickets/{symbol}/history",
+    summary="Alias of /symbols/{symbol}/history",
+    response_model=list[MdTick],
+)
+async def get_ticket_history(
+    res: Resources, symbol: SymbolPath, limit: Limit = 1000
+) -> list[MdTick]:
+    return await _history(res, symbol, limit)

@@ -1,0 +1,119 @@
+"""The ingest hand-off: de-duplicate, enqueue and stage for Postgres in ONE atomic Redis step.
+
+A single Lua script, per group-committed batch, does for every tick `SET dedup NX`; then, for the
+ticks that were new, writes ONE Dramatiq message carrying all of them (the same HSET + RPUSH that
+Dramatiq's own `enqueue` does) and ONE outbox stream entry. Because it is one script, there is no
+moment at which a tick is marked seen but not queued: an acknowledged tick is always both queued
+for calc and staged for persistence.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import orjson
+from redis.asyncio import Redis
+
+from backend.bus.keys import CALC_ACTOR, Keys
+from backend.core.ticks import Tick, encode_content, encode_tick
+
+INGEST_LUA = """
+local ttl = tonumber(ARGV[1])
+local prefix = ARGV[5]
+local statuses = {}
+local accepted = {}
+for i = 6, #ARGV, 3 do
+  local key = prefix .. ARGV[i]
+  local content = ARGV[i + 1]
+  if redis.call('SET', key, content, 'NX', 'EX', ttl) then
+    accepted[#accepted + 1] = ARGV[i + 2]
+    statuses[#statuses + 1] = 1
+  else
+    local existing = redis.call('GET', key)
+    if existing == content then
+      statuses[#statuses + 1] = 2
+    else
+      statuses[#statuses + 1] = existing
+    end
+  end
+end
+if #accepted > 0 then
+  local body = table.concat(accepted, ',')
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. body .. ARGV[4])
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  redis.call('XADD', KEYS[3], '*', 't', '[' .. body .. ']')
+end
+return statuses
+"""
+
+
+class Status(Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    stored_content: bytes | None = None  # for conflicts: what the first write stored
+
+
+def dramatiq_message_parts(queue_name: str, message_id: str, now_ms: int) -> tuple[bytes, bytes]:
+    """Prefix and suffix of a Dramatiq message whose single arg is a list of encoded ticks.
+
+    The script splices the accepted ticks between them, so the message is only built for the
+    ticks that turned out to be new. The layout is Dramatiq's `Message.encode()` (JSON).
+    """
+    head = orjson.dumps({"queue_name": queue_name, "actor_name": CALC_ACTOR})
+    tail = orjson.dumps(
+        {
+            "kwargs": {},
+            "options": {"redis_message_id": message_id},
+            "message_id": message_id,
+            "message_timestamp": now_ms,
+        }
+    )
+    return head[:-1] + b',"args":[[', b"]]," + tail[1:]
+
+
+class IngestScript:
+    """Runs INGEST_LUA for a batch of already validated ticks."""
+
+    def __init__(self, redis: Redis, keys: Keys, dedup_ttl: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._dedup_ttl = dedup_ttl
+        self._script = redis.register_script(INGEST_LUA)
+
+    async def __call__(self, ticks: Sequence[Tick]) -> list[Outcome]:
+        if not ticks:
+            return []
+        message_id = str(uuid.uuid4())
+        head, tail = dramatiq_message_parts(
+            self._keys.queue_name, message_id, int(time.time() * 1000)
+        )
+        args: list[bytes | str | int] = [
+            self._dedup_ttl,
+            message_id,
+            head,
+            tail,
+            self._keys.dedup_prefix,
+        ]
+        for tick in ticks:
+            args += (tick.event_id, encode_content(tick), encode_tick(tick))
+        keys = [self._keys.queue_list(), self._keys.queue_messages(), self._keys.outbox]
+        raw = await self._script(keys=keys, args=args)
+        return [_outcome(item) for item in raw]
+
+
+def _outcome(item: int | bytes) -> Outcome:
+    if item == 1:
+        return Outcome(Status.ACCEPTED)
+    if item == 2:
+        return Outcome(Status.DUPLICATE)
+    return Outcome(Status.CONFLICT, stored_content=bytes(item))

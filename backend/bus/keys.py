@@ -1,0 +1,65 @@
+"""Every Redis key Tickstream uses, in one place, under one namespace (`REDIS_NAMESPACE`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.config import Settings
+
+CALC_ACTOR = "calc_ticks"
+OUTBOX_GROUP = "persist"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str
+    queue_name: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keys:
+        return cls(namespace=settings.redis_namespace, queue_name=settings.queue_name)
+
+    @property
+    def dramatiq_namespace(self) -> str:
+        """Dramatiq's own keys live under this prefix (`RedisBroker(namespace=...)`)."""
+        return f"{self.namespace}:dq"
+
+    def queue_list(self, queue: str | None = None) -> str:
+        return f"{self.dramatiq_namespace}:{queue or self.queue_name}"
+
+    def queue_messages(self, queue: str | None = None) -> str:
+        return f"{self.queue_list(queue)}.msgs"
+
+    def dead_letters(self, queue: str | None = None) -> str:
+        return f"{self.queue_list(queue)}.XQ"
+
+    def delay_queue(self, queue: str | None = None) -> str:
+        return f"{self.queue_list(queue)}.DQ"
+
+    @property
+    def dedup_prefix(self) -> str:
+        return f"{self.namespace}:dedup:"
+
+    @property
+    def outbox(self) -> str:
+        """Stream of accepted batches waiting for Postgres; entries deleted after commit."""
+        return f"{self.namespace}:outbox"
+
+    def state(self, symbol: str) -> str:
+        return f"{self.namespace}:calc:{symbol}"
+
+    def view(self, symbol: str) -> str:
+        return f"{self.namespace}:view:{symbol}"
+
+    @property
+    def symbols(self) -> str:
+        """Hash symbol -> last view update (µs): the set of known symbols."""
+        return f"{self.namespace}:symbols"
+
+    def calc_done(self, message_id: str) -> str:
+        return f"{self.namespace}:calc-done:{message_id}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of cross-process counters (workers write, the API's /metrics reads)."""
+        return f"{self.namespace}:stats"

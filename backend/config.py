@@ -1,0 +1,150 @@
+"""The one settings object.
+
+Every process (API, worker, feeder, UI, launcher) builds a `Settings` once at its edge and passes
+it in. No other module reads the environment, and nothing here connects to anything.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL"]
+DEFAULT_SOURCES = ["binance", "coinbase", "kraken"]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration for every Tickstream process; see the README's config table."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # --- servers -------------------------------------------------------------------------
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    pg_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PG_URL", "DATABASE_URL")
+    )
+    var_dir: Path = Field(default=Path("var"), validation_alias="VAR_DIR")
+    embedded_redis_port: int = Field(default=6391, validation_alias="EMBEDDED_REDIS_PORT")
+    embedded_pg_port: int = Field(default=5441, validation_alias="EMBEDDED_PG_PORT")
+    redis_appendfsync: str = Field(default="everysec", validation_alias="REDIS_APPENDFSYNC")
+
+    # --- auth (documented dev defaults; set real ones in the environment) ------------------
+    ingest_username: str = Field(default="ingest", validation_alias="INGEST_USERNAME")
+    ingest_password: SecretStr = Field(
+        default=SecretStr("ingest-dev-password"), validation_alias="INGEST_PASSWORD"
+    )
+    api_key: SecretStr | None = Field(default=None, validation_alias="API_KEY")
+    internal_token: SecretStr = Field(
+        default=SecretStr("internal-dev-token"), validation_alias="INTERNAL_TOKEN"
+    )
+
+    # --- names on the bus ----------------------------------------------------------------
+    queue_name: str = Field(default="ticks.received", validation_alias="QUEUE_NAME")
+    pubsub_channel: str = Field(default="realtime:updates", validation_alias="PUBSUB_CHANNEL")
+    redis_namespace: str = Field(default="tickstream", validation_alias="REDIS_NAMESPACE")
+
+    # --- ingest --------------------------------------------------------------------------
+    dedup_ttl: int = Field(default=86_400, ge=1, validation_alias="DEDUP_TTL")
+    max_tick_age: int = Field(default=7 * 86_400, ge=1, validation_alias="MAX_TICK_AGE")
+    max_future_skew: float = Field(default=5.0, ge=0, validation_alias="MAX_FUTURE_SKEW")
+    ingest_linger_ms: float = Field(default=2.0, ge=0, validation_alias="INGEST_LINGER_MS")
+    ingest_max_batch: int = Field(default=2_000, ge=1, validation_alias="INGEST_MAX_BATCH")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="MAX_BODY_BYTES")
+    max_batch_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias="MAX_BATCH_BODY_BYTES"
+    )
+    max_batch_items: int = Field(default=5_000, ge=1, validation_alias="MAX_BATCH_ITEMS")
+
+    # --- workers and persistence -------------------------------------------------------
+    batch_size: int = Field(default=200, ge=1, validation_alias="BATCH_SIZE")
+    flush_interval: float = Field(default=1.0, gt=0, validation_alias="FLUSH_INTERVAL")
+    heartbeat_timeout_ms: int = Field(
+        default=10_000, ge=1_000, validation_alias="HEARTBEAT_TIMEOUT_MS"
+    )
+    maintenance_chance: int = Field(
+        default=100_000, ge=1, le=1_000_000, validation_alias="MAINTENANCE_CHANCE"
+    )
+    outbox_claim_idle_ms: int = Field(
+        default=10_000, ge=100, validation_alias="OUTBOX_CLAIM_IDLE_MS"
+    )
+    calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
+
+    # --- feeder --------------------------------------------------------------------------
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SYMBOLS), validation_alias="SYMBOLS"
+    )
+    sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SOURCES), validation_alias="SOURCES"
+    )
+    tps: float = Field(default=10.0, ge=0, validation_alias="TPS")
+    target_url: str = Field(default="http://127.0.0.1:8000", validation_alias="TARGET_URL")
+    seed: int | None = Field(default=None, validation_alias="SEED")
+
+    # --- API / UI ------------------------------------------------------------------------
+    port: int = Field(default=8000, validation_alias="PORT")
+    ui_port: int = Field(default=8501, validation_alias="UI_PORT")
+    backend_url: str = Field(default="http://127.0.0.1:8000", validation_alias="BACKEND_URL")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("symbols", "sources", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def uses_embedded_pg(self) -> bool:
+        return self.pg_url is None
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def effective_pg_url(self) -> str:
+        return self.pg_url or f"postgresql://postgres@127.0.0.1:{self.embedded_pg_port}/postgres"
+
+    @property
+    def psycopg_url(self) -> str:
+        """The PG URL in the plain libpq form psycopg wants (no SQLAlchemy driver suffix)."""
+        url = self.effective_pg_url
+        for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql://" + url[len(prefix) :]
+        return url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.psycopg_url[len("postgresql://") :]
+
+    def key(self, *parts: str) -> str:
+        """A Redis key in this deployment's namespace."""
+        return ":".join((self.redis_namespace, *parts))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, built once per process."""
+    return Settings()
+
+
+def child_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process: ours plus `overrides` (used by the launcher)."""
+    env = dict(os.environ)
+    env.update(overrides)
+    return env

@@ -1,0 +1,59 @@
+"""The view W: what analysts see for a symbol, computed purely from its window state.
+
+calc-b: `build_view(state, updated_at_us)`. Every figure depends only on the set of ticks held in
+the state (sorted by (ts, event_id)), so any arrival order or batching gives identical numbers.
+Sums use `math.fsum` (exactly rounded, so order cannot change them either).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from backend.core.ticks import us_to_iso
+from backend.core.window import LAST_N, WINDOW_US, WindowState
+
+
+def build_view(state: WindowState, updated_at_us: int) -> dict[str, Any] | None:
+    """W for `state`, or None when the symbol has no ticks yet."""
+    entries = state.entries
+    if not entries:
+        return None
+    last_ts, last_eid, last_price, _last_vol, last_source = entries[-1]
+    window = [e for e in entries if e[0] > last_ts - WINDOW_US]
+    latest = entries[-LAST_N:][::-1]
+
+    volume_1m = math.fsum(e[3] for e in window)
+    notional_1m = math.fsum(e[2] * e[3] for e in window)
+    open_1m = window[0][2]
+    return {
+        "symbol": state.symbol,
+        "last_price": last_price,
+        "last_ts": us_to_iso(last_ts),
+        "last_event_id": last_eid,
+        "last_source": last_source,
+        "ticks_total": state.ticks_total,
+        "sma_10": math.fsum(e[2] for e in latest) / len(latest),
+        "last_10": [
+            {"ts": us_to_iso(e[0]), "price": e[2], "volume": e[3], "source": e[4], "event_id": e[1]}
+            for e in latest
+        ],
+        "vwap_1m": notional_1m / volume_1m if volume_1m > 0 else None,
+        "volume_1m": volume_1m,
+        "trades_1m": len(window),
+        "high_1m": max(e[2] for e in window),
+        "low_1m": min(e[2] for e in window),
+        "open_1m": open_1m,
+        "change_1m_pct": (last_price - open_1m) / open_1m * 100.0,
+        "updated_at": us_to_iso(updated_at_us),
+    }
+
+
+VIEW_FIELDS_EXCLUDED_FROM_EQUALITY = ("updated_at",)
+
+
+def comparable(view: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The view without its wall-clock stamp: what must be identical across orderings."""
+    if view is None:
+        return None
+    return {k: v for k, v in view.items() if k not in VIEW_FIELDS_EXCLUDED_FROM_EQUALITY}

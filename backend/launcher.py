@@ -1,0 +1,165 @@
+"""`python -m backend.launcher` (what `make run` calls): the whole system in one terminal.
+
+Starts embedded Redis/PostgreSQL unless REDIS_URL / PG_URL point elsewhere, runs the migrations,
+then runs every Procfile process under honcho with the right URLs and ports. Ctrl-C stops the
+processes first and the servers last, so workers can still flush on the way down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from backend.config import Settings, child_environment, get_settings
+from backend.embedded import (
+    EmbeddedServerError,
+    EmbeddedServers,
+    check_reachable,
+    redact_url,
+    start_embedded,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = REPO_ROOT / "Procfile"
+# honcho SIGKILLs stragglers after this many seconds; its default (5) can cut a worker's final
+# flush short, and Redis redelivery then makes the shutdown look like a crash.
+SHUTDOWN_GRACE_SECONDS = 15
+
+
+def _fail(message: str) -> int:
+    print(f"tickstream: {message}", file=sys.stderr)
+    return 1
+
+
+def _port_in_use(port: int) -> bool:
+    """True if something listens on `port` (we bind 0.0.0.0, as uvicorn and streamlit will)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(settings: Settings) -> str | None:
+    """A one-line complaint if the API or UI port can't be used, else None."""
+    if settings.port == settings.ui_port:
+        return f"PORT and UI_PORT are both {settings.port}: give the API and the UI different ports"
+    for port, what, var in ((settings.port, "API", "PORT"), (settings.ui_port, "UI", "UI_PORT")):
+        if _port_in_use(port):
+            return f"port {port} for the {what} is busy: stop whatever listens there or set {var}"
+    return None
+
+
+def load_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    """Process name -> shell command, in Procfile order."""
+    from honcho.environ import parse_procfile
+
+    return dict(parse_procfile(path.read_text()).processes)
+
+
+def process_env(name: str, settings: Settings, servers: EmbeddedServers) -> dict[str, str]:
+    """The environment for one Procfile process: ours, plus server URLs, its PORT and the venv."""
+    overrides = servers.env()
+    overrides["PYTHONUNBUFFERED"] = "1"  # lines reach honcho's printer as they happen
+    # Point the feeder and the UI at the API we run, unless they were configured explicitly.
+    api_url = f"http://127.0.0.1:{settings.port}"
+    if "target_url" not in settings.model_fields_set:
+        overrides["TARGET_URL"] = api_url
+    if "backend_url" not in settings.model_fields_set:
+        overrides["BACKEND_URL"] = api_url
+    env = child_environment(overrides)
+    # `.venv/bin/python -m backend.launcher` works without activating the venv, so put its bin
+    # first: `uvicorn`, `dramatiq`, `streamlit` and `python` must be the venv's.
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(filter(None, [venv_bin, env.get("PATH")]))
+    env.pop("PORT", None)
+    if name == "api":
+        env["PORT"] = str(settings.port)
+    elif name == "ui":
+        env["PORT"] = str(settings.ui_port)
+        env.setdefault("STREAMLIT_SERVER_HEADLESS", "true")  # no e-mail prompt, no browser
+        env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return env
+
+
+def _banner(settings: Settings, servers: EmbeddedServers, names: list[str]) -> str:
+    def where(embedded: bool, url: str, sub: str) -> str:
+        suffix = f"  (embedded, data in {Path(settings.var_dir) / sub})" if embedded else ""
+        return redact_url(url) + suffix
+
+    return "\n".join(
+        [
+            "",
+            "Tickstream is starting: " + ", ".join(names),
+            f"  API docs  http://127.0.0.1:{settings.port}/docs",
+            f"  UI        http://127.0.0.1:{settings.ui_port}",
+            f"  Redis     {where(servers.redis is not None, servers.redis_url, 'redis')}",
+            f"  Postgres  {where(servers.postgres is not None, servers.pg_url, 'pg')}",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> NoReturn:
+    """Until honcho takes over the signals, SIGTERM unwinds like Ctrl-C so servers get stopped."""
+    raise SystemExit(128 + signum)
+
+
+def run(settings: Settings) -> int:
+    """Start everything, block until Ctrl-C/SIGTERM or a process dies, tear down. Returns rc."""
+    from honcho import manager as honcho_manager
+
+    problem = check_ports(settings)
+    if problem:
+        return _fail(problem)
+    try:
+        processes = load_procfile()
+    except OSError as exc:
+        return _fail(f"cannot read {PROCFILE}: {exc.strerror}")
+
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        check_reachable(settings)
+        servers = start_embedded(settings)
+    except EmbeddedServerError as exc:
+        signal.signal(signal.SIGTERM, previous)
+        return _fail(str(exc))
+    except (KeyboardInterrupt, SystemExit):
+        signal.signal(signal.SIGTERM, previous)
+        return 130
+
+    try:
+        live = servers.apply(settings)
+        from backend.storage.migrate import upgrade
+
+        upgrade(live)
+
+        honcho_manager.KILL_WAIT = SHUTDOWN_GRACE_SECONDS
+        manager = honcho_manager.Manager()
+        for name, command in processes.items():
+            manager.add_process(name, command, env=process_env(name, live, servers), cwd=REPO_ROOT)
+        print(_banner(settings, servers, list(processes)), flush=True)
+        manager.loop()  # installs its own SIGINT/SIGTERM handlers: terminate all, then return
+        return int(manager.returncode or 0)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if servers.redis is not None or servers.postgres is not None:
+            print("tickstream: stopping the embedded servers", file=sys.stderr, flush=True)
+        servers.stop()
+
+
+def main() -> int:
+    return run(get_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

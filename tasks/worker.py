@@ -1,0 +1,18 @@
+"""Entry point for `dramatiq tasks.worker`: builds the broker, then registers the actors.
+
+Dramatiq imports this module in every worker process; importing it is starting a worker.
+"""
+
+from __future__ import annotations
+
+from backend.config import get_settings
+from backend.logs import configure_logging
+from tasks.actors import register_actors
+from tasks.broker import build_broker, redis_client
+from tasks.flusher_middleware import OutboxFlusherMiddleware
+
+settings = get_settings()
+configure_logging(settings, service="worker")
+broker = build_broker(settings)
+broker.add_middleware(OutboxFlusherMiddleware(settings))
+actors = register_actors(broker, settings, redis_client(settings))

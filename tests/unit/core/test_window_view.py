@@ -1,0 +1,136 @@
+"""W is a pure function of the SET of ticks: any order, batching or duplication gives the same."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.core.ticks import Tick, us_to_iso
+from backend.core.view import build_view, comparable
+from backend.core.window import LAST_N, WINDOW_US, WindowState, merge
+
+T0 = 1_795_000_000_000_000
+
+
+def tick(i: int, ts_us: int, price: float, volume: float = 1.0) -> Tick:
+    return Tick(f"e{i:05d}", "BTCUSDT", ts_us, price, volume, "src", None, T0)
+
+
+def reference_view(ticks: list[Tick]) -> dict:
+    """A deliberately naive W: straight from the definitions, over the full unique set."""
+    unique = {t.event_id: t for t in ticks}.values()
+    ordered = sorted(unique, key=lambda t: (t.ts_us, t.event_id))
+    last = ordered[-1]
+    window = [t for t in ordered if last.ts_us - WINDOW_US < t.ts_us <= last.ts_us]
+    latest = ordered[-LAST_N:][::-1]
+    vol = sum(t.volume for t in window)
+    return {
+        "last_price": last.price,
+        "last_ts": us_to_iso(last.ts_us),
+        "last_event_id": last.event_id,
+        "ticks_total": len(ordered),
+        "sma_10": sum(t.price for t in latest) / len(latest),
+        "last_10": [t.event_id for t in latest],
+        "vwap_1m": (sum(t.price * t.volume for t in window) / vol) if vol > 0 else None,
+        "volume_1m": vol,
+        "trades_1m": len(window),
+        "high_1m": max(t.price for t in window),
+        "low_1m": min(t.price for t in window),
+        "open_1m": window[0].price,
+    }
+
+
+def run_batches(batches: list[list[Tick]]) -> dict:
+    state = WindowState("BTCUSDT")
+    for batch in batches:
+        state = merge(state, batch)
+    view = build_view(state, updated_at_us=T0)
+    assert view is not None
+    return view
+
+
+ticks_strategy = st.lists(
+    st.tuples(
+        st.integers(0, 180_000_000),  # within 3 minutes, so windows overlap and trim
+        st.floats(0.5, 2.0, allow_nan=False).map(lambda p: round(p, 4)),
+        st.floats(0.0, 5.0, allow_nan=False).map(lambda v: round(v, 3)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=ticks_strategy, seed=st.integers(0, 2**32))
+def test_any_order_and_batching_gives_the_same_view(raw, seed):
+    ticks = [tick(i, T0 + ts, p, v) for i, (ts, p, v) in enumerate(raw)]
+    rng = random.Random(seed)
+    in_order = run_batches([sorted(ticks, key=lambda t: t.ts_us)])
+
+    shuffled = ticks[:]
+    rng.shuffle(shuffled)
+    batches: list[list[Tick]] = []
+    while shuffled:
+        cut = rng.randint(1, len(shuffled))
+        batches.append(shuffled[:cut])
+        shuffled = shuffled[cut:]
+    assert comparable(run_batches(batches)) == comparable(in_order)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=ticks_strategy)
+def test_view_matches_reference(raw):
+    ticks = [tick(i, T0 + ts, p, v) for i, (ts, p, v) in enumerate(raw)]
+    view = run_batches([ticks[: len(ticks) // 2], ticks[len(ticks) // 2 :]])
+    ref = reference_view(ticks)
+    for name in (
+        "last_price",
+        "last_ts",
+        "last_event_id",
+        "ticks_total",
+        "trades_1m",
+        "high_1m",
+        "low_1m",
+        "open_1m",
+    ):
+        assert view[name] == ref[name], name
+    assert [e["event_id"] for e in view["last_10"]] == ref["last_10"]
+    for name in ("sma_10", "volume_1m"):
+        assert abs(view[name] - ref[name]) <= 1e-9 * max(1.0, abs(ref[name]))
+    if ref["vwap_1m"] is None:
+        assert view["vwap_1m"] is None
+    else:
+        assert abs(view["vwap_1m"] - ref["vwap_1m"]) <= 1e-9
+
+
+def test_duplicate_event_ids_in_a_batch_count_once():
+    t = tick(1, T0, 1.0)
+    view = run_batches([[t, t], [t]])
+    assert view["ticks_total"] == 1
+    assert view["trades_1m"] == 1
+
+
+def test_old_tick_counts_in_total_but_not_in_window():
+    ticks = [tick(i, T0 + 120_000_000 + i, 2.0) for i in range(20)]
+    late = tick(99, T0, 100.0)
+    view = run_batches([ticks, [late]])
+    assert view["ticks_total"] == 21
+    assert view["high_1m"] == 2.0
+    assert view["trades_1m"] == 20
+
+
+def test_state_is_trimmed_to_window_and_last_n():
+    ticks = [tick(i, T0 + i * 10_000_000, 1.0) for i in range(30)]  # every 10 s for 5 min
+    state = merge(WindowState("BTCUSDT"), ticks)
+    assert len(state.entries) == LAST_N  # window holds 6, last-10 needs 10
+    assert state.ticks_total == 30
+    assert WindowState.from_json(state.to_json(), "BTCUSDT") == state
+
+
+def test_zero_volume_window_has_no_vwap():
+    view = run_batches([[tick(1, T0, 1.0, 0.0), tick(2, T0 + 1, 1.5, 0.0)]])
+    assert view["vwap_1m"] is None
+    assert view["volume_1m"] == 0.0
+    assert view["change_1m_pct"] == 50.0
