@@ -28,8 +28,9 @@ def build_broker(settings: Settings, client: Redis | None = None) -> RedisBroker
     """A Redis broker whose dead workers' messages come back within ~heartbeat_timeout.
 
     Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1 % of broker calls) leave a
-    killed worker's messages stranded for minutes; we shorten the timeout and run maintenance on
-    ~10 % of calls (idle consumers poll about once a second, so that is a pass every few seconds).
+    killed worker's messages stranded for minutes. We use a 10 s timeout and run maintenance on
+    every broker call: a pass is two ZRANGEBYSCOREs unless a worker is dead, and consumers poll
+    at least once a second, so a dead worker's messages return ~1 s after its heartbeat expires.
     """
     broker = RedisBroker(
         client=client or redis_client(settings),

@@ -1,0 +1,103 @@
+"""LiveFeed's state keeping, driven through `ingest()` without Redis or a thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ui.live_feed import LiveFeed
+
+
+def feed(**kwargs: Any) -> LiveFeed:
+    return LiveFeed("redis://127.0.0.1:1/0", "test:channel", **kwargs)  # never started
+
+
+def updated(symbol: str, ticks: int, updated_at: str, price: float = 1.0) -> bytes:
+    view = {"symbol": symbol, "last_price": price, "ticks_total": ticks, "updated_at": updated_at}
+    return orjson.dumps(
+        {"type": "symbol.updated", "symbol": symbol, "ts": updated_at, "view": view}
+    )
+
+
+def tick(symbol: str) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "tick.received",
+            "symbol": symbol,
+            "ts": "2025-03-01T12:00:00+00:00",
+            "price": 1.0,
+            "volume": 2.0,
+            "source": "binance",
+            "event_id": "e-1",
+            "count": 1,
+        }
+    )
+
+
+def test_symbol_updated_stores_the_view_and_bumps_version() -> None:
+    live = feed()
+    before = live.version
+    live.ingest(updated("BTCUSDT", 3, "2025-03-01T12:00:00+00:00", price=67_000.0))
+    snap = live.snapshot()
+    assert snap.version > before
+    assert snap.views["BTCUSDT"]["last_price"] == 67_000.0
+    assert snap.events_received == 1
+    assert snap.events_by_type == {"symbol.updated": 1}
+    assert snap.last_event_at is not None
+    assert "view" not in snap.events[0]
+    assert snap.events[0]["symbol"] == "BTCUSDT"
+
+
+def test_tick_received_is_counted_but_does_not_create_a_view() -> None:
+    live = feed()
+    live.ingest(tick("ETHUSDT"))
+    snap = live.snapshot()
+    assert snap.views == {}
+    assert snap.events_by_type == {"tick.received": 1}
+
+
+def test_older_view_does_not_replace_a_newer_one() -> None:
+    live = feed()
+    live.ingest(updated("A", 5, "2025-03-01T12:00:05+00:00", price=5.0))
+    live.ingest(updated("A", 4, "2025-03-01T12:00:04+00:00", price=4.0))
+    assert live.snapshot().views["A"]["last_price"] == 5.0
+
+
+def test_bad_messages_are_counted_and_dropped() -> None:
+    live = feed()
+    for raw in (b"not json", b"[1, 2]", b'{"no": "type"}', b'{"type": "symbol.updated"}'):
+        live.ingest(raw)
+    snap = live.snapshot()
+    assert snap.bad_events == 4
+    assert snap.views == {}
+
+
+def test_views_and_events_are_bounded() -> None:
+    live = feed(max_symbols=3, max_events=5)
+    for index in range(10):
+        live.ingest(updated(f"S{index}", 1, "2025-03-01T12:00:00+00:00"))
+    snap = live.snapshot()
+    assert sorted(snap.views) == ["S7", "S8", "S9"]  # the least recently updated go first
+    assert [event["symbol"] for event in snap.events] == ["S9", "S8", "S7", "S6", "S5"]
+    assert snap.events_received == 10
+
+
+def test_snapshots_are_independent_copies() -> None:
+    live = feed()
+    live.ingest(updated("A", 1, "2025-03-01T12:00:00+00:00", price=1.0))
+    first = live.snapshot()
+    first.views["A"]["last_price"] = 999.0
+    first.views["B"] = {}
+    first.events.clear()
+    second = live.snapshot()
+    assert second.views == {"A": {**second.views["A"], "last_price": 1.0}}
+    assert len(second.events) == 1
+
+
+def test_wait_for_change_times_out_without_events() -> None:
+    live = feed()
+    assert live.wait_for_change(live.version, timeout=0.01) is False
+    version = live.version
+    live.ingest(tick("A"))
+    assert live.wait_for_change(version, timeout=0.01) is True

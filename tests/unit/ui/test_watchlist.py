@@ -1,0 +1,197 @@
+"""The watchlist's pure logic: rows from views, merging REST with live, and cell formats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ui.watchlist import (
+    WATCHLIST_COLUMNS,
+    change_color,
+    format_age,
+    format_pct,
+    format_price,
+    format_quantity,
+    freshness,
+    merge_views,
+    parse_ts,
+    views_from_symbols,
+    watchlist_rows,
+)
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def make_view(symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "symbol": symbol,
+        "last_price": 67_012.5,
+        "last_ts": (NOW - timedelta(seconds=2.5)).isoformat(),
+        "last_event_id": "e-1",
+        "last_source": "binance",
+        "ticks_total": 10,
+        "sma_10": 67_000.25,
+        "vwap_1m": 67_005.0,
+        "volume_1m": 1.25,
+        "trades_1m": 7,
+        "high_1m": 67_100.0,
+        "low_1m": 66_900.0,
+        "open_1m": 66_950.0,
+        "change_1m_pct": 0.093,
+        "last_10": [],
+        "updated_at": (NOW - timedelta(seconds=2)).isoformat(),
+    }
+    view.update(overrides)
+    return view
+
+
+class TestWatchlistRows:
+    def test_one_row_per_symbol_sorted_with_every_column(self) -> None:
+        views = {"ETHUSDT": make_view("ETHUSDT", last_price=3_000.0), "AAPL": make_view("AAPL")}
+        rows = watchlist_rows(views, NOW)
+        assert [row["symbol"] for row in rows] == ["AAPL", "ETHUSDT"]
+        assert all(tuple(row) == WATCHLIST_COLUMNS for row in rows)
+        eth = rows[1]
+        assert eth["last_price"] == 3_000.0
+        assert eth["change_1m_pct"] == pytest.approx(0.093)
+        assert eth["sma_10"] == 67_000.25
+        assert eth["vwap_1m"] == 67_005.0
+        assert eth["volume_1m"] == 1.25
+        assert eth["trades_1m"] == 7
+        assert eth["ticks_total"] == 10
+        assert eth["age_s"] == pytest.approx(2.5)
+
+    def test_missing_and_null_fields_become_none(self) -> None:
+        rows = watchlist_rows({"EURUSD": make_view("EURUSD", vwap_1m=None, last_ts=None)}, NOW)
+        assert rows[0]["vwap_1m"] is None
+        assert rows[0]["age_s"] is None
+
+    def test_symbol_without_a_view_still_gets_a_row(self) -> None:
+        rows = watchlist_rows({"XAUUSD": None}, NOW)
+        assert rows == [dict.fromkeys(WATCHLIST_COLUMNS) | {"symbol": "XAUUSD"}]
+
+    def test_age_is_never_negative_and_handles_z_and_naive_times(self) -> None:
+        future = make_view(last_ts=(NOW + timedelta(seconds=1)).isoformat())
+        zulu = make_view(last_ts="2025-03-01T11:59:50Z")
+        naive = make_view(last_ts="2025-03-01T11:59:55")
+        rows = watchlist_rows({"A": future, "B": zulu, "C": naive}, NOW)
+        assert [row["age_s"] for row in rows] == [0.0, 10.0, 5.0]
+
+    def test_naive_now_is_taken_as_utc(self) -> None:
+        rows = watchlist_rows({"A": make_view()}, NOW.replace(tzinfo=None))
+        assert rows[0]["age_s"] == pytest.approx(2.5)
+
+    def test_numbers_sent_as_strings_are_parsed(self) -> None:
+        rows = watchlist_rows({"A": make_view(last_price="1.08345", ticks_total="12")}, NOW)
+        assert rows[0]["last_price"] == 1.08345
+        assert rows[0]["ticks_total"] == 12
+
+    def test_empty(self) -> None:
+        assert watchlist_rows({}, NOW) == []
+
+
+class TestMergeViews:
+    def test_newer_updated_at_wins_from_either_side(self) -> None:
+        old = make_view(updated_at="2025-03-01T11:00:00+00:00", last_price=1.0)
+        new = make_view(updated_at="2025-03-01T11:00:01+00:00", last_price=2.0)
+        assert merge_views({"A": old}, {"A": new})["A"]["last_price"] == 2.0
+        assert merge_views({"A": new}, {"A": old})["A"]["last_price"] == 2.0
+
+    def test_ticks_total_breaks_a_tie_on_updated_at(self) -> None:
+        same = "2025-03-01T11:00:00+00:00"
+        rest = make_view(updated_at=same, ticks_total=11, last_price=2.0)
+        live = make_view(updated_at=same, ticks_total=10, last_price=1.0)
+        assert merge_views({"A": rest}, {"A": live})["A"]["last_price"] == 2.0
+
+    def test_live_wins_an_exact_tie(self) -> None:
+        rest = make_view(last_price=1.0)
+        live = make_view(last_price=2.0)
+        assert merge_views({"A": rest}, {"A": live})["A"] is live
+
+    def test_missing_updated_at_falls_back_to_ticks_total(self) -> None:
+        rest = make_view(updated_at=None, ticks_total=20, last_price=2.0)
+        live = make_view(updated_at=None, ticks_total=19, last_price=1.0)
+        assert merge_views({"A": rest}, {"A": live})["A"]["last_price"] == 2.0
+
+    def test_union_of_symbols_and_null_views(self) -> None:
+        merged = merge_views({"A": None, "B": make_view("B")}, {"A": make_view("A"), "C": None})
+        assert set(merged) == {"A", "B", "C"}
+        assert merged["A"] is not None and merged["A"]["symbol"] == "A"
+        assert merged["B"] is not None
+        assert merged["C"] is None
+
+    def test_session_that_missed_events_catches_up_from_rest(self) -> None:
+        live = {"A": make_view(ticks_total=5, updated_at="2025-03-01T11:00:00+00:00")}
+        rest = {
+            "A": make_view(ticks_total=9, updated_at="2025-03-01T11:00:04+00:00"),
+            "B": make_view("B"),
+        }
+        merged = merge_views(rest, live)
+        assert merged["A"] is not None and merged["A"]["ticks_total"] == 9
+        assert "B" in merged
+
+    def test_none_inputs(self) -> None:
+        assert merge_views(None, None) == {}
+        assert merge_views(None, {"A": make_view()})["A"] is not None
+
+
+def test_freshness_orders_missing_views_first() -> None:
+    assert freshness(None) < freshness(make_view(updated_at=None, ticks_total=0))
+    assert freshness(make_view(updated_at=None)) < freshness(make_view())
+
+
+def test_parse_ts() -> None:
+    assert parse_ts("2025-03-01T12:00:00Z") == NOW
+    assert parse_ts(NOW) == NOW
+    assert parse_ts("not a time") is None
+    assert parse_ts("") is None
+    assert parse_ts(12) is None
+
+
+def test_views_from_symbols_keeps_null_views_and_drops_junk() -> None:
+    entries = [
+        {"symbol": "BTCUSDT", "view": make_view()},
+        {"symbol": "ETHUSDT", "view": None},
+        {"view": make_view()},
+        {"symbol": "", "view": None},
+    ]
+    views = views_from_symbols(entries)
+    assert set(views) == {"BTCUSDT", "ETHUSDT"}
+    assert views["ETHUSDT"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (67_012.5, "67,012.50"),
+        (187.1234, "187.123"),
+        (1.08345, "1.08345"),
+        (0.00012345, "0.00012345"),
+        (None, ""),
+        (float("nan"), ""),
+    ],
+)
+def test_format_price(value: Any, expected: str) -> None:
+    assert format_price(value) == expected
+
+
+def test_other_formats() -> None:
+    assert format_pct(0.1234) == "+0.123%"
+    assert format_pct(-2) == "-2.000%"
+    assert format_pct(None) == ""
+    assert format_quantity(1234.5) == "1,234.5"
+    assert format_quantity(7, 0) == "7"
+    assert format_quantity(None) == ""
+    assert format_age(2.345) == "2.3 s"
+    assert format_age(90) == "1.5 min"
+    assert format_age(7_200) == "2.0 h"
+    assert format_age(None) == ""
+
+
+def test_change_color() -> None:
+    assert "#26a69a" in change_color(0.5)
+    assert "#ef5350" in change_color(-0.5)
+    assert change_color(0) == ""
+    assert change_color(None) == ""

@@ -1,0 +1,196 @@
+"""Pure helpers that turn views (W) into watchlist rows.
+
+No Streamlit import here on purpose: these functions are the page's logic, and keeping them pure
+lets the unit tests run without a Streamlit runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+View = dict[str, Any]
+
+# Column order of a watchlist row; the page maps these keys to labels and number formats.
+WATCHLIST_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "last_price",
+    "change_1m_pct",
+    "sma_10",
+    "vwap_1m",
+    "volume_1m",
+    "trades_1m",
+    "ticks_total",
+    "age_s",
+)
+
+_NUMERIC_FIELDS: tuple[str, ...] = (
+    "last_price",
+    "change_1m_pct",
+    "sma_10",
+    "vwap_1m",
+    "volume_1m",
+)
+_INT_FIELDS: tuple[str, ...] = ("trades_1m", "ticks_total")
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """An aware datetime from an ISO string (or datetime); None when missing or unparseable.
+
+    Naive values are taken as UTC, because the backend speaks UTC and comparing naive with aware
+    datetimes would raise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_int(value: Any) -> int | None:
+    number = _as_float(value)
+    return None if number is None else int(number)
+
+
+def freshness(view: Mapping[str, Any] | None) -> tuple[datetime, int]:
+    """Sort key saying how new a view is: `updated_at` first, then `ticks_total`.
+
+    Missing fields sort as oldest, so any real view beats a placeholder.
+    """
+    if not view:
+        return (_EPOCH, -1)
+    updated = parse_ts(view.get("updated_at")) or _EPOCH
+    ticks = _as_int(view.get("ticks_total"))
+    return (updated, -1 if ticks is None else ticks)
+
+
+def views_from_symbols(entries: Iterable[Mapping[str, Any]]) -> dict[str, View | None]:
+    """`GET /symbols` entries → symbol → W (None for a symbol not computed yet)."""
+    views: dict[str, View | None] = {}
+    for entry in entries:
+        symbol = entry.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            continue
+        view = entry.get("view")
+        views[symbol] = dict(view) if isinstance(view, Mapping) else None
+    return views
+
+
+def merge_views(
+    snapshot_from_rest: Mapping[str, View | None] | None,
+    live_views: Mapping[str, View | None] | None,
+) -> dict[str, View | None]:
+    """The newer W per symbol from the REST snapshot and the live feed.
+
+    The live feed only knows what was published since it subscribed; the REST snapshot lets a
+    session that missed events (fresh page, Redis blip) catch up. On a tie the live view wins.
+    Symbols known to either side are all kept, so symbols without a view still get a row.
+    """
+    rest = snapshot_from_rest or {}
+    live = live_views or {}
+    merged: dict[str, View | None] = {}
+    for symbol in set(rest) | set(live):
+        rest_view = rest.get(symbol)
+        live_view = live.get(symbol)
+        if live_view is None:
+            merged[symbol] = rest_view
+        elif rest_view is None or freshness(live_view) >= freshness(rest_view):
+            merged[symbol] = live_view
+        else:
+            merged[symbol] = rest_view
+    return merged
+
+
+def watchlist_rows(views: Mapping[str, View | None], now: datetime) -> list[dict[str, Any]]:
+    """One row per symbol, sorted by symbol, with the numbers the Live page shows.
+
+    `age_s` is the seconds since the symbol's last tick (`last_ts`), never negative, so a slightly
+    fast feeder clock does not show "-0.2 s". Symbols without a view get a row of Nones.
+    """
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    rows: list[dict[str, Any]] = []
+    for symbol in sorted(views):
+        view = views[symbol] or {}
+        row: dict[str, Any] = {"symbol": symbol}
+        for field in _NUMERIC_FIELDS:
+            row[field] = _as_float(view.get(field))
+        for field in _INT_FIELDS:
+            row[field] = _as_int(view.get(field))
+        last_ts = parse_ts(view.get("last_ts"))
+        row["age_s"] = None if last_ts is None else max(0.0, (now - last_ts).total_seconds())
+        rows.append({key: row[key] for key in WATCHLIST_COLUMNS})
+    return rows
+
+
+def format_price(value: Any) -> str:
+    """A price with decimals that fit its size: 67,012.35 / 1.08345 / 0.00012345.
+
+    One fixed format cannot serve BTC and EURUSD in the same column.
+    """
+    number = _as_float(value)
+    if number is None or number != number:  # None or NaN
+        return ""
+    magnitude = abs(number)
+    if magnitude >= 1_000:
+        return f"{number:,.2f}"
+    if magnitude >= 100:
+        return f"{number:,.3f}"
+    if magnitude >= 1:
+        return f"{number:,.5f}"
+    return f"{number:.8f}"
+
+
+def format_pct(value: Any) -> str:
+    """A signed percentage with three decimals; the backend's `change_1m_pct` is already in %."""
+    number = _as_float(value)
+    if number is None or number != number:
+        return ""
+    return f"{number:+.3f}%"
+
+
+def format_quantity(value: Any, decimals: int = 4) -> str:
+    """A volume or count with thousands separators and trailing zeros trimmed."""
+    number = _as_float(value)
+    if number is None or number != number:
+        return ""
+    text = f"{number:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_age(value: Any) -> str:
+    """Seconds since the last tick, coarse enough not to flicker every refresh."""
+    number = _as_float(value)
+    if number is None or number != number:
+        return ""
+    if number < 60:
+        return f"{number:.1f} s"
+    if number < 3_600:
+        return f"{number / 60:.1f} min"
+    return f"{number / 3_600:.1f} h"
+
+
+def change_color(value: Any) -> str:
+    """CSS for the change column: green up, red down, nothing when flat or unknown."""
+    number = _as_float(value)
+    if number is None or number != number or number == 0:
+        return ""
+    return "color: #26a69a" if number > 0 else "color: #ef5350"
