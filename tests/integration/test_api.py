@@ -1,0 +1,167 @@
+"""The API's edges against real Redis and Postgres: auth, limits, probes, SSE, internal updates,
+and ingest that keeps working while Postgres is down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from backend.config import Settings
+from tests.integration.harness import AUTH, Processes, free_port, running, settings_env, stored_count, stored_ticks, wait_for
+from tests.integration.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+def tick(i: int, symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:
+    body = {
+        "symbol": symbol,
+        "price": 100.0 + i,
+        "volume": 1.0,
+        "source": "api-test",
+        "ts": int(time.time() * 1000) - 1000,
+        "event_id": f"api-{i}",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_auth_limits_and_content_type(procs: Processes):
+    procs.start_api()
+    with httpx.Client(base_url=procs.api_url, timeout=5) as client:
+        r = client.post("/ingest/tick", json=tick(1))
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("Basic")
+        assert r.json()["detail"][0]["field"] == "authorization"
+        r = client.post("/ingest/tick", json=tick(1), auth=("ingest", "wrong"))
+        assert r.status_code == 401
+        r = client.post("/ingest/tick", content=b"x" * 70_000, auth=AUTH, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+        r = client.post("/ingest/tick", content=orjson.dumps(tick(1)), auth=AUTH, headers={"content-type": "text/plain"})
+        assert r.status_code == 415 and r.json()["detail"][0]["field"] == "content-type"
+        r = client.post("/ingest/ticks", json={"not": "a list"}, auth=AUTH)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body"
+        r = client.post("/ingest/ticks", json=[tick(i) for i in range(5001)], auth=AUTH)
+        assert r.status_code == 422
+        batch = [tick(1), tick(2, price=-1), tick(1), tick(1, price=5.0), tick(3, bogus=True)]
+        r = client.post("/ingest/ticks", json=batch, auth=AUTH)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["accepted"] == 1 and body["duplicates"] == 1
+        assert [item["index"] for item in body["rejected"]] == [1, 3, 4]
+        assert body["rejected"][0]["errors"] == [{"field": "price", "reason": "must be > 0 and <= 1e+12"}]
+        assert body["rejected"][2]["errors"] == [{"field": "bogus", "reason": "unknown field"}]
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+
+
+def test_reads_need_the_api_key_when_it_is_set(settings: Settings, tmp_path):
+    keyed = settings.model_copy(update={"api_key": SecretStr("s3cret")})
+    with running(settings_env(keyed), tmp_path) as procs:
+        procs.start_api()
+        with httpx.Client(base_url=procs.api_url, timeout=5) as client:
+            assert client.post("/ingest/tick", json=tick(1), auth=AUTH).status_code == 200
+            assert client.get("/symbols").status_code == 401
+            assert client.get("/metrics").status_code == 401
+            assert client.get("/symbols", headers={"x-api-key": "nope"}).status_code == 401
+            assert client.get("/symbols", headers={"x-api-key": "s3cret"}).status_code == 200
+            assert client.get("/health/liveness").status_code == 200  # probes stay open
+
+
+def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: Settings):
+    procs.start_api()
+    view = {"last_price": 42.0, "last_ts": "2026-11-21T10:00:00Z", "ticks_total": 3}
+    with httpx.Client(base_url=procs.api_url, timeout=5) as client:
+        body = {"symbol": "EXT1", "view": view, "ts": "2026-11-21T10:00:00Z"}
+        assert client.post("/internal/agg-update", json=body).status_code == 401
+        r = client.post("/internal/agg-update", json=body, headers={"authorization": "Bearer internal-dev-token"})
+        assert r.status_code == 200, r.text
+        assert client.get("/symbols/EXT1").json()["last_price"] == 42.0
+        bad = {**body, "symbol": "lower"}
+        r = client.post("/internal/agg-update", json=bad, headers={"authorization": "Bearer internal-dev-token"})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "symbol"
+
+
+def test_sse_stream_delivers_fast_path_and_view_events(procs: Processes):
+    procs.start_api()
+    procs.start_worker()
+    seen: list[tuple[str, dict[str, Any]]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", procs.api_url + "/stream", params={"symbols": "SSE1"}, timeout=20) as r:
+            event = ""
+            for line in r.iter_lines():
+                ready.set()
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((event, orjson.loads(line[6:])))
+                    if {e for e, _ in seen} >= {"tick.received", "symbol.updated"}:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert ready.wait(10)
+    time.sleep(0.3)
+    with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
+        client.post("/ingest/tick", json=tick(1, symbol="OTHER"))
+        client.post("/ingest/tick", json=tick(2, symbol="SSE1"))
+    listener.join(15)
+    kinds = {e for e, _ in seen}
+    assert kinds >= {"tick.received", "symbol.updated"}, seen
+    assert all(payload["symbol"] == "SSE1" for _, payload in seen)  # the filter holds
+    updated = next(p for e, p in seen if e == "symbol.updated")
+    assert updated["view"]["last_event_id"] == "api-2"
+
+
+def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(settings: Settings, tmp_path):
+    pg = urlsplit(settings.psycopg_url)
+    proxy = TcpProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
+    via_proxy = settings.psycopg_url.replace(f"{pg.hostname}:{pg.port}", f"127.0.0.1:{proxy.port}")
+    env = settings_env(settings.model_copy(update={"pg_url": via_proxy}))
+    with running(env, tmp_path) as procs:
+        procs.start_api()
+        procs.start_worker()
+        with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
+            assert client.post("/ingest/ticks", json=[tick(i) for i in range(10)]).json()["accepted"] == 10
+            wait_for(lambda: stored_count(settings.pg_url) == 10, 15, what="rows before the outage")
+            proxy.cut()
+            ready = client.get("/health/readiness")
+            assert ready.status_code == 503 and ready.json()["failed"] == ["postgres"]
+            for i in range(10, 60):
+                r = client.post("/ingest/tick", json=tick(i))
+                assert r.status_code == 200 and r.json()["status"] == "accepted"
+            view = wait_for(
+                lambda: (v := client.get("/symbols/BTCUSDT").json()).get("ticks_total") == 60 and v, 15,
+                what="views while Postgres is down",
+            )
+            assert view["last_event_id"] == "api-59"
+            hist = client.get("/symbols/BTCUSDT/history")
+            assert hist.status_code == 503, hist.text[:300]
+            time.sleep(2)
+            assert stored_count(settings.pg_url) == 10  # nothing could be written meanwhile
+            proxy.restore()
+            wait_for(lambda: stored_count(settings.pg_url) == 60, 30, what="rows after Postgres returned")
+            assert set(stored_ticks(settings.pg_url)) == {f"api-{i}" for i in range(60)}
+            wait_for(lambda: client.get("/health/readiness").status_code == 200, 15, what="ready again")
+    proxy.cut()
+
+
+def test_readiness_names_an_unreachable_postgres(settings: Settings, tmp_path):
+    dead = settings.model_copy(update={"pg_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"})
+    with running(settings_env(dead), tmp_path) as procs:
+        procs.start_api()
+        r = httpx.get(procs.api_url + "/health/readiness", timeout=10)
+        assert r.status_code == 503
+        assert r.json()["failed"] == ["postgres"]
+        # Postgres is never in the ingest path.
+        r = httpx.post(procs.api_url + "/ingest/tick", json=tick(1), auth=AUTH, timeout=5)
+        assert r.status_code == 200
