@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("target_url", "backend_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        """Render hands services `host:port`; assume plain HTTP inside the private network."""
+        value = value.rstrip("/")
+        return value if "://" in value else f"http://{value}"
+
     # --- derived -------------------------------------------------------------------------
     @property
     def uses_embedded_redis(self) -> bool:

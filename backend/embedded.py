@@ -69,6 +69,7 @@ def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
 
 
 def _busy(port: int, port_var: str, url_var: str) -> EmbeddedServerError:
+    """The one message for a taken port, naming both ways out."""
     return EmbeddedServerError(
         f"port {port} is busy: stop whatever listens there or set {port_var} / {url_var}"
     )

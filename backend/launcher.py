@@ -32,6 +32,7 @@ SHUTDOWN_GRACE_SECONDS = 15
 
 
 def _fail(message: str) -> int:
+    """One line on stderr and exit status 1: startup problems are the user's to fix, not bugs."""
     print(f"tickstream: {message}", file=sys.stderr)
     return 1
 
@@ -158,6 +159,7 @@ def run(settings: Settings) -> int:
 
 
 def main() -> int:
+    """Entry point for `make run`; settings come from the environment, once."""
     return run(get_settings())
 
 

@@ -65,6 +65,8 @@ class Runner:
         self.monotonic = monotonic
         self.wall_ms = wall_ms
         self.skipped = 0  # ticks dropped because the loop fell more than MAX_LAG_S behind
+        self._unlogged_skips = 0
+        self._skip_logged_at = -float("inf")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -115,10 +117,8 @@ class Runner:
         while not self._stop.is_set():
             due = int((self.monotonic() - start) * self.tps) + 1  # tick 0 is due at once
             if due - issued > max_lag:
-                dropped = due - issued - 1
-                self.skipped += dropped
+                self._skip(due - issued - 1)
                 start = self.monotonic() - issued / self.tps
-                log.warning("feeder fell behind schedule: skipped %d ticks", dropped)
                 due = issued + 1
             while issued < due:
                 if not await self._slot_free():
@@ -134,6 +134,17 @@ class Runner:
                     pass
             else:
                 await asyncio.sleep(0)  # let responses be processed between bursts
+
+    def _skip(self, dropped: int) -> None:
+        """Drop a backlog; warn now and then (during an API outage this happens every second)."""
+        self.skipped += dropped
+        self._unlogged_skips += dropped
+        now = self.monotonic()
+        if now - self._skip_logged_at >= self.summary_interval:
+            log.warning(
+                "feeder behind schedule (API slow or down?): skipped %d ticks", self._unlogged_skips
+            )
+            self._skip_logged_at, self._unlogged_skips = now, 0
 
     async def _slot_free(self) -> bool:
         """Wait for an in-flight slot; False if a stop was asked for meanwhile."""
@@ -186,7 +197,13 @@ class Runner:
             await asyncio.sleep(self.summary_interval)
             now, current = self.monotonic(), self.counters.snapshot()
             rate = (current.sent - last.sent) / max(now - last_at, 1e-9)
-            log.info("%s in_flight=%d rate=%.1f/s", current.summary(), self.in_flight, rate)
+            log.info(
+                "%s skipped=%d in_flight=%d rate=%.1f/s",
+                current.summary(),
+                self.skipped,
+                self.in_flight,
+                rate,
+            )
             last, last_at = current, now
 
 

@@ -15,7 +15,7 @@ from redis import Redis
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from backend.storage.migrate import upgrade
-from tests.integration.harness import Processes, free_port, running, settings_env, make_settings
+from tests.integration.harness import Processes, free_port, make_settings, running, settings_env
 
 
 @dataclass
@@ -58,7 +58,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield Servers(redis_url, pg_url, embedded=pg_server is not None, postgres=pg_server)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
         if pg_server is not None:
             pg_server.stop()
         if redis_server is not None:

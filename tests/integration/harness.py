@@ -37,7 +37,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -65,7 +67,9 @@ class Processes:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             args,
@@ -81,8 +85,19 @@ class Processes:
     def start_api(self, extra_env: dict[str, str] | None = None) -> None:
         self._spawn(
             "api",
-            [sys.executable, "-m", "uvicorn", "backend.api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.api_port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                "warning",
+            ],
             extra_env,
         )
         wait_for(self._api_up, 30, what="API liveness")
@@ -93,11 +108,21 @@ class Processes:
         except httpx.HTTPError:
             return False
 
-    def start_worker(self, name: str = "worker", processes: int = 1, threads: int = 2) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = "worker", processes: int = 1, threads: int = 2
+    ) -> subprocess.Popen[bytes]:
         return self._spawn(
             name,
-            [sys.executable, "-m", "dramatiq", "tasks.worker", "--processes", str(processes),
-             "--threads", str(threads)],
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "tasks.worker",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+            ],
         )
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -162,7 +187,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def stored_ticks(pg_url: str) -> dict[str, tuple[Any, ...]]:
     with psycopg.connect(pg_url) as conn:
-        rows = conn.execute("SELECT event_id, symbol, price, volume, source, seq FROM md_ticks").fetchall()
+        rows = conn.execute(
+            "SELECT event_id, symbol, price, volume, source, seq FROM md_ticks"
+        ).fetchall()
     return {row[0]: row for row in rows}
 
 

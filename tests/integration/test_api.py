@@ -14,7 +14,16 @@ import pytest
 from pydantic import SecretStr
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, free_port, running, settings_env, stored_count, stored_ticks, wait_for
+from tests.integration.harness import (
+    AUTH,
+    Processes,
+    free_port,
+    running,
+    settings_env,
+    stored_count,
+    stored_ticks,
+    wait_for,
+)
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -42,9 +51,19 @@ def test_auth_limits_and_content_type(procs: Processes):
         assert r.json()["detail"][0]["field"] == "authorization"
         r = client.post("/ingest/tick", json=tick(1), auth=("ingest", "wrong"))
         assert r.status_code == 401
-        r = client.post("/ingest/tick", content=b"x" * 70_000, auth=AUTH, headers={"content-type": "application/json"})
+        r = client.post(
+            "/ingest/tick",
+            content=b"x" * 70_000,
+            auth=AUTH,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
-        r = client.post("/ingest/tick", content=orjson.dumps(tick(1)), auth=AUTH, headers={"content-type": "text/plain"})
+        r = client.post(
+            "/ingest/tick",
+            content=orjson.dumps(tick(1)),
+            auth=AUTH,
+            headers={"content-type": "text/plain"},
+        )
         assert r.status_code == 415 and r.json()["detail"][0]["field"] == "content-type"
         r = client.post("/ingest/ticks", json={"not": "a list"}, auth=AUTH)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body"
@@ -56,7 +75,9 @@ def test_auth_limits_and_content_type(procs: Processes):
         body = r.json()
         assert body["accepted"] == 1 and body["duplicates"] == 1
         assert [item["index"] for item in body["rejected"]] == [1, 3, 4]
-        assert body["rejected"][0]["errors"] == [{"field": "price", "reason": "must be > 0 and <= 1e+12"}]
+        assert body["rejected"][0]["errors"] == [
+            {"field": "price", "reason": "must be > 0 and <= 1e+12"}
+        ]
         assert body["rejected"][2]["errors"] == [{"field": "bogus", "reason": "unknown field"}]
         assert client.get("/openapi.json").status_code == 200
         assert client.get("/docs").status_code == 200
@@ -81,11 +102,17 @@ def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: 
     with httpx.Client(base_url=procs.api_url, timeout=5) as client:
         body = {"symbol": "EXT1", "view": view, "ts": "2026-11-21T10:00:00Z"}
         assert client.post("/internal/agg-update", json=body).status_code == 401
-        r = client.post("/internal/agg-update", json=body, headers={"authorization": "Bearer internal-dev-token"})
+        r = client.post(
+            "/internal/agg-update",
+            json=body,
+            headers={"authorization": "Bearer internal-dev-token"},
+        )
         assert r.status_code == 200, r.text
         assert client.get("/symbols/EXT1").json()["last_price"] == 42.0
         bad = {**body, "symbol": "lower"}
-        r = client.post("/internal/agg-update", json=bad, headers={"authorization": "Bearer internal-dev-token"})
+        r = client.post(
+            "/internal/agg-update", json=bad, headers={"authorization": "Bearer internal-dev-token"}
+        )
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "symbol"
 
 
@@ -96,7 +123,9 @@ def test_sse_stream_delivers_fast_path_and_view_events(procs: Processes):
     ready = threading.Event()
 
     def listen() -> None:
-        with httpx.stream("GET", procs.api_url + "/stream", params={"symbols": "SSE1"}, timeout=20) as r:
+        with httpx.stream(
+            "GET", procs.api_url + "/stream", params={"symbols": "SSE1"}, timeout=20
+        ) as r:
             event = ""
             for line in r.iter_lines():
                 ready.set()
@@ -122,7 +151,9 @@ def test_sse_stream_delivers_fast_path_and_view_events(procs: Processes):
     assert updated["view"]["last_event_id"] == "api-2"
 
 
-def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(settings: Settings, tmp_path):
+def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(
+    settings: Settings, tmp_path
+):
     pg = urlsplit(settings.psycopg_url)
     proxy = TcpProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
     via_proxy = settings.psycopg_url.replace(f"{pg.hostname}:{pg.port}", f"127.0.0.1:{proxy.port}")
@@ -131,7 +162,10 @@ def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(settings:
         procs.start_api()
         procs.start_worker()
         with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
-            assert client.post("/ingest/ticks", json=[tick(i) for i in range(10)]).json()["accepted"] == 10
+            assert (
+                client.post("/ingest/ticks", json=[tick(i) for i in range(10)]).json()["accepted"]
+                == 10
+            )
             wait_for(lambda: stored_count(settings.pg_url) == 10, 15, what="rows before the outage")
             proxy.cut()
             ready = client.get("/health/readiness")
@@ -140,7 +174,8 @@ def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(settings:
                 r = client.post("/ingest/tick", json=tick(i))
                 assert r.status_code == 200 and r.json()["status"] == "accepted"
             view = wait_for(
-                lambda: (v := client.get("/symbols/BTCUSDT").json()).get("ticks_total") == 60 and v, 15,
+                lambda: (v := client.get("/symbols/BTCUSDT").json()).get("ticks_total") == 60 and v,
+                15,
                 what="views while Postgres is down",
             )
             assert view["last_event_id"] == "api-59"
@@ -149,14 +184,20 @@ def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(settings:
             time.sleep(2)
             assert stored_count(settings.pg_url) == 10  # nothing could be written meanwhile
             proxy.restore()
-            wait_for(lambda: stored_count(settings.pg_url) == 60, 30, what="rows after Postgres returned")
+            wait_for(
+                lambda: stored_count(settings.pg_url) == 60, 30, what="rows after Postgres returned"
+            )
             assert set(stored_ticks(settings.pg_url)) == {f"api-{i}" for i in range(60)}
-            wait_for(lambda: client.get("/health/readiness").status_code == 200, 15, what="ready again")
+            wait_for(
+                lambda: client.get("/health/readiness").status_code == 200, 15, what="ready again"
+            )
     proxy.cut()
 
 
 def test_readiness_names_an_unreachable_postgres(settings: Settings, tmp_path):
-    dead = settings.model_copy(update={"pg_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"})
+    dead = settings.model_copy(
+        update={"pg_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"}
+    )
     with running(settings_env(dead), tmp_path) as procs:
         procs.start_api()
         r = httpx.get(procs.api_url + "/health/readiness", timeout=10)

@@ -70,11 +70,16 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
                 tick["price"] = tick["price"] + 1
                 r = client.post("/ingest/tick", json=tick)
                 assert r.status_code == 409, r.text
-                assert {"field": "price", "reason": "differs from the accepted tick with this event_id"} in r.json()["detail"]
+                assert {
+                    "field": "price",
+                    "reason": "differs from the accepted tick with this event_id",
+                } in r.json()["detail"]
                 statuses["conflict"] += 1
             elif roll < 0.16:
                 override, field = rng.choice(INVALID_VARIANTS)
-                r = client.post("/ingest/tick", json=make_tick(100_000 + i, "BTCUSDT", now_ms, **override))
+                r = client.post(
+                    "/ingest/tick", json=make_tick(100_000 + i, "BTCUSDT", now_ms, **override)
+                )
                 assert r.status_code == 422, r.text
                 assert field in {e["field"] for e in r.json()["detail"]}
                 statuses["invalid"] += 1
@@ -82,14 +87,19 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
             else:
                 tick = make_tick(i, SYMBOLS[i % 3], now_ms)
                 r = client.post("/ingest/tick", json=tick)
-                assert r.status_code == 200 and r.json() == {"status": "accepted", "event_id": tick["event_id"]}
+                assert r.status_code == 200 and r.json() == {
+                    "status": "accepted",
+                    "event_id": tick["event_id"],
+                }
                 accepted[tick["event_id"]] = tick
                 statuses["accepted"] += 1
                 i += 1
             sent += 1
         # Bad JSON never reaches validation as a 500.
         for body in (b'{"price": NaN}', b'{"price": 1e400}', b"[Infinity]", b"{"):
-            r = client.post("/ingest/tick", content=body, headers={"content-type": "application/json"})
+            r = client.post(
+                "/ingest/tick", content=body, headers={"content-type": "application/json"}
+            )
             assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body", r.text
 
     assert min(statuses.values()) > 0, statuses
@@ -99,17 +109,27 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
     assert set(stored) == set(accepted)  # every accepted tick, and nothing else
     for event_id, row in stored.items():
         tick = accepted[event_id]
-        assert row[1:] == (tick["symbol"], tick["price"], tick["volume"], tick["source"], tick["seq"])
+        assert row[1:] == (
+            tick["symbol"],
+            tick["price"],
+            tick["volume"],
+            tick["source"],
+            tick["seq"],
+        )
 
     with httpx.Client(base_url=procs.api_url, timeout=10) as client:
         listed = {s["symbol"] for s in client.get("/symbols").json()["symbols"]}
         assert listed == set(SYMBOLS)
         for symbol in SYMBOLS:
             mine = sorted(
-                (t for t in accepted.values() if t["symbol"] == symbol), key=lambda t: (t["ts"], t["event_id"])
+                (t for t in accepted.values() if t["symbol"] == symbol),
+                key=lambda t: (t["ts"], t["event_id"]),
             )
+            expected_total = len(mine)
             view = wait_for(
-                lambda s=symbol, n=len(mine): (v := client.get(f"/symbols/{s}").json()).get("ticks_total") == n and v,
+                lambda s=symbol, n=expected_total: (
+                    (v := client.get(f"/symbols/{s}").json()).get("ticks_total") == n and v
+                ),
                 15,
                 what=f"view of {symbol}",
             )
@@ -120,18 +140,25 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
             assert view["last_price"] == history[0]["price"]
             latest = mine[-10:]
             assert view["sma_10"] == pytest.approx(sum(t["price"] for t in latest) / len(latest))
-            assert [e["event_id"] for e in view["last_10"]] == [t["event_id"] for t in reversed(latest)]
+            assert [e["event_id"] for e in view["last_10"]] == [
+                t["event_id"] for t in reversed(latest)
+            ]
             alias = client.get(f"/tickets/{symbol}/history", params={"limit": 5}).json()
             assert alias == history[:5]
         assert client.get("/symbols/NOPE").status_code == 404
         assert client.get("/symbols/BTCUSDT/history", params={"limit": 0}).status_code == 422
         assert client.get("/symbols/BTCUSDT/history", params={"limit": 10_001}).status_code == 422
         metrics = client.get("/metrics").text
-        assert f'tickstream_ingest_ticks_total{{outcome="accepted",reason=""}} {len(accepted)}.0' in metrics
+        assert (
+            f'tickstream_ingest_ticks_total{{outcome="accepted",reason=""}} {len(accepted)}.0'
+            in metrics
+        )
         assert "tickstream_rows_written_total" in metrics
 
 
-def _sender(api_url: str, ticks: list[dict[str, Any]], acked: list[str], stop: threading.Event) -> None:
+def _sender(
+    api_url: str, ticks: list[dict[str, Any]], acked: list[str], stop: threading.Event
+) -> None:
     """Posts each tick until acknowledged, retrying with the same event_id like a real feeder."""
     with httpx.Client(base_url=api_url, auth=AUTH, timeout=5) as client:
         for tick in ticks:
@@ -168,21 +195,27 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(procs: Processes, se
         stop.set()
     assert len(acked) == len(ticks) and killed_at < len(ticks)
     started = time.monotonic()
-    wait_for(lambda: stored_count(settings.pg_url) >= len(ticks), 30, what="all rows after the kill")
+    wait_for(
+        lambda: stored_count(settings.pg_url) >= len(ticks), 30, what="all rows after the kill"
+    )
     stored = stored_ticks(settings.pg_url)
     assert set(stored) == {t["event_id"] for t in ticks}
     with httpx.Client(base_url=procs.api_url, timeout=5) as client:
         for symbol in SYMBOLS:
             expected = sum(1 for t in ticks if t["symbol"] == symbol)
             wait_for(
-                lambda s=symbol, n=expected: client.get(f"/symbols/{s}").json().get("ticks_total") == n,
+                lambda s=symbol, n=expected: (
+                    client.get(f"/symbols/{s}").json().get("ticks_total") == n
+                ),
                 30,
                 what=f"exact ticks_total for {symbol}",
             )
     print(f"converged {time.monotonic() - started:.1f}s after the last ack")
 
 
-def test_messages_of_a_dead_consumer_are_redelivered_promptly(procs: Processes, settings: Settings, redis_client):
+def test_messages_of_a_dead_consumer_are_redelivered_promptly(
+    procs: Processes, settings: Settings, redis_client
+):
     """A consumer that fetched messages and died: they come back within ~heartbeat timeout."""
     procs.start_api()
     now_ms = int(time.time() * 1000)
@@ -197,15 +230,19 @@ def test_messages_of_a_dead_consumer_are_redelivered_promptly(procs: Processes, 
     assert message.actor_name == "calc_ticks"
     assert redis_client.llen(keys.queue_list()) == 0  # nothing left for anyone else
     died_at = time.monotonic()
-    del consumer  # no ack, no more heartbeats
+    consumer.close()  # no ack, and no more heartbeats: a dead worker
 
     procs.start_worker(processes=1, threads=2)
-    wait_for(lambda: redis_client.get(keys.view("BTCUSDT")), 40, interval=0.2, what="redelivered view")
+    wait_for(
+        lambda: redis_client.get(keys.view("BTCUSDT")), 40, interval=0.2, what="redelivered view"
+    )
     elapsed = time.monotonic() - died_at
     view = orjson.loads(redis_client.get(keys.view("BTCUSDT")))
     assert view["ticks_total"] == 50
-    print(f"redelivered and applied {elapsed:.1f}s after the consumer died "
-          f"(heartbeat timeout {settings.heartbeat_timeout_ms / 1000:.0f}s)")
+    print(
+        f"redelivered and applied {elapsed:.1f}s after the consumer died "
+        f"(heartbeat timeout {settings.heartbeat_timeout_ms / 1000:.0f}s)"
+    )
     # Bounded by heartbeat timeout + a maintenance pass; with Dramatiq's defaults this is minutes.
     assert elapsed < settings.heartbeat_timeout_ms / 1000 + 15
     wait_for(lambda: stored_count(settings.pg_url) == 50, 20, what="rows")

@@ -202,7 +202,10 @@ class TestLiveFeed:
     ) -> None:
         name = f"tickstream-ui-test-{uuid.uuid4().hex[:12]}"
         feed = LiveFeed(
-            ui_settings.effective_redis_url, ui_settings.pubsub_channel, client_name=name, backoff_initial=0.05
+            ui_settings.effective_redis_url,
+            ui_settings.pubsub_channel,
+            client_name=name,
+            backoff_initial=0.05,
         ).start()
         try:
             wait_until(lambda: feed.snapshot().connected)

@@ -60,3 +60,24 @@ def test_tps_zero_idles_until_stopped() -> None:
         counters = run_for(server.url, 0.3, tps=0)
         assert time.monotonic() - started >= 0.25
     assert counters.sent == 0 and server.requests == []
+
+
+def test_second_stop_abandons_in_flight() -> None:
+    def stuck(_n: int, _payload: dict) -> tuple[int, dict, dict]:
+        time.sleep(3)
+        return 200, {}, {"status": "accepted"}
+
+    async def go(url: str) -> Counters:
+        async with TickClient(Settings(target_url=url)) as client:
+            sim = Simulator(["AAPL"], ["a"], random.Random(1))
+            runner = Runner(sim, client, tps=50)
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.2, runner.stop)
+            loop.call_later(0.4, runner.stop)
+            return await runner.run()
+
+    with stub_server(stuck) as server:
+        started = time.monotonic()
+        counters = asyncio.run(go(server.url))
+        assert time.monotonic() - started < 2.0
+    assert counters.sent >= 1 and counters.accepted == 0
