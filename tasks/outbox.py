@@ -100,7 +100,8 @@ class OutboxFlusher:
             ensure_group(self.redis, self.keys)
             self._group_ready = True
         now = time.monotonic()
-        if now >= self._next_claim_at:
+        # Only claim with empty hands: while we retry a batch, our own entries grow idle too.
+        if now >= self._next_claim_at and not self._pending_ids:
             self._claim_idle()
             self._next_claim_at = now + self.claim_idle_ms / 2000
         if len(self._pending_ticks) < self.batch_size:
@@ -126,6 +127,8 @@ class OutboxFlusher:
         for entry_id, fields in entries:
             if not fields:  # deleted under us (already written by another flusher)
                 self.redis.xack(self.keys.outbox, OUTBOX_GROUP, entry_id)
+                continue
+            if entry_id in self._pending_ids:
                 continue
             if self._first_pending_at is None:
                 self._first_pending_at = time.monotonic()
