@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -38,7 +39,9 @@ async def readiness(res: Resources) -> JSONResponse:
         await res.redis.ping()
 
     async def postgres_ok() -> None:
-        async with res.pg_pool.connection(timeout=2) as conn:
+        # A fresh connection, not the pool's: it proves Postgres answers now.
+        conn = await psycopg.AsyncConnection.connect(res.settings.psycopg_url, connect_timeout=2)
+        async with conn:
             await conn.execute("SELECT 1")
 
     async def broker_ok() -> dict[str, Any]:
@@ -48,11 +51,9 @@ async def readiness(res: Resources) -> JSONResponse:
         depth = await res.redis.llen(res.keys.queue_list())
         return {"workers": workers, "queue_depth": depth}
 
-    checks = {
-        "redis": await _check(redis_ok()),
-        "postgres": await _check(postgres_ok()),
-        "broker": await _check(broker_ok()),
-    }
+    names = ("redis", "postgres", "broker")
+    results = await asyncio.gather(_check(redis_ok()), _check(postgres_ok()), _check(broker_ok()))
+    checks = dict(zip(names, results, strict=True))
     failed = [name for name, check in checks.items() if not check["ok"]]
     body = {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}
     return JSONResponse(body, status_code=200 if not failed else 503)

@@ -50,7 +50,7 @@ async def _view(res: Resources, symbol: str) -> Response:
 
 async def _history(res: Resources, symbol: str, limit: int) -> list[MdTick]:
     try:
-        async with res.pg_pool.connection(timeout=5) as conn:
+        async with res.pg_pool.connection(timeout=2) as conn:
             rows = await read_history(conn, symbol, limit)
     except (psycopg.Error, TimeoutError) as exc:
         raise ApiError(
