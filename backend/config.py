@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         default=10_000, ge=1_000, validation_alias="HEARTBEAT_TIMEOUT_MS"
     )
     maintenance_chance: int = Field(
-        default=100_000, ge=1, le=1_000_000, validation_alias="MAINTENANCE_CHANCE"
+        default=1_000_000, ge=1, le=1_000_000, validation_alias="MAINTENANCE_CHANCE"
     )
     outbox_claim_idle_ms: int = Field(
         default=10_000, ge=100, validation_alias="OUTBOX_CLAIM_IDLE_MS"
