@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +37,7 @@ class GroupCommitter:
     linger_s: float = 0.002
     max_batch: int = 2_000
     after_flush: AfterFlushFn | None = None
-    _queue: list[_Pending] = field(default_factory=list)
+    _queue: deque[_Pending] = field(default_factory=deque)
     _wakeup: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
     _queued_ticks: int = 0
@@ -85,7 +86,7 @@ class GroupCommitter:
         taken: list[_Pending] = []
         count = 0
         while self._queue and (not taken or count + len(self._queue[0].ticks) <= self.max_batch):
-            item = self._queue.pop(0)
+            item = self._queue.popleft()
             taken.append(item)
             count += len(item.ticks)
         self._queued_ticks -= count
