@@ -79,6 +79,8 @@ class Settings(BaseSettings):
         default=10_000, ge=100, validation_alias="OUTBOX_CLAIM_IDLE_MS"
     )
     calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
+    calc_split: bool = Field(default=False, validation_alias="CALC_SPLIT")
+    stale_after: float = Field(default=10.0, gt=0, validation_alias="STALE_AFTER")
 
     # --- feeder --------------------------------------------------------------------------
     symbols: Annotated[list[str], NoDecode] = Field(

@@ -1,4 +1,4 @@
-"""Actor registration: thin wrappers that decode a batch and call the calc code.
+"""Actor registration: thin wrappers that decode a message and call the calc code.
 
 Actors are created by `register_actors(broker, settings, redis)` rather than at import time, so
 they bind to the broker we built (Dramatiq's documented pitfall) and tests can build their own.
@@ -14,39 +14,48 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from redis import Redis
 
-from backend.bus.keys import CALC_ACTOR, Keys
+from backend.bus.keys import CALC_ACTOR, CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.config import Settings
 from backend.core.ticks import decode_tick
-from tasks.calc import apply_batch
+from tasks.calc import CalcContext, apply_batch, build_views
 
 
 @dataclass(frozen=True)
 class Actors:
     calc_ticks: dramatiq.Actor[Any, Any]
+    calc_view: dramatiq.Actor[Any, Any]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1_000
 
 
 def register_actors(broker: dramatiq.Broker, settings: Settings, redis: Redis) -> Actors:
-    keys = Keys.from_settings(settings)
+    ctx = CalcContext(
+        redis=redis,
+        keys=Keys.from_settings(settings),
+        channel=settings.pubsub_channel,
+        done_ttl_s=settings.dedup_ttl,
+        stale_after_s=settings.stale_after,
+        split=settings.calc_split,
+    )
 
     def calc_ticks(ticks: list[list[Any]]) -> None:
-        """calc-a + calc-b for one batch of accepted ticks (the message carries the batch)."""
+        """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks."""
         message = CurrentMessage.get_current_message()
         message_id = message.message_id if message is not None else "no-message"
-        apply_batch(
-            redis,
-            keys,
-            settings.pubsub_channel,
-            message_id,
-            [decode_tick(raw) for raw in ticks],
-            now_us=time.time_ns() // 1_000,
-            done_ttl_s=settings.dedup_ttl,
-        )
+        apply_batch(ctx, message_id, [decode_tick(raw) for raw in ticks], _now_us())
 
-    actor = dramatiq.actor(
-        calc_ticks,
-        actor_name=CALC_ACTOR,
-        queue_name=settings.queue_name,
-        broker=broker,
-        max_retries=settings.calc_max_retries,
+    def calc_view(symbols: list[str]) -> None:
+        """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
+        build_views(ctx, symbols, _now_us())
+
+    options = {"broker": broker, "max_retries": settings.calc_max_retries}
+    return Actors(
+        calc_ticks=dramatiq.actor(
+            calc_ticks, actor_name=CALC_ACTOR, queue_name=settings.queue_name, **options
+        ),
+        calc_view=dramatiq.actor(
+            calc_view, actor_name=CALC_B_ACTOR, queue_name=CALC_B_QUEUE, **options
+        ),
     )
-    return Actors(calc_ticks=actor)

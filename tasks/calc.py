@@ -1,22 +1,32 @@
-"""The calc actor's body: merge a batch into per-symbol state in Redis, store and publish W.
+"""The calc actors' bodies: merge batches into per-symbol state in Redis, build and publish W.
 
-State lives only in Redis, so any worker can take any batch and any worker can die. The whole
-update is one optimistic transaction (WATCH the states and the batch's done-marker, MULTI/EXEC),
-so two workers touching one symbol never lose each other's ticks, and a redelivered batch (same
-Dramatiq message id) is recognised by its marker and changes nothing.
+State lives only in Redis, so any worker can take any batch and any worker can die. calc-a is
+one optimistic transaction (WATCH the states and the batch's done-marker, MULTI/EXEC), so two
+workers touching one symbol never lose each other's ticks, and a redelivered batch (same Dramatiq
+message id) is recognised by its marker and changes nothing.
+
+By default one step does calc-a and calc-b together. With CALC_SPLIT, calc-a stores the state and,
+in the same transaction, enqueues a calc-b message (queue `calc.a.done`) naming the symbols;
+calc-b builds W from whatever state is current, so redelivered or reordered calc-b messages
+converge on the same view.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import orjson
 from redis import Redis, WatchError
+from redis.client import Pipeline
 
 from backend.bus import events
-from backend.bus.keys import Keys
+from backend.bus.ingest import dramatiq_message_parts
+from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.core.ticks import Tick
 from backend.core.view import build_view
 from backend.core.window import WindowState, merge
@@ -24,23 +34,45 @@ from backend.core.window import WindowState, merge
 log = logging.getLogger(__name__)
 
 
-def apply_batch(
-    redis: Redis,
-    keys: Keys,
-    channel: str,
-    message_id: str,
-    ticks: Sequence[Tick],
-    now_us: int,
-    done_ttl_s: int,
-) -> bool:
-    """Apply `ticks` once; returns False when this message was already applied."""
+@dataclass(frozen=True)
+class CalcContext:
+    redis: Redis
+    keys: Keys
+    channel: str
+    done_ttl_s: int
+    stale_after_s: float
+    split: bool = False
+
+
+def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: int) -> None:
+    view = build_view(state, now_us, ctx.stale_after_s)
+    if view is None:
+        return
+    pipe.set(ctx.keys.view(state.symbol), orjson.dumps(view))
+    pipe.hset(ctx.keys.symbols, state.symbol, now_us)
+    pipe.publish(ctx.channel, events.symbol_updated(state.symbol, view))
+
+
+def _enqueue_calc_b(pipe: Pipeline, ctx: CalcContext, symbols: list[str]) -> None:
+    """The same HSET + RPUSH as Dramatiq's enqueue, inside our MULTI: atomic with the state."""
+    message_id = str(uuid.uuid4())
+    head, tail = dramatiq_message_parts(
+        CALC_B_QUEUE, message_id, int(time.time() * 1000), CALC_B_ACTOR
+    )
+    body = b",".join(orjson.dumps(s) for s in symbols)
+    pipe.hset(ctx.keys.queue_messages(CALC_B_QUEUE), message_id, head + body + tail)
+    pipe.rpush(ctx.keys.queue_list(CALC_B_QUEUE), message_id)
+
+
+def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us: int) -> bool:
+    """calc-a (and calc-b unless split) for one batch, once; False if already applied."""
     by_symbol: dict[str, list[Tick]] = defaultdict(list)
     for tick in ticks:
         by_symbol[tick.symbol].append(tick)
     symbols = sorted(by_symbol)
-    state_keys = [keys.state(s) for s in symbols]
-    marker = keys.calc_done(message_id)
-    with redis.pipeline() as pipe:
+    state_keys = [ctx.keys.state(s) for s in symbols]
+    marker = ctx.keys.calc_done(message_id)
+    with ctx.redis.pipeline() as pipe:
         while True:
             try:
                 pipe.watch(marker, *state_keys)
@@ -48,19 +80,46 @@ def apply_batch(
                     return False
                 raws = pipe.mget(state_keys) if state_keys else []
                 pipe.multi()
+                late = opened = closed = 0
                 for symbol, raw in zip(symbols, raws, strict=True):
-                    state = merge(WindowState.from_json(raw, symbol), by_symbol[symbol])
-                    view = build_view(state, now_us)
-                    pipe.set(keys.state(symbol), state.to_json())
-                    if view is not None:
-                        pipe.set(keys.view(symbol), orjson.dumps(view))
-                        pipe.hset(keys.symbols, symbol, now_us)
-                        pipe.publish(channel, events.symbol_updated(symbol, view))
-                pipe.set(marker, b"1", ex=done_ttl_s)
-                pipe.hincrby(keys.stats, "calc_batches", 1)
-                pipe.hincrby(keys.stats, "calc_ticks", len(ticks))
+                    state, stats = merge(
+                        WindowState.from_json(raw, symbol), by_symbol[symbol], now_us
+                    )
+                    late, opened, closed = (
+                        late + stats.late,
+                        opened + stats.gaps.opened,
+                        closed + stats.gaps.closed,
+                    )
+                    pipe.set(ctx.keys.state(symbol), state.to_json())
+                    if not ctx.split:
+                        _store_view(pipe, ctx, state, now_us)
+                if ctx.split and symbols:
+                    _enqueue_calc_b(pipe, ctx, symbols)
+                pipe.set(marker, b"1", ex=ctx.done_ttl_s)
+                for name, value in (
+                    ("calc_batches", 1), ("calc_ticks", len(ticks)), ("late_ticks", late),
+                    ("gaps_opened", opened), ("gaps_closed", closed),
+                ):  # fmt: skip
+                    if value:
+                        pipe.hincrby(ctx.keys.stats, name, value)
                 pipe.execute()
                 return True
             except WatchError:
-                log.debug("calc: concurrent update on %s, retrying", symbols)
-                continue
+                log.debug("calc-a: concurrent update on %s, retrying", symbols)
+
+
+def build_views(ctx: CalcContext, symbols: Sequence[str], now_us: int) -> None:
+    """calc-b: W from the current state of each symbol (idempotent; never goes backwards,
+    because a state that changes under us aborts the write and is read again)."""
+    with ctx.redis.pipeline() as pipe:
+        for symbol in sorted(set(symbols)):
+            while True:
+                try:
+                    pipe.watch(ctx.keys.state(symbol))
+                    state = WindowState.from_json(pipe.get(ctx.keys.state(symbol)), symbol)
+                    pipe.multi()
+                    _store_view(pipe, ctx, state, now_us)
+                    pipe.execute()
+                    break
+                except WatchError:
+                    log.debug("calc-b: %s changed, rebuilding", symbol)

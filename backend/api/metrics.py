@@ -73,6 +73,11 @@ class ApiMetrics:
             "tickstream_calc_batches_total", "Batches applied by calc", registry=r
         )
         self.calc_ticks = Gauge("tickstream_calc_ticks_total", "Ticks applied by calc", registry=r)
+        self.late_ticks = Gauge(
+            "tickstream_late_ticks_total", "Ticks older than the latest held", registry=r
+        )
+        self.gaps_opened = Gauge("tickstream_gaps_opened_total", "Sequence gaps opened", registry=r)
+        self.gaps_closed = Gauge("tickstream_gaps_closed_total", "Sequence gaps closed", registry=r)
         self.sse_dropped = Counter(
             "tickstream_sse_dropped_events", "Events dropped for slow SSE clients", registry=r
         )
@@ -92,3 +97,6 @@ class ApiMetrics:
             self.flush_le.labels(le=str(bound)).set(counters.get(f"flush_seconds_le_{bound}", 0))
         self.calc_batches.set(counters.get("calc_batches", 0))
         self.calc_ticks.set(counters.get("calc_ticks", 0))
+        self.late_ticks.set(counters.get("late_ticks", 0))
+        self.gaps_opened.set(counters.get("gaps_opened", 0))
+        self.gaps_closed.set(counters.get("gaps_closed", 0))

@@ -63,13 +63,15 @@ class Outcome:
     stored_content: bytes | None = None  # for conflicts: what the first write stored
 
 
-def dramatiq_message_parts(queue_name: str, message_id: str, now_ms: int) -> tuple[bytes, bytes]:
-    """Prefix and suffix of a Dramatiq message whose single arg is a list of encoded ticks.
+def dramatiq_message_parts(
+    queue_name: str, message_id: str, now_ms: int, actor_name: str = CALC_ACTOR
+) -> tuple[bytes, bytes]:
+    """Prefix and suffix of a Dramatiq message whose single arg is a JSON list.
 
-    The script splices the accepted ticks between them, so the message is only built for the
-    ticks that turned out to be new. The layout is Dramatiq's `Message.encode()` (JSON).
+    The ingest script splices the accepted ticks between them, so the message is only built for
+    the ticks that turned out to be new. The layout is Dramatiq's `Message.encode()` (JSON).
     """
-    head = orjson.dumps({"queue_name": queue_name, "actor_name": CALC_ACTOR})
+    head = orjson.dumps({"queue_name": queue_name, "actor_name": actor_name})
     tail = orjson.dumps(
         {
             "kwargs": {},

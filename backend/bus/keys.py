@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from backend.config import Settings
 
-CALC_ACTOR = "calc_ticks"
+CALC_ACTOR = "calc_ticks"  # calc-a + calc-b in one step (default), or calc-a alone (CALC_SPLIT)
+CALC_B_ACTOR = "calc_view"  # calc-b when CALC_SPLIT: builds W from the stored state
+CALC_B_QUEUE = "calc.a.done"
 OUTBOX_GROUP = "persist"
 
 

@@ -22,7 +22,9 @@ from pydantic import (
 )
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._:/-]{0,31}$")
+MIN_PRICE = 1e-12
 MAX_PRICE = 1e12
+MIN_NONZERO_VOLUME = 1e-12  # bounds the exponents, so candle sums stay exact (core/candles.py)
 MAX_VOLUME = 1e15
 MAX_SEQ = 2**63 - 1
 US_PER_MS = 1_000
@@ -147,16 +149,16 @@ class TickIn(BaseModel):
     @classmethod
     def _price(cls, value: float) -> float:
         value = _finite(value, "price")
-        if not 0 < value <= MAX_PRICE:
-            raise ValueError(f"must be > 0 and <= {MAX_PRICE:g}")
+        if not MIN_PRICE <= value <= MAX_PRICE:
+            raise ValueError(f"must be > 0, between {MIN_PRICE:g} and {MAX_PRICE:g}")
         return value
 
     @field_validator("volume")
     @classmethod
     def _volume(cls, value: float) -> float:
         value = _finite(value, "volume")
-        if not 0 <= value <= MAX_VOLUME:
-            raise ValueError(f"must be >= 0 and <= {MAX_VOLUME:g}")
+        if not (value == 0 or MIN_NONZERO_VOLUME <= value <= MAX_VOLUME):
+            raise ValueError(f"must be 0 or between {MIN_NONZERO_VOLUME:g} and {MAX_VOLUME:g}")
         return value
 
     @field_validator("source")

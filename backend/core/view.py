@@ -13,8 +13,12 @@ from typing import Any
 from backend.core.ticks import us_to_iso
 from backend.core.window import LAST_N, WINDOW_US, WindowState
 
+DEFAULT_STALE_AFTER_S = 10.0
 
-def build_view(state: WindowState, updated_at_us: int) -> dict[str, Any] | None:
+
+def build_view(
+    state: WindowState, updated_at_us: int, stale_after_s: float = DEFAULT_STALE_AFTER_S
+) -> dict[str, Any] | None:
     """W for `state`, or None when the symbol has no ticks yet."""
     entries = state.entries
     if not entries:
@@ -26,7 +30,7 @@ def build_view(state: WindowState, updated_at_us: int) -> dict[str, Any] | None:
     volume_1m = math.fsum(e[3] for e in window)
     notional_1m = math.fsum(e[2] * e[3] for e in window)
     open_1m = window[0][2]
-    return {
+    view = {
         "symbol": state.symbol,
         "last_price": last_price,
         "last_ts": us_to_iso(last_ts),
@@ -45,11 +49,26 @@ def build_view(state: WindowState, updated_at_us: int) -> dict[str, Any] | None:
         "low_1m": min(e[2] for e in window),
         "open_1m": open_1m,
         "change_1m_pct": (last_price - open_1m) / open_1m * 100.0,
+        "gaps_open": sum(len(t.open) for t in state.seqs.values()),
+        "last_received_at": us_to_iso(state.last_received_us),
+        "last_received_us": state.last_received_us,
         "updated_at": us_to_iso(updated_at_us),
     }
+    return with_staleness(view, updated_at_us, stale_after_s)
 
 
-VIEW_FIELDS_EXCLUDED_FROM_EQUALITY = ("updated_at",)
+def with_staleness(view: dict[str, Any], now_us: int, stale_after_s: float) -> dict[str, Any]:
+    """`stale`: a gap is open, or no tick arrived for `stale_after_s` of wall-clock time.
+
+    Wall-clock dependent by definition, so readers re-evaluate it with their own `now`.
+    """
+    quiet_s = (now_us - view.get("last_received_us", 0)) / 1_000_000
+    view["stale"] = bool(view.get("gaps_open", 0)) or quiet_s > stale_after_s
+    return view
+
+
+# Wall-clock facts: excluded from the "same set, same view" guarantee.
+VIEW_FIELDS_EXCLUDED_FROM_EQUALITY = ("updated_at", "stale", "last_received_at", "last_received_us")
 
 
 def comparable(view: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ class MdTick(SQLModel, table=True):
     __tablename__ = "md_ticks"
     __table_args__ = (Index("ix_md_ticks_symbol_ts", "symbol", "ts", "event_id"),)
 
-    event_id: str = Field(sa_column=Column(Text, primary_key=True))
+    event_id: str = Field(sa_column=Column(Text(collation="C"), primary_key=True))
     symbol: str = Field(sa_column=Column(Text, nullable=False))
     ts: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     price: float = Field(sa_column=Column(Double, nullable=False))

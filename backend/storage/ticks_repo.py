@@ -16,10 +16,51 @@ _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS md_ticks_stage "
     "(LIKE md_ticks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
-# Sorted so that two flushers writing overlapping batches lock rows in the same order.
+ROLLUPS = {"md_candles_1m": "1 minute", "md_candles_1h": "1 hour"}
+_ORDER = "ORDER BY ts, event_id"
+_ORDER_DESC = "ORDER BY ts DESC, event_id DESC"
+
+
+def _rollup_cte(table: str, width: str) -> str:
+    """Upsert the candles of the rows just inserted (`ins`), merging with what is stored.
+
+    Open/close move only to an earlier/later (ts, event_id); sums are exact NUMERIC over each
+    float's shortest decimal, so the result does not depend on how ticks were batched.
+    """
+    earlier = "(EXCLUDED.open_ts, EXCLUDED.open_eid) < (c.open_ts, c.open_eid)"
+    later = "(EXCLUDED.close_ts, EXCLUDED.close_eid) > (c.close_ts, c.close_eid)"
+    return f"""{table}_up AS (
+  INSERT INTO {table} AS c SELECT symbol, date_bin('{width}', ts, 'epoch'),
+    (array_agg(ts {_ORDER}))[1], (array_agg(event_id {_ORDER}))[1],
+    (array_agg(price {_ORDER}))[1], max(price), min(price),
+    (array_agg(ts {_ORDER_DESC}))[1], (array_agg(event_id {_ORDER_DESC}))[1],
+    (array_agg(price {_ORDER_DESC}))[1],
+    sum(volume::text::numeric), sum(price::text::numeric * volume::text::numeric), count(*)
+  FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (symbol, bucket) DO UPDATE SET
+    open_ts = CASE WHEN {earlier} THEN EXCLUDED.open_ts ELSE c.open_ts END,
+    open_eid = CASE WHEN {earlier} THEN EXCLUDED.open_eid ELSE c.open_eid END,
+    open_price = CASE WHEN {earlier} THEN EXCLUDED.open_price ELSE c.open_price END,
+    high = GREATEST(c.high, EXCLUDED.high),
+    low = LEAST(c.low, EXCLUDED.low),
+    close_ts = CASE WHEN {later} THEN EXCLUDED.close_ts ELSE c.close_ts END,
+    close_eid = CASE WHEN {later} THEN EXCLUDED.close_eid ELSE c.close_eid END,
+    close_price = CASE WHEN {later} THEN EXCLUDED.close_price ELSE c.close_price END,
+    volume = c.volume + EXCLUDED.volume,
+    notional = c.notional + EXCLUDED.notional,
+    trades = c.trades + EXCLUDED.trades
+  RETURNING 1
+)"""
+
+
+# Sorted so that two flushers writing overlapping batches lock rows in the same order. The
+# rollups see only the rows this statement inserted: re-writing a batch changes nothing.
 _MERGE = (
-    f"INSERT INTO md_ticks ({COLUMNS}) SELECT {COLUMNS} FROM md_ticks_stage "
-    "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING"
+    f"WITH ins AS (INSERT INTO md_ticks ({COLUMNS}) SELECT {COLUMNS} FROM md_ticks_stage "
+    "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING "
+    "RETURNING symbol, ts, event_id, price, volume), "
+    + ", ".join(_rollup_cte(table, width) for table, width in ROLLUPS.items())
+    + " SELECT count(*) FROM ins"
 )
 
 
@@ -47,7 +88,8 @@ def write_ticks(conn: psycopg.Connection[Any], ticks: Sequence[Tick]) -> int:
                     )
                 )
         cur.execute(_MERGE)
-        return cur.rowcount
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
 
 
 HISTORY_SQL = (

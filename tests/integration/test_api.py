@@ -76,7 +76,7 @@ def test_auth_limits_and_content_type(procs: Processes):
         assert body["accepted"] == 1 and body["duplicates"] == 1
         assert [item["index"] for item in body["rejected"]] == [1, 3, 4]
         assert body["rejected"][0]["errors"] == [
-            {"field": "price", "reason": "must be > 0 and <= 1e+12"}
+            {"field": "price", "reason": "must be > 0, between 1e-12 and 1e+12"}
         ]
         assert body["rejected"][2]["errors"] == [{"field": "bogus", "reason": "unknown field"}]
         assert client.get("/openapi.json").status_code == 200

@@ -130,7 +130,10 @@ async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
                             {
                                 "index": 2,
                                 "errors": [
-                                    {"field": "price", "reason": "must be > 0 and <= 1e+12"}
+                                    {
+                                        "field": "price",
+                                        "reason": "must be > 0, between 1e-12 and 1e+12",
+                                    }
                                 ],
                             }
                         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -11,6 +12,8 @@ from fastapi.responses import Response
 
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
+from backend.core.view import with_staleness
+from backend.core.window import WindowState
 from backend.storage.models import MdTick
 from backend.storage.ticks_repo import read_history
 
@@ -24,15 +27,40 @@ def _json(raw: bytes) -> Response:
     return Response(content=raw, media_type="application/json")
 
 
+def _fresh(res: Resources, raw: bytes) -> dict[str, Any]:
+    """A stored view with `stale` re-evaluated now (it depends on wall-clock time)."""
+    return with_staleness(orjson.loads(raw), time.time_ns() // 1_000, res.settings.stale_after)
+
+
 @router.get("/symbols", summary="Active symbols with their latest view")
 async def list_symbols(res: Resources) -> dict[str, Any]:
     symbols = sorted(s.decode() for s in await res.redis.hkeys(res.keys.symbols))
     views = await res.redis.mget([res.keys.view(s) for s in symbols]) if symbols else []
     return {
         "symbols": [
-            {"symbol": s, "view": orjson.loads(v) if v else None}
+            {"symbol": s, "view": _fresh(res, v) if v else None}
             for s, v in zip(symbols, views, strict=True)
         ]
+    }
+
+
+@router.get("/symbols/{symbol}/gaps", summary="Open and recently closed sequence gaps")
+async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
+    raw = await res.redis.get(res.keys.state(symbol))
+    if raw is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no ticks seen for {symbol}",
+            [{"field": "symbol", "reason": "unknown symbol"}],
+        )
+    tracks = WindowState.from_json(raw, symbol).seqs.values()
+    open_ = sorted((g for t in tracks for g in t.open), key=lambda g: (g.source, g.from_seq))
+    closed = sorted((g for t in tracks for g in t.closed), key=lambda g: -(g.closed_at_us or 0))
+    return {
+        "symbol": symbol,
+        "open": [g.to_json() for g in open_],
+        "closed": [g.to_json() for g in closed],
     }
 
 
@@ -45,7 +73,7 @@ async def _view(res: Resources, symbol: str) -> Response:
             f"no ticks seen for {symbol}",
             [{"field": "symbol", "reason": "unknown symbol"}],
         )
-    return _json(raw)
+    return _json(orjson.dumps(_fresh(res, raw)))
 
 
 async def _history(res: Resources, symbol: str, limit: int) -> list[MdTick]:

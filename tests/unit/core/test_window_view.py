@@ -45,7 +45,7 @@ def reference_view(ticks: list[Tick]) -> dict:
 def run_batches(batches: list[list[Tick]]) -> dict:
     state = WindowState("BTCUSDT")
     for batch in batches:
-        state = merge(state, batch)
+        state, _ = merge(state, batch)
     view = build_view(state, updated_at_us=T0)
     assert view is not None
     return view
@@ -123,7 +123,7 @@ def test_old_tick_counts_in_total_but_not_in_window():
 
 def test_state_is_trimmed_to_window_and_last_n():
     ticks = [tick(i, T0 + i * 10_000_000, 1.0) for i in range(30)]  # every 10 s for 5 min
-    state = merge(WindowState("BTCUSDT"), ticks)
+    state, _ = merge(WindowState("BTCUSDT"), ticks)
     assert len(state.entries) == LAST_N  # window holds 6, last-10 needs 10
     assert state.ticks_total == 30
     assert WindowState.from_json(state.to_json(), "BTCUSDT") == state
