@@ -15,7 +15,7 @@ T0 = 1_795_000_000_000_000
 
 
 def tick(i: int, ts_us: int, price: float, volume: float = 1.0) -> Tick:
-    return Tick(f"e{i:05d}", "BTCUSDT", ts_us, price, volume, "src", None, T0)
+    return Tick(f"e{i:05d}", "BTCUSDT", ts_us, price, volume, f"src{i % 2}", i // 2, T0)
 
 
 def reference_view(ticks: list[Tick]) -> dict:
@@ -65,7 +65,8 @@ ticks_strategy = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(raw=ticks_strategy, seed=st.integers(0, 2**32))
 def test_any_order_and_batching_gives_the_same_view(raw, seed):
-    ticks = [tick(i, T0 + ts, p, v) for i, (ts, p, v) in enumerate(raw)]
+    # Every 7th tick never arrives, so sequence gaps are part of what must agree.
+    ticks = [tick(i, T0 + ts, p, v) for i, (ts, p, v) in enumerate(raw) if i % 7 != 3]
     rng = random.Random(seed)
     in_order = run_batches([sorted(ticks, key=lambda t: t.ts_us)])
 
@@ -76,7 +77,16 @@ def test_any_order_and_batching_gives_the_same_view(raw, seed):
         cut = rng.randint(1, len(shuffled))
         batches.append(shuffled[:cut])
         shuffled = shuffled[cut:]
-    assert comparable(run_batches(batches)) == comparable(in_order)
+    view = run_batches(batches)
+    assert comparable(view) == comparable(in_order)
+    sources = {t.source for t in ticks}
+    expected_gaps = 0
+    for source in sources:
+        seqs = {t.seq for t in ticks if t.source == source}
+        expected_gaps += sum(
+            1 for n in range(min(seqs), max(seqs)) if n in seqs and n + 1 not in seqs
+        )
+    assert view["gaps_open"] == expected_gaps
 
 
 @settings(max_examples=200, deadline=None)
