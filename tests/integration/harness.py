@@ -174,6 +174,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "HEARTBEAT_TIMEOUT_MS": str(settings.heartbeat_timeout_ms),
             "OUTBOX_CLAIM_IDLE_MS": str(settings.outbox_claim_idle_ms),
             "MAINTENANCE_CHANCE": str(settings.maintenance_chance),
+            "CALC_SPLIT": "true" if settings.calc_split else "false",
+            "STALE_AFTER": str(settings.stale_after),
             "INGEST_USERNAME": AUTH[0],
             "INGEST_PASSWORD": AUTH[1],
             "LOG_LEVEL": "INFO",
@@ -200,6 +202,7 @@ def stored_count(pg_url: str) -> int:
 
 @contextlib.contextmanager
 def running(env: dict[str, str], log_dir: Path) -> Iterator[Processes]:
+    log_dir.mkdir(parents=True, exist_ok=True)
     procs = Processes(env=env, log_dir=log_dir)
     try:
         yield procs

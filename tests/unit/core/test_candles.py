@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
-from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.core.candles import Candle, combine, from_ticks
 from backend.core.ticks import Tick
+from tests import reference
 
 T0 = 1_795_000_000_000_000  # a multiple of 1 h in µs? not needed: buckets are floor-aligned
 MINUTE = 60_000_000
@@ -29,27 +29,6 @@ ticks_strategy = st.lists(
     min_size=1,
     max_size=60,
 )
-
-
-def reference(ticks: list[Tick], width: int) -> dict[int, dict]:
-    out: dict[int, list[Tick]] = {}
-    for t in ticks:
-        out.setdefault(t.ts_us - t.ts_us % width, []).append(t)
-    result = {}
-    for bucket, group in out.items():
-        ordered = sorted(group, key=lambda t: (t.ts_us, t.event_id))
-        vol = sum(Fraction(t.volume) for t in group)
-        pv = sum(Fraction(t.price) * Fraction(t.volume) for t in group)
-        result[bucket] = {
-            "open": ordered[0].price,
-            "close": ordered[-1].price,
-            "high": max(t.price for t in group),
-            "low": min(t.price for t in group),
-            "trades": len(group),
-            "volume": float(vol),
-            "vwap": float(pv / vol) if vol else None,
-        }
-    return result
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,7 +51,7 @@ def test_any_split_gives_identical_candles(raw, seed):
 @given(raw=ticks_strategy)
 def test_candles_match_reference(raw):
     ticks = [mk(i, ts, p, v) for i, (ts, p, v) in enumerate(raw)]
-    ref = reference(ticks, MINUTE)
+    ref = reference.candles(ticks, MINUTE)
     got = {b: c.to_json() for b, c in from_ticks(ticks, MINUTE).items()}
     assert set(got) == set(ref)
     for bucket, r in ref.items():

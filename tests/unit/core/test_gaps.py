@@ -8,20 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.core.gaps import SeqTrack, add_seq, holes, open_gaps, track
-
-
-def reference_gaps(seqs: set[int]) -> list[tuple[int, int]]:
-    """Straight from the definition: maximal runs of missing numbers between min and max."""
-    if not seqs:
-        return []
-    missing = [n for n in range(min(seqs), max(seqs) + 1) if n not in seqs]
-    runs: list[tuple[int, int]] = []
-    for n in missing:
-        if runs and runs[-1][1] == n - 1:
-            runs[-1] = (runs[-1][0], n)
-        else:
-            runs.append((n, n))
-    return runs
+from tests import reference
 
 
 @settings(max_examples=300, deadline=None)
@@ -37,8 +24,8 @@ def test_any_order_and_batching_give_the_reference_gaps(seqs, seed):
         now += 1
         state, _ = track(state, shuffled[:cut], now)
         shuffled = shuffled[cut:]
-    assert [(g.from_seq, g.to_seq) for g in state.open] == reference_gaps(set(seqs))
-    assert holes(state.intervals) == reference_gaps(set(seqs))
+    assert [(g.from_seq, g.to_seq) for g in state.open] == reference.gaps(set(seqs))
+    assert holes(state.intervals) == reference.gaps(set(seqs))
 
 
 def test_a_late_tick_shrinks_then_closes_a_gap_keeping_detected_at():

@@ -7,39 +7,16 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.core.ticks import Tick, us_to_iso
+from backend.core.ticks import Tick
 from backend.core.view import build_view, comparable
-from backend.core.window import LAST_N, WINDOW_US, WindowState, merge
+from backend.core.window import LAST_N, WindowState, merge
+from tests import reference
 
 T0 = 1_795_000_000_000_000
 
 
 def tick(i: int, ts_us: int, price: float, volume: float = 1.0) -> Tick:
     return Tick(f"e{i:05d}", "BTCUSDT", ts_us, price, volume, f"src{i % 2}", i // 2, T0)
-
-
-def reference_view(ticks: list[Tick]) -> dict:
-    """A deliberately naive W: straight from the definitions, over the full unique set."""
-    unique = {t.event_id: t for t in ticks}.values()
-    ordered = sorted(unique, key=lambda t: (t.ts_us, t.event_id))
-    last = ordered[-1]
-    window = [t for t in ordered if last.ts_us - WINDOW_US < t.ts_us <= last.ts_us]
-    latest = ordered[-LAST_N:][::-1]
-    vol = sum(t.volume for t in window)
-    return {
-        "last_price": last.price,
-        "last_ts": us_to_iso(last.ts_us),
-        "last_event_id": last.event_id,
-        "ticks_total": len(ordered),
-        "sma_10": sum(t.price for t in latest) / len(latest),
-        "last_10": [t.event_id for t in latest],
-        "vwap_1m": (sum(t.price * t.volume for t in window) / vol) if vol > 0 else None,
-        "volume_1m": vol,
-        "trades_1m": len(window),
-        "high_1m": max(t.price for t in window),
-        "low_1m": min(t.price for t in window),
-        "open_1m": window[0].price,
-    }
 
 
 def run_batches(batches: list[list[Tick]]) -> dict:
@@ -94,7 +71,7 @@ def test_any_order_and_batching_gives_the_same_view(raw, seed):
 def test_view_matches_reference(raw):
     ticks = [tick(i, T0 + ts, p, v) for i, (ts, p, v) in enumerate(raw)]
     view = run_batches([ticks[: len(ticks) // 2], ticks[len(ticks) // 2 :]])
-    ref = reference_view(ticks)
+    ref = reference.view(ticks)
     for name in (
         "last_price",
         "last_ts",
