@@ -107,13 +107,15 @@ def track(state: SeqTrack, seqs: Iterable[int], now_us: int) -> tuple[SeqTrack, 
         return state, GapChange()
     new_open: list[Gap] = []
     opened = 0
+    continued: set[int] = set()  # old gaps already carried on by a hole
     for lo, hi in holes(intervals):
-        overlapping = [g for g in state.open if g.from_seq <= hi and lo <= g.to_seq]
-        if overlapping:
-            detected = min(g.detected_at_us for g in overlapping)
-        else:
-            detected = now_us
+        overlapping = [i for i, g in enumerate(state.open) if g.from_seq <= hi and lo <= g.to_seq]
+        detected = min((state.open[i].detected_at_us for i in overlapping), default=now_us)
+        # A brand-new hole, or a second fragment of a split gap, counts as opened, so that
+        # opened − closed always equals the number of open gaps.
+        if not set(overlapping) - continued:
             opened += 1
+        continued.update(overlapping)
         new_open.append(Gap(state.source, lo, hi, detected))
     closed_now = [
         Gap(g.source, g.from_seq, g.to_seq, g.detected_at_us, now_us)

@@ -34,7 +34,7 @@ def test_a_late_tick_shrinks_then_closes_a_gap_keeping_detected_at():
         (g.from_seq, g.to_seq, g.detected_at_us) for g in state.open
     ] == [(3, 5, 100)]
     state, change = track(state, [4], now_us=200)  # splits: 3 and 5 remain, both detected at 100
-    assert change.opened == 0 and change.closed == 0
+    assert change.opened == 1 and change.closed == 0  # the second fragment is a new record
     assert [(g.from_seq, g.to_seq, g.detected_at_us) for g in state.open] == [
         (3, 3, 100),
         (5, 5, 100),
