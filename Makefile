@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-unit test-system-servers lint fmt clean
+.PHONY: setup run test test-unit test-system-servers bench-candles lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: setup
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
+
+## Candles benchmark: 10M ticks, rollup-backed endpoint vs raw aggregation (no timed asserts).
+bench-candles: setup
+	$(PY) -m tests.bench.candles_bench --json artifacts/bench/candles.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

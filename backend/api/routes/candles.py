@@ -77,7 +77,7 @@ async def get_candles(
     try:
         async with res.pg_pool.connection(timeout=2) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            stored = await read_rollup(conn, table, symbol, from_us, to_us)
+            stored = await read_rollup(conn, table, symbol, from_us, to_us, width_us)
             already = await stored_event_ids(conn, [t.event_id for t in live])
     except (psycopg.Error, TimeoutError) as exc:
         raise ApiError(
