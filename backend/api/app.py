@@ -23,7 +23,7 @@ from backend.api.errors import (
     request_validation_handler,
 )
 from backend.api.metrics import ApiMetrics
-from backend.api.routes import candles, health, ingest, internal, metrics, stream, symbols
+from backend.api.routes import candles, feeder, health, ingest, internal, metrics, stream, symbols
 from backend.bus import events
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.ingest import IngestScript
@@ -88,6 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
-    for module in (ingest, symbols, candles, internal, stream, health, metrics):
+    for module in (ingest, symbols, candles, feeder, internal, stream, health, metrics):
         app.include_router(module.router)
     return app

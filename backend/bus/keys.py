@@ -65,3 +65,18 @@ class Keys:
     def stats(self) -> str:
         """Hash of cross-process counters (workers write, the API's /metrics reads)."""
         return f"{self.namespace}:stats"
+
+    @property
+    def feeder_config(self) -> str:
+        """JSON of the current FeederConfig (PUT /feeder/config); absent → Settings defaults."""
+        return f"{self.namespace}:feeder:config"
+
+    @property
+    def feeder_status(self) -> str:
+        """Hash feeder_id -> JSON of its last FeederStatus plus `received_at`."""
+        return f"{self.namespace}:feeder:status"
+
+    @property
+    def feeder_status_prune(self) -> str:
+        """Short-lived marker (SET NX EX): at most one prune of `feeder_status` per minute."""
+        return f"{self.namespace}:feeder:status-prune"
