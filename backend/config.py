@@ -7,9 +7,10 @@ it in. No other module reads the environment, and nothing here connects to anyth
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -92,6 +93,22 @@ class Settings(BaseSettings):
     tps: float = Field(default=10.0, ge=0, validation_alias="TPS")
     target_url: str = Field(default="http://127.0.0.1:8000", validation_alias="TARGET_URL")
     seed: int | None = Field(default=None, validation_alias="SEED")
+    ingest_mode: Literal["single", "batch"] = Field(
+        default="single", validation_alias="INGEST_MODE"
+    )
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="DUPLICATE_RATE")
+    out_of_order_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="OUT_OF_ORDER_RATE")
+    gap_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="GAP_RATE")
+    bad_tick_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="BAD_TICK_RATE")
+    feeder_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}"[:128],
+        min_length=1,
+        max_length=128,
+        validation_alias="FEEDER_ID",
+    )
+    status_interval: float = Field(default=1.0, gt=0, validation_alias="STATUS_INTERVAL")
+    # JSONL of what the feeder delivered (event_id + outcome), for tests and audits; off if unset.
+    feeder_record_path: Path | None = Field(default=None, validation_alias="FEEDER_RECORD_PATH")
 
     # --- API / UI ------------------------------------------------------------------------
     port: int = Field(default=8000, validation_alias="PORT")

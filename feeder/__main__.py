@@ -1,13 +1,18 @@
-"""`python -m feeder`: feed simulated ticks to the ingest API, configured from the environment.
+"""`python -m feeder [--record PATH]`: feed simulated ticks to the ingest API.
 
-This is the feeder's edge: the only place its `Settings` are built and signals are wired.
+This is the feeder's edge: the only place its `Settings` are built (from the environment) and
+signals are wired. `--record PATH` (or FEEDER_RECORD_PATH) appends one JSON line per answered
+tick, `{"event_id", "outcome"}`, and a final `{"counters": ...}` line.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import sys
+from pathlib import Path
 
 from backend.config import Settings, get_settings
 from feeder.client import Counters
@@ -20,7 +25,7 @@ async def _main(settings: Settings) -> Counters:
     loop = asyncio.get_running_loop()
 
     def wire_signals(runner: Runner) -> None:
-        # First SIGINT/SIGTERM: finish in-flight requests; a second one: stop at once.
+        # First SIGINT/SIGTERM: send what is held and buffered; a second one: stop at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, runner.stop)
@@ -30,8 +35,20 @@ async def _main(settings: Settings) -> Counters:
     return await run_feeder(settings, runner_ready=wire_signals)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the load generator: python -m feeder bench --tps N ...
+        from feeder.bench_cli import main as bench_main
+
+        return bench_main(argv[1:], get_settings())
+    parser = argparse.ArgumentParser(
+        prog="python -m feeder", description="Feed simulated ticks to the ingest API."
+    )
+    parser.add_argument("--record", type=Path, help="JSONL of answered ticks (FEEDER_RECORD_PATH)")
+    args = parser.parse_args(argv)
     settings = get_settings()
+    if args.record is not None:
+        settings = settings.model_copy(update={"feeder_record_path": args.record})
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -39,7 +56,7 @@ def main() -> int:
     # httpx logs every request at INFO: far too chatty at hundreds of ticks per second.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    log.info("target %s", settings.target_url)
+    log.info("feeder %s -> %s", settings.feeder_id, settings.target_url)
     asyncio.run(_main(settings))
     return 0
 

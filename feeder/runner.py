@@ -1,29 +1,39 @@
-"""The pacing loop: TPS ticks per second in total, with bounded concurrent requests.
+"""The pacing loop: the current target TPS of payloads, handed to delivery without waiting.
 
-Pacing follows a monotonic schedule (tick i is due at start + i / TPS) so wall-clock jumps do
-not speed up or stall the feed; each tick's `ts` is wall-clock epoch ms at the moment it is made.
-A cap on in-flight requests keeps one slow response from stalling the rest without letting a
-dead API pile up unbounded work.
+Pacing follows a monotonic schedule (payload i is due at anchor + i / TPS), re-anchored whenever
+the target changes (config, pause, burst start or end), so wall-clock jumps neither speed up
+nor stall the feed; each tick's `ts` is wall-clock epoch ms when it is made. Delivery never
+blocks the loop (it buffers), so a slow API shows up as `buffered` / `dropped`, not as a
+slower simulated market.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.config import Settings
-from feeder.client import Counters, TickClient
+from backend.core.feeder_config import FeederConfig, FeederStatus
+from feeder.client import TickClient
+from feeder.control import Control, ControlClient, RateMeter, config_from_settings
+from feeder.delivery import MAX_IN_FLIGHT, Delivery, Recorder
+from feeder.faults import FaultyFeed, Rates
+from feeder.outcomes import Counters
 from feeder.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_IN_FLIGHT = 64
 SUMMARY_INTERVAL_S = 10.0
 DRAIN_TIMEOUT_S = 30.0
+MEASURE_INTERVAL_S = 0.25
+ACHIEVED_WINDOW_S = 2.0
+LAST_ERROR_TTL_S = 60.0  # a delivery error older than this is no longer reported
 # When the loop falls further behind schedule than this (in seconds of ticks), it drops the
 # backlog instead of bursting it out all at once.
 MAX_LAG_S = 1.0
@@ -33,55 +43,88 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Runner:
-    """Feeds `simulator` ticks through `client` at `tps` until `stop()` is called.
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    `stop()` once: stop making ticks, let in-flight requests finish (up to `drain_timeout`).
-    `stop()` again: abandon the in-flight requests at once.
+
+class Runner:
+    """Feeds `feed` payloads into `delivery` at the config's TPS until `stop()` is called.
+
+    `apply()` swaps the config at any time. `stop()` once: stop making ticks, send the held
+    ones and what is buffered (up to `drain_timeout`, less if the API stops answering);
+    `stop()` again: abandon them at once.
     """
 
     def __init__(
         self,
-        simulator: Simulator,
-        client: TickClient,
+        feed: FaultyFeed,
+        delivery: Delivery,
+        config: FeederConfig,
         *,
-        tps: float,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        feeder_id: str = "feeder",
         summary_interval: float = SUMMARY_INTERVAL_S,
         drain_timeout: float = DRAIN_TIMEOUT_S,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = wall_clock_ms,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
-        if tps < 0:
-            raise ValueError("tps must be >= 0")
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
-        self.simulator = simulator
-        self.client = client
-        self.tps = tps
-        self.max_in_flight = max_in_flight
+        self.feed = feed
+        self.delivery = delivery
+        self.feeder_id = feeder_id
         self.summary_interval = summary_interval
         self.drain_timeout = drain_timeout
         self.monotonic = monotonic
         self.wall_ms = wall_ms
-        self.skipped = 0  # ticks dropped because the loop fell more than MAX_LAG_S behind
-        self._unlogged_skips = 0
+        self.now = now
+        self.meter = RateMeter(ACHIEVED_WINDOW_S)
+        self.skipped = 0  # payloads not made because the loop fell more than MAX_LAG_S behind
         self._skip_logged_at = -float("inf")
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self._wake = asyncio.Event()  # set when a request finishes or a stop is asked for
+        self._wake = asyncio.Event()  # config changed or stop asked for
+        self.config = config
+        self.apply(config)
 
     @property
     def counters(self) -> Counters:
-        return self.client.counters
+        return self.delivery.counters
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
+    def apply(self, config: FeederConfig) -> None:
+        """Switch to `config` now: universe, rates and mode at once, TPS at the next tick."""
+        self.feed.simulator.set_universe(config.symbols, config.sources)
+        self.feed.rates = Rates.from_config(config)
+        self.delivery.mode = config.mode
+        self.config = config
+        self._wake.set()
+
+    def target_tps(self) -> float:
+        return self.config.effective_tps(self.now())
+
+    def status(self) -> FeederStatus:
+        c = self.counters
+        client = self.delivery.client
+        recent = client.last_error_at is not None and (
+            self.monotonic() - client.last_error_at < LAST_ERROR_TTL_S
+        )
+        return FeederStatus(
+            feeder_id=self.feeder_id,
+            config_version=self.config.version,
+            running=self.config.running,
+            sent=c.sent,
+            accepted=c.accepted,
+            duplicates=c.duplicates,
+            conflicts=c.conflicts,
+            rejected=c.rejected + c.bad_rejected,  # as the API counted them; bad_* in the logs
+            retries=c.retries,
+            dropped=c.dropped,
+            buffered=self.delivery.buffered,
+            target_tps=self.target_tps(),
+            achieved_tps=round(self.meter.rate(), 2),
+            last_error=(client.last_error or "")[:500] if recent else None,
+        )
 
     def stop(self) -> None:
-        """Ask for a graceful stop; a second call abandons in-flight requests."""
+        """Ask for a graceful stop; a second call abandons what is still unsent."""
         if self._stop.is_set():
             self._force.set()
         self._stop.set()
@@ -89,139 +132,149 @@ class Runner:
 
     async def run(self) -> Counters:
         """Run until `stop()`; returns the final counters."""
-        reporter = asyncio.create_task(self._report_periodically())
+        self.delivery.start()
+        measure = asyncio.create_task(self._measure())
         try:
-            if self.tps <= 0:
-                log.info("TPS=0: feeder idle until stopped")
-                await self._stop.wait()
-            else:
-                log.info(
-                    "feeding %s symbols x %s sources at %g ticks/s (run_id=%s)",
-                    len(self.simulator.symbols),
-                    len(self.simulator.sources),
-                    self.tps,
-                    self.simulator.run_id,
-                )
-                await self._pace()
+            log.info(
+                "feeding %d symbols x %d sources at %g/s, mode=%s (run_id=%s)",
+                len(self.config.symbols),
+                len(self.config.sources),
+                self.target_tps(),
+                self.config.mode,
+                self.feed.simulator.run_id,
+            )
+            await self._pace()
+            for emission in self.feed.flush():  # late ticks and resends still held back
+                self.delivery.submit(emission.payload, bad=emission.bad)
             await self._drain()
         finally:
-            reporter.cancel()
-            await asyncio.gather(reporter, return_exceptions=True)
+            measure.cancel()
+            await asyncio.gather(measure, return_exceptions=True)
         log.info("feeder stopped: %s skipped=%d", self.counters.summary(), self.skipped)
         return self.counters.snapshot()
 
     async def _pace(self) -> None:
-        start = self.monotonic()
-        issued = 0
-        max_lag = max(1, int(self.tps * MAX_LAG_S))
+        anchor, issued, tps = self.monotonic(), 0, -1.0
         while not self._stop.is_set():
-            due = int((self.monotonic() - start) * self.tps) + 1  # tick 0 is due at once
-            if due - issued > max_lag:
+            target = self.target_tps()
+            if target != tps:  # re-anchor: the new rate starts now
+                anchor, issued, tps = self.monotonic(), 0, target
+            if tps <= 0:
+                await self._sleep(0.25)  # paused: wake on a config change or stop
+                continue
+            now = self.monotonic()
+            due = int((now - anchor) * tps) + 1  # payload 0 is due at once
+            if due - issued > max(1.0, tps * MAX_LAG_S):
                 self._skip(due - issued - 1)
-                start = self.monotonic() - issued / self.tps
-                due = issued + 1
+                anchor, issued, due = now - issued / tps, issued, issued + 1
             while issued < due:
-                if not await self._slot_free():
-                    return
-                self._launch(self.simulator.next_tick(self.wall_ms()))
+                emission = self.feed.next(self.wall_ms())
+                if emission is not None:
+                    self.delivery.submit(emission.payload, bad=emission.bad)
                 issued += 1
-            delay = start + issued / self.tps - self.monotonic()
+            delay = anchor + issued / tps - self.monotonic()
             if delay > 0:
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._stop.wait()
-                except TimeoutError:
-                    pass
+                await self._sleep(delay)
             else:
                 await asyncio.sleep(0)  # let responses be processed between bursts
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short by a config change or a stop."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
     def _skip(self, dropped: int) -> None:
-        """Drop a backlog; warn now and then (during an API outage this happens every second)."""
+        """Drop a backlog; warn now and then."""
         self.skipped += dropped
-        self._unlogged_skips += dropped
         now = self.monotonic()
         if now - self._skip_logged_at >= self.summary_interval:
-            log.warning(
-                "feeder behind schedule (API slow or down?): skipped %d ticks", self._unlogged_skips
-            )
-            self._skip_logged_at, self._unlogged_skips = now, 0
-
-    async def _slot_free(self) -> bool:
-        """Wait for an in-flight slot; False if a stop was asked for meanwhile."""
-        while len(self._tasks) >= self.max_in_flight and not self._stop.is_set():
-            self._wake.clear()
-            await self._wake.wait()
-        return not self._stop.is_set()
-
-    def _launch(self, payload: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._deliver(payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        self._wake.set()
-
-    async def _deliver(self, payload: dict[str, Any]) -> None:
-        try:
-            await self.client.send(payload)
-        except Exception:  # a bug must cost one tick, never the feed
-            self.counters.errors += 1
-            log.exception("unexpected error delivering %s", payload.get("event_id"))
+            log.warning("feeder behind schedule (CPU-bound?): skipped %d so far", self.skipped)
+            self._skip_logged_at = now
 
     async def _drain(self) -> None:
-        if self._tasks:
-            log.info("stopping: waiting for %d in-flight requests", len(self._tasks))
-        deadline = self.monotonic() + self.drain_timeout
-        while self._tasks and not self._force.is_set():
-            remaining = deadline - self.monotonic()
-            if remaining <= 0:
-                break
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._wake.wait()
-            except TimeoutError:
-                break
-        if self._tasks:
-            pending = list(self._tasks)
-            log.warning("abandoning %d in-flight requests", len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._force.is_set():
+            await self.delivery.abort()
+            return
+        if self.delivery.buffered:
+            log.info("stopping: sending %d buffered ticks", self.delivery.buffered)
+        closing = asyncio.create_task(self.delivery.close(self.drain_timeout))
+        forced = asyncio.create_task(self._force.wait())
+        await asyncio.wait({closing, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not closing.done():
+            closing.cancel()
+            await asyncio.gather(closing, return_exceptions=True)
+            await self.delivery.abort()
 
-    async def _report_periodically(self) -> None:
-        last = self.counters.snapshot()
-        last_at = self.monotonic()
+    async def _measure(self) -> None:
+        """Sample the answered count for achieved_tps; log a summary now and then."""
+        last_summary = self.monotonic()
         while True:
-            await asyncio.sleep(self.summary_interval)
-            now, current = self.monotonic(), self.counters.snapshot()
-            rate = (current.sent - last.sent) / max(now - last_at, 1e-9)
-            log.info(
-                "%s skipped=%d in_flight=%d rate=%.1f/s",
-                current.summary(),
-                self.skipped,
-                self.in_flight,
-                rate,
-            )
-            last, last_at = current, now
+            now = self.monotonic()
+            self.meter.sample(now, self.counters.answered)
+            if now - last_summary >= self.summary_interval:
+                last_summary = now
+                log.info(
+                    "%s buffered=%d skipped=%d target=%.1f/s achieved=%.1f/s",
+                    self.counters.summary(),
+                    self.delivery.buffered,
+                    self.skipped,
+                    self.target_tps(),
+                    self.meter.rate(),
+                )
+            await asyncio.sleep(MEASURE_INTERVAL_S)
 
 
-def build_simulator(settings: Settings) -> Simulator:
-    """The simulator for these settings; SEED (when set) makes the run reproducible."""
-    return Simulator(settings.symbols, settings.sources, random.Random(settings.seed))
+def build_runner(settings: Settings, config: FeederConfig | None = None, **kwargs: Any) -> Runner:
+    """A runner wired from `settings`; SEED (when set) makes the payload sequence reproducible.
+
+    The client retries without limit (the buffer bounds what an outage can cost), with short
+    backoff so delivery resumes within ~2 s of the API coming back.
+    """
+    config = config or config_from_settings(settings)
+    rng = random.Random(settings.seed)
+    simulator = Simulator(config.symbols, config.sources, rng)
+    feed = FaultyFeed(simulator, random.Random(rng.getrandbits(64)))
+    client = TickClient(
+        settings,
+        max_connections=MAX_IN_FLIGHT,
+        max_attempts=None,
+        max_retry_time=None,
+        backoff_max=2.0,
+    )
+    recorder = Recorder(settings.feeder_record_path) if settings.feeder_record_path else None
+    delivery = Delivery(client, mode=config.mode, recorder=recorder)
+    return Runner(feed, delivery, config, feeder_id=settings.feeder_id, **kwargs)
 
 
 async def run_feeder(
     settings: Settings, runner_ready: Callable[[Runner], None] | None = None
 ) -> Counters:
-    """Build client, simulator and runner from `settings` and run until stopped.
+    """Build everything from `settings`, run with remote control until stopped.
 
     `runner_ready` receives the runner before it starts, so the caller can wire signals to
-    `Runner.stop`.
+    `Runner.stop` (or, in-process, stop it or `apply` a config directly).
     """
-    async with TickClient(settings, max_connections=DEFAULT_MAX_IN_FLIGHT) as client:
-        runner = Runner(build_simulator(settings), client, tps=settings.tps)
-        if runner_ready is not None:
-            runner_ready(runner)
-        return await runner.run()
+    runner = build_runner(settings)
+    control_client = ControlClient(settings)
+    control = Control(
+        control_client, runner.apply, runner.status, status_interval=settings.status_interval
+    )
+    if runner_ready is not None:
+        runner_ready(runner)
+    control_task = asyncio.create_task(control.run(), name="feeder-control")
+    try:
+        counters = await runner.run()
+    finally:
+        control_task.cancel()
+        await asyncio.gather(control_task, return_exceptions=True)
+        with contextlib.suppress(Exception):  # best effort: the final counters
+            await control.report_once()
+        await control_client.aclose()
+        await runner.delivery.client.aclose()
+        if runner.delivery.recorder is not None:
+            runner.delivery.recorder.write_summary(runner.counters)
+            runner.delivery.recorder.close()
+    return counters

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import orjson
+
 from backend.config import Settings
 from feeder.client import Outcome, TickClient, parse_retry_after
 from tests.unit.feeder.stub_server import sequence, stub_server
@@ -27,9 +29,11 @@ def settings_for(url: str) -> Settings:
     return Settings(target_url=url, ingest_username="feeder", ingest_password="s3cret")
 
 
-def deliver(url: str, payload: dict = PAYLOAD, **kwargs: float) -> tuple[Outcome, TickClient]:
+def deliver(
+    url: str, payload: dict = PAYLOAD, **kwargs: float | None
+) -> tuple[Outcome, TickClient]:
     async def go() -> tuple[Outcome, TickClient]:
-        async with TickClient(settings_for(url), **kwargs) as client:
+        async with TickClient(settings_for(url), **kwargs) as client:  # type: ignore[arg-type]
             return await client.send(payload), client
 
     return asyncio.run(go())
@@ -114,3 +118,82 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon") is None
     http_date = format_datetime(now + timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(http_date, now=now) == 30.0
+
+
+def batch_of(n: int) -> list[bytes]:
+    return [orjson.dumps({**PAYLOAD, "event_id": f"e{i}", "seq": i + 1}) for i in range(n)]
+
+
+def deliver_batch(
+    url: str, bodies: list[bytes], bad: list[bool] | None = None, **kwargs: float | None
+) -> tuple[list[Outcome], TickClient]:
+    async def go() -> tuple[list[Outcome], TickClient]:
+        async with TickClient(settings_for(url), **kwargs) as client:  # type: ignore[arg-type]
+            return await client.send_batch(bodies, bad), client
+
+    return asyncio.run(go())
+
+
+def test_batch_answer_maps_back_to_items_and_counters() -> None:
+    conflict = {"field": "event_id", "reason": "already accepted with different content; ..."}
+    answer = {
+        "accepted": 2,
+        "duplicates": 1,
+        "rejected": [
+            {"index": 1, "errors": [{"field": "price", "reason": "must be > 0"}]},
+            {"index": 3, "errors": [conflict, {"field": "price", "reason": "differs"}]},
+            {"index": 5, "errors": [{"field": "symbol", "reason": "must match"}]},
+        ],
+    }
+    with stub_server(sequence((200, {}, answer))) as server:
+        outcomes, client = deliver_batch(
+            server.url, batch_of(6), [False, True, False, False, False, False]
+        )
+    assert [r.path for r in server.requests] == ["/ingest/ticks"]
+    assert [p["event_id"] for p in server.requests[0].payload] == [f"e{i}" for i in range(6)]
+    D, R, C = Outcome.DELIVERED, Outcome.REJECTED, Outcome.CONFLICT
+    assert outcomes == [D, R, D, C, D, R]
+    c = client.counters
+    assert (c.sent, c.bad_sent, c.accepted, c.duplicates) == (6, 1, 2, 1)
+    assert (c.bad_rejected, c.rejected, c.conflicts, c.retries) == (1, 1, 1, 0)
+
+
+def test_batch_retries_resend_the_same_batch() -> None:
+    busy = (503, {"Retry-After": "0"}, {"detail": "busy"})
+    ok = (200, {}, {"accepted": 4, "duplicates": 0, "rejected": []})
+    with stub_server(sequence(busy, busy, ok)) as server:
+        outcomes, client = deliver_batch(server.url, batch_of(4), backoff_initial=5.0)
+    assert outcomes == [Outcome.DELIVERED] * 4
+    assert len(server.requests) == 3
+    assert server.requests[0].payload == server.requests[1].payload == server.requests[2].payload
+    assert (client.counters.retries, client.counters.accepted) == (8, 4)  # 2 re-sends x 4 ticks
+
+
+def test_refused_batch_is_final() -> None:
+    with stub_server(sequence((413, {}, {"detail": "too large"}))) as server:
+        outcomes, client = deliver_batch(server.url, batch_of(3))
+    assert outcomes == [Outcome.REJECTED] * 3 and len(server.requests) == 1
+    assert (client.counters.rejected, client.counters.retries) == (3, 0)
+
+
+def test_bad_tick_rejection_is_expected_and_not_retried() -> None:
+    reply = (422, {}, {"detail": [{"field": "price", "reason": "must be > 0"}]})
+    with stub_server(sequence(reply)) as server:
+
+        async def go() -> TickClient:
+            async with TickClient(settings_for(server.url)) as client:
+                assert await client.send({**PAYLOAD, "price": -1}, bad=True) is Outcome.REJECTED
+                return client
+
+        client = asyncio.run(go())
+    assert len(server.requests) == 1
+    c = client.counters
+    assert (c.sent, c.bad_sent, c.bad_rejected, c.rejected, c.retries) == (1, 1, 1, 0, 0)
+
+
+def test_unlimited_retries_ride_out_a_long_run_of_failures() -> None:
+    replies = [(503, {"Retry-After": "0"}, {})] * 12 + [(200, {}, {"status": "accepted"})]
+    with stub_server(sequence(*replies)) as server:
+        outcome, client = deliver(server.url, max_attempts=None, max_retry_time=None)
+    assert outcome is Outcome.ACCEPTED and len(server.requests) == 13
+    assert client.last_error is not None and "503" in client.last_error

@@ -5,11 +5,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from backend.core.ticks import TickIn
-from feeder.simulator import START_LEVELS, Simulator, round_price
+from feeder.prices import START_LEVELS
+from feeder.simulator import Simulator
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL", "ZZZ"]
 SOURCES = ["binance", "coinbase", "kraken"]
@@ -65,7 +63,7 @@ def test_payloads_validate_against_api_model() -> None:
 
 
 def test_prices_start_near_realistic_levels_and_stay_positive() -> None:
-    out = ticks(5, 60_000)
+    out = ticks(5, 60_000)  # 60 s of event time at 1 tick/ms
     for symbol in SYMBOLS:
         prices = [t["price"] for t in out if t["symbol"] == symbol]
         level = START_LEVELS.get(symbol, 100.0)
@@ -84,6 +82,24 @@ def test_explicit_run_id() -> None:
     assert sim.next_tick(1)["event_id"] == "r1-x-AAPL-1"
 
 
-@given(st.floats(min_value=1e-9, max_value=1e9, allow_nan=False))
-def test_round_price_never_zero(price: float) -> None:
-    assert round_price(price) > 0
+def test_universe_can_change_without_restarting_seqs() -> None:
+    sim = Simulator(["AAPL", "BTCUSDT"], ["x"], random.Random(0), run_id="r")
+    first = [sim.next_tick(NOW_MS + i) for i in range(4)]
+    sim.set_universe(["ETHUSDT"], ["x", "y"])
+    middle = [sim.next_tick(NOW_MS + 10 + i) for i in range(4)]
+    sim.set_universe(["AAPL"], ["x"])
+    back = sim.next_tick(NOW_MS + 20)
+    assert {t["symbol"] for t in first} == {"AAPL", "BTCUSDT"}
+    assert {t["symbol"] for t in middle} == {"ETHUSDT"} and {t["source"] for t in middle} == {
+        "x",
+        "y",
+    }
+    assert back["seq"] == 3  # AAPL/x had seqs 1 and 2 before: no false gap
+    assert abs(back["price"] / first[0]["price"] - 1) < 0.001  # and no price jump
+
+
+def test_all_sources_quote_one_mid() -> None:
+    sim = Simulator(["BTCUSDT"], ["a", "b", "c"], random.Random(9))
+    for i in range(3_000):
+        tick = sim.next_tick(NOW_MS + i * 50)
+        assert abs(tick["price"] / sim.price("BTCUSDT") - 1) < 6e-4  # a few bps
