@@ -29,7 +29,7 @@ from backend.bus.ingest import dramatiq_message_parts
 from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.core.ticks import Tick
 from backend.core.view import build_view
-from backend.core.window import WindowState, merge
+from backend.core.window import Entry, WindowDelta, WindowState, merge
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,50 @@ class CalcContext:
     done_ttl_s: int
     stale_after_s: float
     split: bool = False
+
+
+class RedisWindowStore:
+    """The window's ticks in a sorted set. Members lead with the event_id and a NUL, so Redis
+    orders equal timestamps by event_id, exactly as (ts, event_id) does in Python."""
+
+    def __init__(self, pipe: Pipeline, key: str) -> None:
+        self.pipe = pipe  # in WATCH (immediate) mode: reads run now, under the watch
+        self.key = key
+
+    @staticmethod
+    def member(entry: Entry) -> bytes:
+        return entry[1].encode() + b"\x00" + orjson.dumps([entry[2], entry[3], entry[4]])
+
+    @staticmethod
+    def decode(raw: list[tuple[bytes, float]]) -> list[Entry]:
+        out: list[Entry] = []
+        for member, score in raw:
+            event_id, _, rest = member.partition(b"\x00")
+            price, volume, source = orjson.loads(rest)
+            out.append((int(score), event_id.decode(), float(price), float(volume), source))
+        return out
+
+    def upto(self, cutoff_us: int) -> list[Entry]:
+        return self.decode(self.pipe.zrangebyscore(self.key, "-inf", cutoff_us, withscores=True))
+
+    def first_after(self, cutoff_us: int) -> Entry | None:
+        raw = self.pipe.zrangebyscore(
+            self.key, f"({cutoff_us}", "+inf", start=0, num=1, withscores=True
+        )
+        entries = self.decode(raw)
+        return entries[0] if entries else None
+
+    def after(self, cutoff_us: int) -> list[Entry]:
+        return self.decode(
+            self.pipe.zrangebyscore(self.key, f"({cutoff_us}", "+inf", withscores=True)
+        )
+
+
+def _apply_delta(pipe: Pipeline, key: str, delta: WindowDelta) -> None:
+    if delta.add:
+        pipe.zadd(key, {RedisWindowStore.member(e): e[0] for e in delta.add})
+    if delta.cutoff_us is not None:
+        pipe.zremrangebyscore(key, "-inf", delta.cutoff_us)
 
 
 def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: int) -> None:
@@ -79,12 +123,16 @@ def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us
                 if pipe.exists(marker):
                     return False
                 raws = pipe.mget(state_keys) if state_keys else []
+                merged = []
+                for symbol, raw in zip(symbols, raws, strict=True):
+                    store = RedisWindowStore(pipe, ctx.keys.window(symbol))
+                    merged.append(
+                        merge(WindowState.from_json(raw, symbol), store, by_symbol[symbol], now_us)
+                    )
                 pipe.multi()
                 late = opened = closed = 0
-                for symbol, raw in zip(symbols, raws, strict=True):
-                    state, stats = merge(
-                        WindowState.from_json(raw, symbol), by_symbol[symbol], now_us
-                    )
+                for symbol, (state, delta, stats) in zip(symbols, merged, strict=True):
+                    _apply_delta(pipe, ctx.keys.window(symbol), delta)
                     late, opened, closed = (
                         late + stats.late,
                         opened + stats.gaps.opened,

@@ -50,6 +50,10 @@ class Keys:
     def state(self, symbol: str) -> str:
         return f"{self.namespace}:calc:{symbol}"
 
+    def window(self, symbol: str) -> str:
+        """Sorted set of the ticks in the symbol's 60 s window (score: ts in µs)."""
+        return f"{self.namespace}:win:{symbol}"
+
     def view(self, symbol: str) -> str:
         return f"{self.namespace}:view:{symbol}"
 

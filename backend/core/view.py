@@ -1,35 +1,33 @@
 """The view W: what analysts see for a symbol, computed purely from its window state.
 
-calc-b: `build_view(state, updated_at_us)`. Every figure depends only on the set of ticks held in
-the state (sorted by (ts, event_id)), so any arrival order or batching gives identical numbers.
-Sums use `math.fsum` (exactly rounded, so order cannot change them either).
+calc-b: `build_view(state, updated_at_us)`. Every figure depends only on the set of ticks
+accepted: window sums are exact decimals kept by calc-a, the 10 latest are held in the state.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 from typing import Any
 
 from backend.core.ticks import us_to_iso
-from backend.core.window import LAST_N, WINDOW_US, WindowState
+from backend.core.window import WindowState
 
 DEFAULT_STALE_AFTER_S = 10.0
+_VWAP = decimal.Context(prec=34)
 
 
 def build_view(
     state: WindowState, updated_at_us: int, stale_after_s: float = DEFAULT_STALE_AFTER_S
 ) -> dict[str, Any] | None:
     """W for `state`, or None when the symbol has no ticks yet."""
-    entries = state.entries
-    if not entries:
+    if not state.latest:
         return None
-    last_ts, last_eid, last_price, _last_vol, last_source = entries[-1]
-    window = [e for e in entries if e[0] > last_ts - WINDOW_US]
-    latest = entries[-LAST_N:][::-1]
-
-    volume_1m = math.fsum(e[3] for e in window)
-    notional_1m = math.fsum(e[2] * e[3] for e in window)
-    open_1m = window[0][2]
+    last_ts, last_eid, last_price, _last_vol, last_source = state.latest[-1]
+    latest = state.latest[::-1]
+    win = state.window
+    first = win.first or state.latest[-1]  # the window always holds at least the last tick
+    open_1m = first[2]
     view = {
         "symbol": state.symbol,
         "last_price": last_price,
@@ -42,11 +40,11 @@ def build_view(
             {"ts": us_to_iso(e[0]), "price": e[2], "volume": e[3], "source": e[4], "event_id": e[1]}
             for e in latest
         ],
-        "vwap_1m": notional_1m / volume_1m if volume_1m > 0 else None,
-        "volume_1m": volume_1m,
-        "trades_1m": len(window),
-        "high_1m": max(e[2] for e in window),
-        "low_1m": min(e[2] for e in window),
+        "vwap_1m": float(_VWAP.divide(win.notional, win.volume)) if win.volume > 0 else None,
+        "volume_1m": float(win.volume),
+        "trades_1m": win.count,
+        "high_1m": win.high,
+        "low_1m": win.low,
         "open_1m": open_1m,
         "change_1m_pct": (last_price - open_1m) / open_1m * 100.0,
         "gaps_open": sum(len(t.open) for t in state.seqs.values()),

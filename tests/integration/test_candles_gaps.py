@@ -121,10 +121,16 @@ def test_gaps_open_shrink_close_and_staleness(settings: Settings, tmp_path: Path
             assert fresh["gaps_open"] == 0
             time.sleep(1.5)  # no tick for longer than STALE_AFTER
             assert client.get("/symbols/CNDL").json()["stale"] is True
-            client.post("/ingest/tick", json=tick(20, int(time.time() * 1000), 101.0, seq=7))
-            wait_for(
-                lambda: client.get("/symbols/CNDL").json()["stale"] is False, 10, what="fresh again"
-            )
+            seq = iter(range(7, 1000))
+
+            def ticking_and_fresh() -> bool:
+                # A live feed: keep ticking (contiguous seqs) until a view shows it fresh.
+                now_ms = int(time.time() * 1000)
+                n = next(seq)
+                client.post("/ingest/tick", json=tick(100 + n, now_ms, 101.0, seq=n))
+                return client.get("/symbols/CNDL").json()["stale"] is False
+
+            wait_for(ticking_and_fresh, 20, interval=0.2, what="fresh again")
             metrics = client.get("/metrics").text
             assert "tickstream_gaps_opened_total 2.0" in metrics
             # (3..5) opened, split into (3) and (5): a second record; both closed.

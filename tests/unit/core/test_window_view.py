@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from backend.core.ticks import Tick
 from backend.core.view import build_view, comparable
-from backend.core.window import LAST_N, WindowState, merge
+from backend.core.window import LAST_N, ListStore, WindowState, merge
 from tests import reference
 
 T0 = 1_795_000_000_000_000
@@ -20,9 +20,13 @@ def tick(i: int, ts_us: int, price: float, volume: float = 1.0) -> Tick:
 
 
 def run_batches(batches: list[list[Tick]]) -> dict:
-    state = WindowState("BTCUSDT")
+    state, store = WindowState("BTCUSDT"), ListStore()
     for batch in batches:
-        state, _ = merge(state, batch)
+        state, delta, _ = merge(state, store, batch)
+        store.apply(delta)
+        assert store.entries == sorted(
+            {e[1]: e for e in store.entries}.values(), key=lambda e: (e[0], e[1])
+        )  # no entry twice
     view = build_view(state, updated_at_us=T0)
     assert view is not None
     return view
@@ -93,8 +97,9 @@ def test_view_matches_reference(raw):
 
 
 def test_duplicate_event_ids_in_a_batch_count_once():
+    # Across batches, once-only is the caller's guarantee (ingest dedup + message markers).
     t = tick(1, T0, 1.0)
-    view = run_batches([[t, t], [t]])
+    view = run_batches([[t, t]])
     assert view["ticks_total"] == 1
     assert view["trades_1m"] == 1
 
@@ -108,10 +113,15 @@ def test_old_tick_counts_in_total_but_not_in_window():
     assert view["trades_1m"] == 20
 
 
-def test_state_is_trimmed_to_window_and_last_n():
-    ticks = [tick(i, T0 + i * 10_000_000, 1.0) for i in range(30)]  # every 10 s for 5 min
-    state, _ = merge(WindowState("BTCUSDT"), ticks)
-    assert len(state.entries) == LAST_N  # window holds 6, last-10 needs 10
+def test_store_holds_exactly_the_window_and_state_the_last_n():
+    ticks = [tick(i, T0 + i * 10_000_000, float(i)) for i in range(30)]  # every 10 s for 5 min
+    state, store = WindowState("BTCUSDT"), ListStore()
+    for i in range(0, 30, 7):
+        state, delta, _ = merge(state, store, ticks[i : i + 7])
+        store.apply(delta)
+    assert [e[1] for e in store.entries] == [t.event_id for t in ticks[24:]]  # (last - 60 s, last]
+    assert len(state.latest) == LAST_N
+    assert state.window.count == 6 and state.window.high == 29.0 and state.window.low == 24.0
     assert state.ticks_total == 30
     assert WindowState.from_json(state.to_json(), "BTCUSDT") == state
 
