@@ -131,12 +131,22 @@ def test_gaps_open_shrink_close_and_staleness(settings: Settings, tmp_path: Path
                 return client.get("/symbols/CNDL").json()["stale"] is False
 
             wait_for(ticking_and_fresh, 20, interval=0.2, what="fresh again")
-            metrics = client.get("/metrics").text
-            assert "tickstream_gaps_opened_total 2.0" in metrics
-            # (3..5) opened, split into (3) and (5): a second record; both closed.
-            assert "tickstream_gaps_closed_total 2.0" in metrics
-            # Late-tick counts depend on processing order (the first three may race too): >= 3.
-            late = next(
-                ln for ln in metrics.splitlines() if ln.startswith("tickstream_late_ticks_total")
+
+            def metric(name: str) -> float:
+                text = client.get("/metrics").text
+                line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
+                return float(line.split()[1])
+
+            # Gap and late-tick counts depend on processing order (ticks posted one by one are
+            # applied by several workers, so transient gaps open and close): once everything is
+            # applied, every gap opened was closed, and at least the split (3..5) → (3), (5)
+            # happened; at least the 3 deliberately late ticks were late.
+            wait_for(
+                lambda: (
+                    metric("tickstream_gaps_opened_total") == metric("tickstream_gaps_closed_total")
+                ),
+                15,
+                what="all gaps closed in metrics",
             )
-            assert float(late.split()[1]) >= 3
+            assert metric("tickstream_gaps_opened_total") >= 2
+            assert metric("tickstream_late_ticks_total") >= 3
