@@ -48,7 +48,8 @@ class Keys:
         return f"{self.namespace}:outbox"
 
     def state(self, symbol: str) -> str:
-        return f"{self.namespace}:calc:{symbol}"
+        # v2: window ticks moved to `window()`; older states are ignored, not misread.
+        return f"{self.namespace}:calc:v2:{symbol}"
 
     def window(self, symbol: str) -> str:
         """Sorted set of the ticks in the symbol's 60 s window (score: ts in µs)."""
