@@ -44,16 +44,20 @@ async def list_symbols(res: Resources) -> dict[str, Any]:
     }
 
 
+def _unknown_symbol(symbol: str) -> ApiError:
+    return ApiError(
+        404,
+        "not_found",
+        f"no ticks seen for {symbol}",
+        [{"field": "symbol", "reason": "unknown symbol"}],
+    )
+
+
 @router.get("/symbols/{symbol}/gaps", summary="Open and recently closed sequence gaps")
 async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
     raw = await res.redis.get(res.keys.state(symbol))
     if raw is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"no ticks seen for {symbol}",
-            [{"field": "symbol", "reason": "unknown symbol"}],
-        )
+        raise _unknown_symbol(symbol)
     tracks = WindowState.from_json(raw, symbol).seqs.values()
     open_ = sorted((g for t in tracks for g in t.open), key=lambda g: (g.source, g.from_seq))
     closed = sorted((g for t in tracks for g in t.closed), key=lambda g: -(g.closed_at_us or 0))
@@ -67,12 +71,7 @@ async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
 async def _view(res: Resources, symbol: str) -> Response:
     raw = await res.redis.get(res.keys.view(symbol))
     if raw is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"no ticks seen for {symbol}",
-            [{"field": "symbol", "reason": "unknown symbol"}],
-        )
+        raise _unknown_symbol(symbol)
     return _json(orjson.dumps(_fresh(res, raw)))
 
 
