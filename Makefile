@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-unit test-system-servers bench-candles lint fmt clean
+.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+## Debian's chromium for the browser tests (apt-get; Playwright never downloads a browser).
+browser:
+	.ci/ensure-chromium
+
 ## Run the whole system (embedded Redis + PostgreSQL unless REDIS_URL / PG_URL are set).
 run: setup
 	$(PY) -m backend.launcher
 
 ## The test suite: unit tests plus integration tests against real servers and worker processes.
-test: setup
+test: setup browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-unit: setup
@@ -29,6 +33,10 @@ test-unit: setup
 ## Candles benchmark: 10M ticks, rollup-backed endpoint vs raw aggregation (no timed asserts).
 bench-candles: setup
 	$(PY) -m tests.bench.candles_bench --json artifacts/bench/candles.json
+
+## UI soak: one page open in chromium for 10 min at 100 ticks/s; Streamlit RSS/CPU before/after.
+soak-ui: setup browser
+	$(PY) -m tests.bench.ui_soak --minutes 10 --tps 100 --json artifacts/soak/ui.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

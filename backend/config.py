@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, validation_alias="MAX_BATCH_BODY_BYTES"
     )
     max_batch_items: int = Field(default=5_000, ge=1, validation_alias="MAX_BATCH_ITEMS")
+    # Backpressure: ingest answers 429 while calc queue messages + outbox entries (each one
+    # group commit of 1..INGEST_MAX_BATCH ticks) are at this high-water mark; 0 turns it off.
+    max_backlog: int = Field(default=20_000, ge=0, validation_alias="MAX_BACKLOG")
 
     # --- workers and persistence -------------------------------------------------------
     batch_size: int = Field(default=200, ge=1, validation_alias="BATCH_SIZE")
@@ -115,6 +118,13 @@ class Settings(BaseSettings):
     ui_port: int = Field(default=8501, validation_alias="UI_PORT")
     backend_url: str = Field(default="http://127.0.0.1:8000", validation_alias="BACKEND_URL")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # Optional password gate of the UI (Render deploys are public); no gate when unset.
+    ui_password: SecretStr | None = Field(default=None, validation_alias="UI_PASSWORD")
+    # Pipeline stats: one sample every STATS_INTERVAL s, kept STATS_RETENTION s (the UI's charts).
+    stats_interval: float = Field(default=2.0, ge=0.2, le=60, validation_alias="STATS_INTERVAL")
+    stats_retention: int = Field(
+        default=3_600, ge=60, le=86_400, validation_alias="STATS_RETENTION"
+    )
 
     @field_validator("symbols", "sources", mode="before")
     @classmethod

@@ -24,7 +24,7 @@ import orjson
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
-from backend.bus import events
+from backend.bus import events, stats
 from backend.bus.ingest import dramatiq_message_parts
 from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.core.ticks import Tick
@@ -88,13 +88,21 @@ def _apply_delta(pipe: Pipeline, key: str, delta: WindowDelta) -> None:
         pipe.zremrangebyscore(key, "-inf", delta.cutoff_us)
 
 
-def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: int) -> None:
+def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: int) -> bool:
+    """Queue the view's write and publication on `pipe`; False if there is no view to store."""
     view = build_view(state, now_us, ctx.stale_after_s)
     if view is None:
-        return
+        return False
     pipe.set(ctx.keys.view(state.symbol), orjson.dumps(view))
     pipe.hset(ctx.keys.symbols, state.symbol, now_us)
     pipe.publish(ctx.channel, events.symbol_updated(state.symbol, view))
+    return True
+
+
+def _record_view_latency(pipe: Pipeline, ctx: CalcContext, latencies_us: list[int]) -> None:
+    """Ingest→view latency histogram, in the caller's MULTI: counted once per applied write."""
+    for name, value in stats.view_latency_fields(latencies_us).items():
+        pipe.hincrby(ctx.keys.stats, name, value)
 
 
 def _enqueue_calc_b(pipe: Pipeline, ctx: CalcContext, symbols: list[str]) -> None:
@@ -131,16 +139,18 @@ def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us
                     )
                 pipe.multi()
                 late = opened = closed = 0
-                for symbol, (state, delta, stats) in zip(symbols, merged, strict=True):
+                latencies_us: list[int] = []
+                for symbol, (state, delta, merge_stats) in zip(symbols, merged, strict=True):
                     _apply_delta(pipe, ctx.keys.window(symbol), delta)
                     late, opened, closed = (
-                        late + stats.late,
-                        opened + stats.gaps.opened,
-                        closed + stats.gaps.closed,
+                        late + merge_stats.late,
+                        opened + merge_stats.gaps.opened,
+                        closed + merge_stats.gaps.closed,
                     )
                     pipe.set(ctx.keys.state(symbol), state.to_json())
-                    if not ctx.split:
-                        _store_view(pipe, ctx, state, now_us)
+                    if not ctx.split and _store_view(pipe, ctx, state, now_us):
+                        latencies_us += (now_us - t.received_us for t in by_symbol[symbol])
+                _record_view_latency(pipe, ctx, latencies_us)
                 if ctx.split and symbols:
                     _enqueue_calc_b(pipe, ctx, symbols)
                 pipe.set(marker, b"1", ex=ctx.done_ttl_s)
@@ -166,7 +176,9 @@ def build_views(ctx: CalcContext, symbols: Sequence[str], now_us: int) -> None:
                     pipe.watch(ctx.keys.state(symbol))
                     state = WindowState.from_json(pipe.get(ctx.keys.state(symbol)), symbol)
                     pipe.multi()
-                    _store_view(pipe, ctx, state, now_us)
+                    if _store_view(pipe, ctx, state, now_us) and state.last_received_us:
+                        # One observation per view built: its newest tick's arrival → now.
+                        _record_view_latency(pipe, ctx, [now_us - state.last_received_us])
                     pipe.execute()
                     break
                 except WatchError:

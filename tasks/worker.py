@@ -5,14 +5,17 @@ Dramatiq imports this module in every worker process; importing it is starting a
 
 from __future__ import annotations
 
+from backend.bus.keys import Keys
 from backend.config import get_settings
 from backend.logs import configure_logging
 from tasks.actors import register_actors
 from tasks.broker import build_broker, redis_client
+from tasks.dead_letter_middleware import DeadLetterReasons
 from tasks.flusher_middleware import OutboxFlusherMiddleware
 
 settings = get_settings()
 configure_logging(settings, service="worker")
 broker = build_broker(settings)
 broker.add_middleware(OutboxFlusherMiddleware(settings))
+broker.add_middleware(DeadLetterReasons(redis_client(settings), Keys.from_settings(settings)))
 actors = register_actors(broker, settings, redis_client(settings))

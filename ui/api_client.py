@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 API_KEY_HEADER = "x-api-key"
+READINESS_TIMEOUT_S = 5.0
 
 
 class BackendError(RuntimeError):
@@ -71,10 +72,119 @@ class BackendClient:
             raise BackendError(f"The backend's view of {symbol} is not a JSON object.")
         return body
 
-    def _get_json(self, path: str, *, allow_404: bool = False) -> Any:
+    def get_history(self, symbol: str, limit: int = 200) -> list[dict[str, Any]]:
+        """`GET /symbols/{symbol}/history?limit=N` → the newest ticks first."""
+        body = self._get_json(f"/symbols/{quote(symbol, safe='')}/history", params={"limit": limit})
+        if not isinstance(body, list):
+            raise BackendError(f"The backend's history of {symbol} is not a list.")
+        return [row for row in body if isinstance(row, dict)]
+
+    def get_candles(
+        self,
+        symbol: str,
+        interval: str = "1m",
+        *,
+        limit: int = 500,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /symbols/{symbol}/candles` → `{"candles": [...], "live": {...}, ...}`."""
+        params: dict[str, Any] = {"interval": interval, "limit": limit}
+        if start is not None:
+            params["from"] = start
+        if end is not None:
+            params["to"] = end
+        body = self._get_json(f"/symbols/{quote(symbol, safe='')}/candles", params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("candles"), list):
+            raise BackendError(f"The backend's candles of {symbol} have no 'candles' list.")
+        return body
+
+    def get_gaps(self, symbol: str) -> dict[str, Any]:
+        """`GET /symbols/{symbol}/gaps` → open and recently closed sequence gaps."""
+        body = self._get_json(f"/symbols/{quote(symbol, safe='')}/gaps")
+        if not isinstance(body, dict):
+            raise BackendError(f"The backend's gaps of {symbol} are not a JSON object.")
+        return body
+
+    def get_feeder_config(self) -> dict[str, Any]:
+        """`GET /feeder/config` → the desired state of every feeder."""
+        body = self._get_json("/feeder/config")
+        if not isinstance(body, dict):
+            raise BackendError("The backend's feeder config is not a JSON object.")
+        return body
+
+    def put_feeder_config(self, update: dict[str, Any]) -> dict[str, Any]:
+        """`PUT /feeder/config` with a partial update → the new config.
+
+        A 422 becomes a `BackendError` whose message lists each field and reason.
+        """
+        body = self._send_json("PUT", "/feeder/config", update)
+        if not isinstance(body, dict):
+            raise BackendError("The backend's feeder config is not a JSON object.")
+        return body
+
+    def get_feeder_status(self) -> list[dict[str, Any]]:
+        """`GET /feeder/status` → the last report of every feeder, with `alive`."""
+        body = self._get_json("/feeder/status")
+        feeders = body.get("feeders") if isinstance(body, dict) else None
+        if not isinstance(feeders, list):
+            raise BackendError("The backend's /feeder/status answer has no 'feeders' list.")
+        return [entry for entry in feeders if isinstance(entry, dict)]
+
+    def get_readiness(self) -> dict[str, Any]:
+        """`GET /health/readiness`, whose 503 body (what failed) is an answer, not an error."""
+        # Longer than the probe's own 2 s per-check deadline, so a slow Postgres reads as
+        # "Postgres slow", not as "API down".
+        body = self._get_json("/health/readiness", accept=(503,), timeout=READINESS_TIMEOUT_S)
+        if not isinstance(body, dict):
+            raise BackendError("The backend's readiness answer is not a JSON object.")
+        return body
+
+    def get_stats(self) -> dict[str, Any]:
+        """`GET /stats` → one pipeline-wide sample taken now."""
+        body = self._get_json("/stats")
+        if not isinstance(body, dict):
+            raise BackendError("The backend's /stats answer is not a JSON object.")
+        return body
+
+    def get_stats_history(self, minutes: int = 15) -> dict[str, Any]:
+        """`GET /stats/history?minutes=N` → `{"interval_s", "samples": [...]}`, oldest first."""
+        body = self._get_json("/stats/history", params={"minutes": minutes})
+        if not isinstance(body, dict) or not isinstance(body.get("samples"), list):
+            raise BackendError("The backend's /stats/history answer has no 'samples' list.")
+        return body
+
+    def _get_json(
+        self,
+        path: str,
+        *,
+        allow_404: bool = False,
+        params: dict[str, Any] | None = None,
+        accept: tuple[int, ...] = (),
+        timeout: float | None = None,
+    ) -> Any:
+        return self._request(
+            "GET", path, allow_404=allow_404, params=params, accept=accept, timeout=timeout
+        )
+
+    def _send_json(self, method: str, path: str, payload: Any) -> Any:
+        return self._request(method, path, json=payload)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        allow_404: bool = False,
+        params: dict[str, Any] | None = None,
+        accept: tuple[int, ...] = (),
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         where = f"{self.base_url}{path}"
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = self._http.get(path)
+            response = self._http.request(method, path, params=params, json=json, **extra)
         except httpx.TimeoutException as exc:
             raise BackendUnavailable(
                 f"The backend at {self.base_url} did not answer in time."
@@ -86,13 +196,42 @@ class BackendClient:
         status = response.status_code
         if status == 404 and allow_404:
             return None
+        if status in accept:
+            return _json_or_error(response, where)
         if status >= 500:
-            raise BackendUnavailable(f"The backend failed with HTTP {status} on {where}.")
+            raise BackendUnavailable(
+                f"The backend failed with HTTP {status} on {where}{_reason(response)}."
+            )
         if status in (401, 403):
             raise BackendError(f"The backend refused the UI's API key (HTTP {status}).")
         if status >= 400:
-            raise BackendError(f"The backend answered HTTP {status} on {where}.")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise BackendError(f"The backend sent something that is not JSON on {where}.") from exc
+            raise BackendError(f"The backend answered HTTP {status} on {where}{_reason(response)}.")
+        return _json_or_error(response, where)
+
+
+def _json_or_error(response: httpx.Response, where: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BackendError(f"The backend sent something that is not JSON on {where}.") from exc
+
+
+def _reason(response: httpx.Response) -> str:
+    """`: message (field: reason; ...)` from an API error body, or nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body["message"])] if body.get("message") else []
+    details = body.get("detail")
+    if isinstance(details, list):
+        fields = [
+            f"{d.get('field')}: {d.get('reason')}"
+            for d in details
+            if isinstance(d, dict) and d.get("field")
+        ]
+        if fields:
+            parts.append("; ".join(fields))
+    return f": {' — '.join(parts)}" if parts else ""

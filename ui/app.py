@@ -1,16 +1,34 @@
-"""Streamlit entry point: page config and navigation; each page lives in `ui/app_pages/`.
+"""Streamlit entry point: page config, the optional password gate, and navigation.
 
-Run with `streamlit run ui/app.py`. New pages (Symbol, Feeder, Pipeline…) are added to `PAGES`.
+Run with `streamlit run ui/app.py`. Each page lives in `ui/app_pages/`; pages find each other
+through `PAGES` (by `url_path`), so a link survives a title change.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from ui.auth import password_gate
+from ui.resources import current_settings
+
 st.set_page_config(page_title="Tickstream", page_icon="📈", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/live.py", title="Live", icon=":material/monitoring:", default=True),
+    st.Page(
+        "app_pages/live.py",
+        title="Live",
+        icon=":material/monitoring:",
+        default=True,  # served at "/" (a default page has no url_path of its own)
+    ),
+    st.Page(
+        "app_pages/symbol.py",
+        title="Symbol",
+        icon=":material/candlestick_chart:",
+        url_path="symbol",
+    ),
+    st.Page("app_pages/feeder.py", title="Feeder", icon=":material/tune:", url_path="feeder"),
+    st.Page("app_pages/pipeline.py", title="Pipeline", icon=":material/lan:", url_path="pipeline"),
 ]
 
-st.navigation(PAGES).run()
+if password_gate(current_settings()):
+    st.navigation(PAGES).run()

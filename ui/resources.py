@@ -11,8 +11,10 @@ process's `get_settings()`, built once. Session state is server-side, so a brows
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import streamlit as st
 
@@ -30,8 +32,9 @@ def _feed_key(settings: Settings) -> tuple[str, str]:
     return (settings.effective_redis_url, settings.pubsub_channel)
 
 
-def _backend_key(settings: Settings) -> tuple[str, str]:
-    """What makes two backend clients different: where they go and which key they send."""
+def backend_key(settings: Settings) -> tuple[str, str]:
+    """What makes two backends different (for `hash_funcs` of every cached REST read): where
+    they are and which key the UI sends."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else ""
     return (settings.backend_url, api_key)
 
@@ -67,7 +70,7 @@ def _release_client(client: BackendClient) -> None:
 
 
 @st.cache_resource(
-    show_spinner=False, hash_funcs={Settings: _backend_key}, on_release=_release_client
+    show_spinner=False, hash_funcs={Settings: backend_key}, on_release=_release_client
 )
 def get_backend_client(settings: Settings) -> BackendClient:
     """One pooled REST client per backend URL and API key."""
@@ -84,21 +87,36 @@ class RestSnapshot:
     fetched_at: datetime | None = None
 
 
+FetchResult = tuple[Any, str | None]  # (answer, error sentence): what cached REST reads store
+
+
+def fetch_or_error(call: Callable[[], Any]) -> FetchResult:
+    """The answer, or the error as a sentence for a banner.
+
+    Cached REST reads store this and so hold builtins only: `st.cache_data` pickles values, and an
+    instance of one of our classes stops being picklable once Streamlit's file watcher reloads its
+    module under a running fragment. Failures are cached too, so a dead backend costs one attempt
+    per TTL instead of one per session per refresh.
+    """
+    try:
+        return (call(), None)
+    except BackendError as exc:
+        return (None, exc.message)
+
+
 @st.cache_data(
     ttl=REST_SNAPSHOT_TTL_S,
     max_entries=16,
     show_spinner=False,
-    hash_funcs={Settings: _backend_key},
+    hash_funcs={Settings: backend_key},
 )
-def fetch_rest_snapshot(settings: Settings) -> RestSnapshot:
-    """`GET /symbols` as a catch-up snapshot, shared by all sessions for a couple of seconds.
+def _symbols_snapshot(settings: Settings) -> tuple[FetchResult, datetime]:
+    return fetch_or_error(get_backend_client(settings).list_symbols), datetime.now(UTC)
 
-    Failures are returned (and so cached) rather than raised, so a dead backend costs one attempt
-    per TTL instead of one per session per refresh.
-    """
-    now = datetime.now(UTC)
-    try:
-        entries = get_backend_client(settings).list_symbols()
-    except BackendError as exc:
-        return RestSnapshot(error=exc.message, fetched_at=now)
-    return RestSnapshot(views=views_from_symbols(entries), fetched_at=now)
+
+def fetch_rest_snapshot(settings: Settings) -> RestSnapshot:
+    """`GET /symbols` as a catch-up snapshot, shared by all sessions for a couple of seconds."""
+    (entries, error), fetched_at = _symbols_snapshot(settings)
+    if error is not None:
+        return RestSnapshot(error=error, fetched_at=fetched_at)
+    return RestSnapshot(views=views_from_symbols(entries), fetched_at=fetched_at)

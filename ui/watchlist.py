@@ -15,8 +15,10 @@ View = dict[str, Any]
 # Column order of a watchlist row; the page maps these keys to labels and number formats.
 WATCHLIST_COLUMNS: tuple[str, ...] = (
     "symbol",
+    "status",
     "last_price",
     "change_1m_pct",
+    "trend",
     "sma_10",
     "vwap_1m",
     "volume_1m",
@@ -120,21 +122,73 @@ def merge_views(
     return merged
 
 
-def watchlist_rows(views: Mapping[str, View | None], now: datetime) -> list[dict[str, Any]]:
+STATUS_LIVE = "● live"
+STATUS_WAITING = "○ waiting"
+
+
+def trend(view: Mapping[str, Any]) -> list[float]:
+    """The prices of W's `last_10` (sent newest first), oldest first: the sparkline's points.
+
+    Taken from the view itself rather than accumulated from events, so a session that missed
+    events never draws a line through a gap.
+    """
+    latest = view.get("last_10")
+    if not isinstance(latest, list):
+        return []
+    prices = [_as_float(item.get("price")) for item in latest if isinstance(item, Mapping)]
+    return [price for price in reversed(prices) if price is not None]
+
+
+def status(view: Mapping[str, Any] | None, now: datetime, stale_after_s: float) -> str:
+    """The badge: open sequence gaps first (data is missing), then silence, else live.
+
+    Staleness is re-evaluated with the reader's clock: W's own `stale` was true or false when it
+    was computed, and a symbol that went quiet has no new W to say so.
+    """
+    if not view:
+        return STATUS_WAITING
+    gaps = _as_int(view.get("gaps_open")) or 0
+    if gaps > 0:
+        return f"▲ gap ×{gaps}"
+    received = parse_ts(view.get("last_received_at")) or parse_ts(view.get("last_ts"))
+    if received is not None:
+        quiet_s = (now - received).total_seconds()
+        if quiet_s > stale_after_s:
+            return f"◆ stale {format_age(quiet_s)}"
+    return STATUS_LIVE
+
+
+def status_color(value: Any) -> str:
+    """CSS for the status badge: amber for a gap, grey for stale, green for live."""
+    text = str(value or "")
+    if text.startswith("▲"):
+        return "color: #ffa726; font-weight: 600"
+    if text.startswith("◆"):
+        return "color: #9e9e9e"
+    if text == STATUS_LIVE:
+        return "color: #26a69a"
+    return ""
+
+
+def watchlist_rows(
+    views: Mapping[str, View | None], now: datetime, stale_after_s: float = 10.0
+) -> list[dict[str, Any]]:
     """One row per symbol, sorted by symbol, with the numbers the Live page shows.
 
     `age_s` is the seconds since the symbol's last tick (`last_ts`), never negative, so a slightly
-    fast feeder clock does not show "-0.2 s". Symbols without a view get a row of Nones.
+    fast feeder clock does not show "-0.2 s". Symbols without a view get a row of Nones (and the
+    "waiting" badge).
     """
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     rows: list[dict[str, Any]] = []
     for symbol in sorted(views):
         view = views[symbol] or {}
-        row: dict[str, Any] = {"symbol": symbol}
+        row: dict[str, Any] = {"symbol": symbol, "status": status(view, now, stale_after_s)}
         for field in _NUMERIC_FIELDS:
             row[field] = _as_float(view.get(field))
         for field in _INT_FIELDS:
             row[field] = _as_int(view.get(field))
+        row["trend"] = trend(view) or None
         last_ts = parse_ts(view.get("last_ts"))
         row["age_s"] = None if last_ts is None else max(0.0, (now - last_ts).total_seconds())
         rows.append({key: row[key] for key in WATCHLIST_COLUMNS})

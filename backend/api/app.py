@@ -23,7 +23,19 @@ from backend.api.errors import (
     request_validation_handler,
 )
 from backend.api.metrics import ApiMetrics
-from backend.api.routes import candles, feeder, health, ingest, internal, metrics, stream, symbols
+from backend.api.routes import (
+    admin,
+    candles,
+    feeder,
+    health,
+    ingest,
+    internal,
+    metrics,
+    stats,
+    stream,
+    symbols,
+)
+from backend.api.stats_sampler import StatsSampler
 from backend.bus import events
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.ingest import IngestScript
@@ -51,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.psycopg_url, min_size=1, max_size=10, open=False, kwargs={"connect_timeout": 3}
         )
         await pool.open(wait=False)
-        script = IngestScript(redis, keys, settings.dedup_ttl)
+        script = IngestScript(redis, keys, settings.dedup_ttl, settings.max_backlog)
 
         async def publish_fast_path(ticks, outcomes) -> None:  # type: ignore[no-untyped-def]
             payloads = events.ticks_received(ticks, outcomes)
@@ -68,15 +80,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             after_flush=publish_fast_path,
         )
         broadcaster = Broadcaster(redis, settings.pubsub_channel, on_drop=metrics_.sse_dropped.inc)
+        sampler = StatsSampler(redis, keys, settings)
         await committer.start()
         await broadcaster.start()
+        await sampler.start()
         app.state.resources = AppState(
-            settings, keys, redis, pool, committer, broadcaster, metrics_
+            settings, keys, redis, pool, committer, broadcaster, metrics_, sampler
         )
         try:
             yield
         finally:
             await committer.stop()
+            await sampler.stop()  # after the committer: its last 503s are counted, then flushed
             await broadcaster.stop()
             await pool.close()
             await redis.aclose()
@@ -88,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
-    for module in (ingest, symbols, candles, feeder, internal, stream, health, metrics):
+    routers = (ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin)
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import (
@@ -15,6 +15,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from backend.api.broadcaster import Broadcaster
@@ -23,6 +24,9 @@ from backend.api.metrics import ApiMetrics
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.keys import Keys
 from backend.config import Settings
+
+if TYPE_CHECKING:  # stats_sampler imports the routes, which import this module
+    from backend.api.stats_sampler import StatsSampler
 
 
 @dataclass
@@ -36,6 +40,7 @@ class AppState:
     committer: GroupCommitter
     broadcaster: Broadcaster
     metrics: ApiMetrics
+    stats: StatsSampler
 
 
 def get_resources(request: Request) -> AppState:
@@ -72,17 +77,37 @@ def require_ingest_auth(
         )
 
 
-def require_read_key(res: Resources, api_key: Annotated[str | None, Depends(_api_key)]) -> None:
-    expected = res.settings.api_key
-    if expected is None:
-        return
-    if api_key is None or not _same(api_key, expected.get_secret_value()):
+def _check_api_key(given: str | None, expected: SecretStr) -> None:
+    """401 unless the x-api-key header matches (constant-time)."""
+    if given is None or not _same(given, expected.get_secret_value()):
         raise ApiError(
             401,
             "unauthorized",
             "x-api-key header required",
             [{"field": "x-api-key", "reason": "missing or wrong API key"}],
         )
+
+
+def require_read_key(res: Resources, api_key: Annotated[str | None, Depends(_api_key)]) -> None:
+    if res.settings.api_key is not None:
+        _check_api_key(api_key, res.settings.api_key)
+
+
+def require_admin_key(res: Resources, api_key: Annotated[str | None, Depends(_api_key)]) -> None:
+    """Operations that change the pipeline (dead-letter requeue): x-api-key, always.
+
+    Unlike reads, admin routes are closed when API_KEY is unset: a dev default must not leave
+    requeueing open to anyone who can reach the port.
+    """
+    expected = res.settings.api_key
+    if expected is None:
+        raise ApiError(
+            403,
+            "forbidden",
+            "admin routes are disabled until API_KEY is set",
+            [{"field": "x-api-key", "reason": "API_KEY is not configured on the API"}],
+        )
+    _check_api_key(api_key, expected)
 
 
 def require_internal_token(
@@ -102,3 +127,4 @@ def require_internal_token(
 IngestAuth = Depends(require_ingest_auth)
 ReadAuth = Depends(require_read_key)
 InternalAuth = Depends(require_internal_token)
+AdminAuth = Depends(require_admin_key)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from backend.bus.stats import FLUSH_BUCKETS
+from backend.bus.stats import (
+    FLUSH_BUCKETS,
+    INF,
+    REJECTED_PREFIX,
+    VIEW_LATENCY_BUCKETS,
+    VIEW_LATENCY_PREFIX,
+)
 
 
 @dataclass
@@ -78,6 +84,18 @@ class ApiMetrics:
         )
         self.gaps_opened = Gauge("tickstream_gaps_opened_total", "Sequence gaps opened", registry=r)
         self.gaps_closed = Gauge("tickstream_gaps_closed_total", "Sequence gaps closed", registry=r)
+        self.pipeline_ticks = Gauge(
+            "tickstream_pipeline_ticks_total",
+            "Ticks answered by all API replicas, by outcome (and reason, for rejections)",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.view_latency_le = Gauge(
+            "tickstream_view_latency_seconds_le",
+            "Ticks (or calc-b views) whose ingest→view latency was no more than `le` seconds",
+            ["le"],
+            registry=r,
+        )
         self.sse_dropped = Counter(
             "tickstream_sse_dropped_events", "Events dropped for slow SSE clients", registry=r
         )
@@ -100,3 +118,13 @@ class ApiMetrics:
         self.late_ticks.set(counters.get("late_ticks", 0))
         self.gaps_opened.set(counters.get("gaps_opened", 0))
         self.gaps_closed.set(counters.get("gaps_closed", 0))
+        for outcome in ("accepted", "duplicate", "conflict", "shed"):
+            self.pipeline_ticks.labels(outcome=outcome, reason="").set(
+                counters.get(f"ingest_{outcome}", 0)
+            )
+        for name, value in counters.items():
+            if name.startswith(REJECTED_PREFIX):
+                reason = name.removeprefix(REJECTED_PREFIX)
+                self.pipeline_ticks.labels(outcome="rejected", reason=reason).set(value)
+        for label in (*(str(b) for b in VIEW_LATENCY_BUCKETS), INF):
+            self.view_latency_le.labels(le=label).set(counters.get(VIEW_LATENCY_PREFIX + label, 0))

@@ -4,7 +4,9 @@ A single Lua script, per group-committed batch, does for every tick `SET dedup N
 ticks that were new, writes ONE Dramatiq message carrying all of them (the same HSET + RPUSH that
 Dramatiq's own `enqueue` does) and ONE outbox stream entry. Because it is one script, there is no
 moment at which a tick is marked seen but not queued: an acknowledged tick is always both queued
-for calc and staged for persistence.
+for calc and staged for persistence. The pipeline-wide ingest counters (`ingest_accepted`,
+`ingest_duplicate`, `ingest_conflict` in the stats hash) are added in the same step, so they
+count exactly what was acknowledged, whichever API replica answered.
 """
 
 from __future__ import annotations
@@ -24,9 +26,19 @@ from backend.core.ticks import Tick, encode_content, encode_tick
 INGEST_LUA = """
 local ttl = tonumber(ARGV[1])
 local prefix = ARGV[5]
+local max_backlog = tonumber(ARGV[6])
+if max_backlog > 0 then
+  local backlog = redis.call('LLEN', KEYS[1]) + redis.call('XLEN', KEYS[3])
+  if backlog >= max_backlog then
+    redis.call('HINCRBY', KEYS[4], 'ingest_shed', (#ARGV - 6) / 3)
+    return backlog
+  end
+end
 local statuses = {}
 local accepted = {}
-for i = 6, #ARGV, 3 do
+local duplicates = 0
+local conflicts = 0
+for i = 7, #ARGV, 3 do
   local key = prefix .. ARGV[i]
   local content = ARGV[i + 1]
   if redis.call('SET', key, content, 'NX', 'EX', ttl) then
@@ -36,8 +48,10 @@ for i = 6, #ARGV, 3 do
     local existing = redis.call('GET', key)
     if existing == content then
       statuses[#statuses + 1] = 2
+      duplicates = duplicates + 1
     else
       statuses[#statuses + 1] = existing
+      conflicts = conflicts + 1
     end
   end
 end
@@ -46,9 +60,24 @@ if #accepted > 0 then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. body .. ARGV[4])
   redis.call('RPUSH', KEYS[1], ARGV[2])
   redis.call('XADD', KEYS[3], '*', 't', '[' .. body .. ']')
+  redis.call('HINCRBY', KEYS[4], 'ingest_accepted', #accepted)
+end
+if duplicates > 0 then
+  redis.call('HINCRBY', KEYS[4], 'ingest_duplicate', duplicates)
+end
+if conflicts > 0 then
+  redis.call('HINCRBY', KEYS[4], 'ingest_conflict', conflicts)
 end
 return statuses
 """
+
+
+class BacklogFull(Exception):
+    """The work waiting (calc queue + outbox) is at MAX_BACKLOG: nothing was written."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(f"backlog {backlog} at the high-water mark")
+        self.backlog = backlog
 
 
 class Status(Enum):
@@ -86,10 +115,11 @@ def dramatiq_message_parts(
 class IngestScript:
     """Runs INGEST_LUA for a batch of already validated ticks."""
 
-    def __init__(self, redis: Redis, keys: Keys, dedup_ttl: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, dedup_ttl: int, max_backlog: int = 0) -> None:
         self._redis = redis
         self._keys = keys
         self._dedup_ttl = dedup_ttl
+        self._max_backlog = max_backlog  # 0: never shed
         self._script = redis.register_script(INGEST_LUA)
 
     async def __call__(self, ticks: Sequence[Tick]) -> list[Outcome]:
@@ -105,11 +135,19 @@ class IngestScript:
             head,
             tail,
             self._keys.dedup_prefix,
+            self._max_backlog,
         ]
         for tick in ticks:
             args += (tick.event_id, encode_content(tick), encode_tick(tick))
-        keys = [self._keys.queue_list(), self._keys.queue_messages(), self._keys.outbox]
+        keys = [
+            self._keys.queue_list(),
+            self._keys.queue_messages(),
+            self._keys.outbox,
+            self._keys.stats,
+        ]
         raw = await self._script(keys=keys, args=args)
+        if isinstance(raw, int):  # the script shed the batch: checked and refused atomically
+            raise BacklogFull(raw)
         return [_outcome(item) for item in raw]
 
 

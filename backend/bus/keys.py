@@ -35,8 +35,21 @@ class Keys:
     def dead_letters(self, queue: str | None = None) -> str:
         return f"{self.queue_list(queue)}.XQ"
 
+    def dead_letter_messages(self, queue: str | None = None) -> str:
+        return f"{self.dead_letters(queue)}.msgs"
+
+    @property
+    def dead_letter_reasons(self) -> str:
+        """Hash message_id -> JSON {error, traceback, failed_at_ms}: why each was dead-lettered."""
+        return f"{self.namespace}:dlq:reasons"
+
     def delay_queue(self, queue: str | None = None) -> str:
         return f"{self.queue_list(queue)}.DQ"
+
+    @property
+    def heartbeats(self) -> str:
+        """Dramatiq's sorted set of worker heartbeats (score: last beat, epoch ms)."""
+        return f"{self.dramatiq_namespace}:__heartbeats__"
 
     @property
     def dedup_prefix(self) -> str:
@@ -70,6 +83,15 @@ class Keys:
     def stats(self) -> str:
         """Hash of cross-process counters (workers write, the API's /metrics reads)."""
         return f"{self.namespace}:stats"
+
+    def stats_slot(self, slot: int) -> str:
+        """Short-lived marker (SET NX EX): the API replica that sets it writes sample `slot`."""
+        return f"{self.namespace}:stats:slot:{slot}"
+
+    @property
+    def stats_samples(self) -> str:
+        """Stream of pipeline samples (`s` = Sample JSON), capped at STATS_RETENTION."""
+        return f"{self.namespace}:stats:samples"
 
     @property
     def feeder_config(self) -> str:

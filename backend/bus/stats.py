@@ -1,15 +1,40 @@
 """Counters shared across processes, kept in one Redis hash.
 
-Workers on any host add to them; the API's /metrics exposes them. Prometheus-style cumulative
-counters, so scrapes from any API replica agree.
+Workers and API processes on any host add to them; the API's /metrics and /stats expose them.
+Prometheus-style cumulative counters, so reads from any API replica agree.
+
+Fields: the ingest outcomes (written by the ingest script, atomically with the hand-off),
+`rejected:<reason>` (flushed by each API's stats sampler), the calc counters, the flush histogram
+`flush_seconds_le_<bound>` and the ingest→view latency histogram `view_latency_le_<bound>`.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
 from typing import Any
+
+from backend.core.ticks import TickIn
 
 # Upper bounds (seconds) of the flush latency histogram.
 FLUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Upper bounds (seconds) of the ingest→view latency histogram; `+Inf` counts every observation.
+VIEW_LATENCY_BUCKETS = FLUSH_BUCKETS
+INF = "+Inf"
+VIEW_LATENCY_PREFIX = "view_latency_le_"
+REJECTED_PREFIX = "rejected:"
+INGEST_FIELDS = ("ingest_accepted", "ingest_duplicate", "ingest_conflict", "ingest_shed")
+
+# Reasons a rejected tick is counted under (`rejection_reason`): the tick's fields, `body` (not
+# a JSON object) and `unavailable` (Redis down, 503).
+_KNOWN_REASONS = frozenset((*TickIn.model_fields, "body", "unavailable"))
+
+# Bounds in whole µs: the comparison `latency <= bound` is then exact (no float rounding).
+_VIEW_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in VIEW_LATENCY_BUCKETS)
+_VIEW_FIELDS = (
+    *(f"{VIEW_LATENCY_PREFIX}{b}" for b in VIEW_LATENCY_BUCKETS),
+    VIEW_LATENCY_PREFIX + INF,
+)
 
 
 def flush_fields(rows_written: int, ticks: int, seconds: float) -> dict[str, float]:
@@ -26,10 +51,45 @@ def flush_fields(rows_written: int, ticks: int, seconds: float) -> dict[str, flo
     return fields
 
 
+def view_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
+    """HINCRBY increments recording ingest→view latencies (µs) in the cumulative histogram.
+
+    Like Prometheus buckets: an observation counts in every bucket whose bound is >= it, and
+    always in `+Inf`. Negative latencies (clock skew between hosts) count as 0. Buckets left at
+    zero are omitted, so the caller issues only the HINCRBYs that change something.
+    """
+    exact = [0] * len(_VIEW_FIELDS)  # observations whose smallest covering bucket is i
+    for latency in latencies_us:
+        exact[bisect_left(_VIEW_BOUNDS_US, latency)] += 1
+    fields: dict[str, int] = {}
+    running = 0
+    for name, count in zip(_VIEW_FIELDS, exact, strict=True):
+        running += count
+        if running:
+            fields[name] = running
+    return fields
+
+
 def record(pipe: Any, stats_key: str, fields: dict[str, float]) -> None:
     for name, value in fields.items():
         pipe.hincrbyfloat(stats_key, name, value)
 
 
+def rejection_reason(field: str) -> str:
+    """The `rejected:<reason>` a validation error counts under: the tick field it names.
+
+    Unknown fields are client-chosen names, so they share one reason: the hash (and /metrics
+    labels) stay bounded whatever clients send.
+    """
+    return field if field in _KNOWN_REASONS else "unknown_field"
+
+
 def parse(raw: dict[bytes, bytes]) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in raw.items()}
+    """The stats hash as numbers; a field that is not a number (never written by us) is skipped."""
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        try:
+            out[key.decode(errors="replace")] = float(value)
+        except ValueError:
+            continue
+    return out

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backend.core.ticks import SYMBOL_RE
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# Counters fit in a JSON number every client reads exactly (and in orjson's 64-bit ints).
+MAX_COUNT = 2**53
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 MAX_TPS = 100_000.0
 
 
@@ -97,16 +100,16 @@ class FeederStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     feeder_id: str = Field(min_length=1, max_length=128)
-    config_version: int = 0
+    config_version: Count = 0
     running: bool = True
-    sent: int = Field(default=0, ge=0)
-    accepted: int = Field(default=0, ge=0)
-    duplicates: int = Field(default=0, ge=0)
-    conflicts: int = Field(default=0, ge=0)
-    rejected: int = Field(default=0, ge=0)
-    retries: int = Field(default=0, ge=0)
-    dropped: int = Field(default=0, ge=0)
-    buffered: int = Field(default=0, ge=0)
-    target_tps: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    achieved_tps: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    sent: Count = 0
+    accepted: Count = 0
+    duplicates: Count = 0
+    conflicts: Count = 0
+    rejected: Count = 0
+    retries: Count = 0
+    dropped: Count = 0
+    buffered: Count = 0
+    target_tps: float = Field(default=0.0, ge=0.0, le=10 * MAX_TPS, allow_inf_nan=False)
+    achieved_tps: float = Field(default=0.0, ge=0.0, le=10 * MAX_TPS, allow_inf_nan=False)
     last_error: str | None = Field(default=None, max_length=500)

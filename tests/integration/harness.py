@@ -125,6 +125,43 @@ class Processes:
             ],
         )
 
+    def start_feeder(self, name: str = "feeder", **env: str) -> subprocess.Popen[bytes]:
+        """`python -m feeder` posting to this harness's API (env overrides SYMBOLS, TPS, ...)."""
+        base = {"TARGET_URL": self.api_url, "SEED": "7", "STATUS_INTERVAL": "0.5"}
+        return self._spawn(name, [sys.executable, "-m", "feeder"], base | env)
+
+    def start_ui(self, port: int, extra_env: dict[str, str] | None = None) -> str:
+        """The Streamlit app as `make run` starts it, pointed at this API; returns its URL."""
+        self._spawn(
+            "ui",
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "ui/app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            {"BACKEND_URL": self.api_url, **(extra_env or {})},
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 60, what="Streamlit health")
+        return url
+
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):

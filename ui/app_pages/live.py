@@ -1,8 +1,9 @@
-"""Live page: every symbol with its latest view, refreshed in place twice a second.
+"""Live page: every symbol with its latest view, refreshed in place about three times a second.
 
 Only the fragment reruns on the timer (never the whole page). Each refresh reads the process's
 LiveFeed snapshot (pushed over Redis pub/sub) and merges a REST snapshot that is at most a couple
-of seconds old, so a session that missed events still catches up.
+of seconds old, so a session that missed events still catches up. Selecting a row opens the
+symbol's page (`/symbol?symbol=...`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.config import Settings
+from ui.banners import feed_banner
 from ui.live_feed import FeedSnapshot
 from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
 from ui.watchlist import (
@@ -23,17 +25,26 @@ from ui.watchlist import (
     format_price,
     format_quantity,
     merge_views,
+    status_color,
     watchlist_rows,
 )
 
-REFRESH_EVERY_S = 0.5
+REFRESH_EVERY_S = 0.3
+SYMBOL_PAGE = "app_pages/symbol.py"
+TABLE_KEY = "watchlist"
+ROW_SYMBOLS_KEY = "watchlist_row_symbols"  # the symbol of each row, as last drawn
+OPEN_SYMBOL_KEY = "watchlist_open_symbol"  # set by a row selection, consumed by the fragment
 
 # Labels only: number formats come from the Styler, which Streamlit shows when a NumberColumn
 # has no `format` (one fixed format cannot fit BTC and EURUSD prices).
 COLUMN_CONFIG = {
     "symbol": st.column_config.TextColumn("Symbol", pinned=True),
+    "status": st.column_config.TextColumn(
+        "Status", help="live · stale (no tick for STALE_AFTER) · gap (sequence numbers missing)"
+    ),
     "last_price": st.column_config.NumberColumn("Last price"),
     "change_1m_pct": st.column_config.NumberColumn("Change 1m", help="Price change over 1 minute"),
+    "trend": st.column_config.LineChartColumn("Last 10", help="The last 10 prices, oldest first"),
     "sma_10": st.column_config.NumberColumn("SMA-10", help="Mean of the last 10 prices"),
     "vwap_1m": st.column_config.NumberColumn("VWAP-1m", help="Volume-weighted price, 1 minute"),
     "volume_1m": st.column_config.NumberColumn("Volume 1m"),
@@ -64,38 +75,62 @@ def _feed_status(snap: FeedSnapshot, now: datetime) -> str:
     return " · ".join(parts)
 
 
-def _render_feed_banner(snap: FeedSnapshot) -> None:
-    if snap.connected:
-        return
-    if snap.last_error:
-        st.warning(
-            f"Live updates paused: cannot reach Redis ({snap.last_error}). Retrying…", icon="⚠️"
-        )
-    else:
-        st.info("Connecting to the live feed…", icon="⏳")
-
-
 @st.fragment(run_every=REFRESH_EVERY_S)
 def live_watchlist(settings: Settings) -> None:
-    """The self-refreshing part of the page: banners, the watchlist table, the feed status."""
+    """The self-refreshing part of the page: banners, the watchlist table, the feed status.
+
+    A row selection is acted on before anything is drawn: a run that switches page must not send
+    deltas for the page it leaves (the browser would apply them to the new, empty page). Banners
+    live in one container that is always there, so the table keeps its place in the fragment
+    whatever banners come and go, and the browser never remounts it under the analyst's click.
+    """
+    target = st.session_state.pop(OPEN_SYMBOL_KEY, None)
+    if target:
+        st.switch_page(SYMBOL_PAGE, query_params={"symbol": target})
+
     snap = get_live_feed(settings).snapshot()
     rest = fetch_rest_snapshot(settings)
     now = datetime.now(UTC)
-
-    if rest.error:
-        st.warning(f"Backend unavailable: {rest.error} Showing live updates only.", icon="⚠️")
-    _render_feed_banner(snap)
-
     views = merge_views(rest.views, snap.views)
-    if not any(views.values()):
-        st.info("Waiting for ticks…", icon="⏳")
+
+    with st.container():
+        if rest.error:
+            st.warning(f"Backend unavailable: {rest.error} Showing live updates only.", icon="⚠️")
+        feed_banner(snap)
+        if not any(views.values()):
+            st.info("Waiting for ticks…", icon="⏳")
     if views:
-        frame = pd.DataFrame(watchlist_rows(views, now), columns=list(WATCHLIST_COLUMNS))
-        styled = frame.style.format(FORMATTERS, na_rep="—").map(
-            change_color, subset=["change_1m_pct"]
+        rows = watchlist_rows(views, now, settings.stale_after)
+        frame = pd.DataFrame(rows, columns=list(WATCHLIST_COLUMNS))
+        styled = (
+            frame.style.format(FORMATTERS, na_rep="—")
+            .map(change_color, subset=["change_1m_pct"])
+            .map(status_color, subset=["status"])
         )
-        st.dataframe(styled, column_config=COLUMN_CONFIG, hide_index=True, key="watchlist")
-    st.caption(_feed_status(snap, now))
+        st.session_state[ROW_SYMBOLS_KEY] = [row["symbol"] for row in rows]
+        st.dataframe(
+            styled,
+            column_config=COLUMN_CONFIG,
+            hide_index=True,
+            key=TABLE_KEY,
+            on_select=_remember_selected_symbol,
+            selection_mode="single-row",
+        )
+    st.caption(_feed_status(snap, now) + " · select a row to open the symbol")
+
+
+def _remember_selected_symbol() -> None:
+    """on_select callback: note the chosen symbol; the fragment then opens its page.
+
+    Navigating only on the change (not on every run that still has a selection) means coming back
+    to this page never bounces the analyst straight back to the symbol.
+    """
+    state = st.session_state.get(TABLE_KEY)
+    selection = state.get("selection", {}) if isinstance(state, dict) else {}
+    rows = list(selection.get("rows", []) if isinstance(selection, dict) else [])
+    symbols = st.session_state.get(ROW_SYMBOLS_KEY, [])
+    if rows and 0 <= rows[0] < len(symbols):
+        st.session_state[OPEN_SYMBOL_KEY] = symbols[rows[0]]
 
 
 st.title("Live")

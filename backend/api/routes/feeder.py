@@ -153,7 +153,7 @@ def merge_update(current: FeederConfig, update: FeederConfigUpdate, now: datetim
         ) from None
 
 
-def _unavailable(exc: Exception) -> ApiError:
+def unavailable(exc: Exception) -> ApiError:
     return ApiError(
         503,
         "unavailable",
@@ -208,7 +208,7 @@ async def get_config(res: Resources) -> FeederConfig:
     try:
         raw = await res.redis.get(res.keys.feeder_config)
     except RedisError as exc:
-        raise _unavailable(exc) from None
+        raise unavailable(exc) from None
     return _load_config(raw, res.settings)
 
 
@@ -245,7 +245,7 @@ async def put_config(
                 except WatchError:
                     continue  # another PUT won this round: merge into its result
     except RedisError as exc:
-        raise _unavailable(exc) from None
+        raise unavailable(exc) from None
     raise ApiError(
         503,
         "busy",
@@ -277,11 +277,11 @@ async def post_status(res: Resources, status: FeederStatus) -> StatusAck:
         if prune_due:
             await _prune(res, now_us)
     except RedisError as exc:
-        raise _unavailable(exc) from None
+        raise unavailable(exc) from None
     return StatusAck()
 
 
-def _received_us(record: Any) -> int | None:
+def received_us(record: Any) -> int | None:
     """`received_at` of a stored record in epoch µs, None if the record is unusable."""
     if not isinstance(record, dict) or not isinstance(record.get("received_at"), str):
         return None
@@ -307,7 +307,7 @@ async def _prune(res: Resources, now_us: int) -> None:
     entries = await res.redis.hgetall(res.keys.feeder_status)
     stale: list[bytes] = []
     for feeder_id, raw in entries.items():
-        received = _received_us(_decode(raw))
+        received = received_us(_decode(raw))
         if received is None or received < cutoff_us:
             stale += [feeder_id, raw]
     if stale:
@@ -328,12 +328,12 @@ async def get_status(res: Resources) -> FeederStatusList:
     try:
         entries = await res.redis.hgetall(res.keys.feeder_status)
     except RedisError as exc:
-        raise _unavailable(exc) from None
+        raise unavailable(exc) from None
     now_us = time.time_ns() // 1_000
     feeders: list[FeederStatusEntry] = []
     for feeder_id, raw in entries.items():
         record = _decode(raw)
-        received = _received_us(record)
+        received = received_us(record)
         if received is None or now_us - received > FORGET_AFTER_S * 1_000_000:
             continue
         record["feeder_id"] = feeder_id.decode(errors="replace")

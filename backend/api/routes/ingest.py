@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from backend.api.deps import IngestAuth, Resources
 from backend.api.errors import ApiError, read_json_body
-from backend.bus.ingest import Outcome, Status
+from backend.bus.ingest import BacklogFull, Outcome, Status
 from backend.core.ticks import CONTENT_FIELDS, Tick, TickIn, TimeBounds, differing_fields
 from backend.core.validation import FieldError, validate_tick
 
@@ -62,8 +62,20 @@ def _conflict_errors(outcome: Outcome, tick: Tick) -> list[FieldError]:
 async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
     try:
         outcomes = await res.committer.submit(ticks)
+    except BacklogFull as exc:
+        # Counted pipeline-wide by the script itself (`ingest_shed`); nothing was written.
+        res.metrics.ticks.labels(outcome="shed", reason="backlog").inc(len(ticks))
+        raise ApiError(
+            429,
+            "backpressure",
+            f"the pipeline is behind ({exc.backlog} hand-offs waiting, MAX_BACKLOG "
+            f"{res.settings.max_backlog}); retry after Retry-After with the same event_id",
+            [{"field": "body", "reason": "not accepted: backlog at the high-water mark"}],
+            headers={"Retry-After": "1"},
+        ) from None
     except RedisError as exc:
         res.metrics.ticks.labels(outcome="rejected", reason="unavailable").inc(len(ticks))
+        res.stats.reject("unavailable", len(ticks))
         raise ApiError(
             503,
             "unavailable",
@@ -79,6 +91,7 @@ async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
 def _count_rejections(res: Resources, errors: list[FieldError]) -> None:
     for err in errors:
         res.metrics.ticks.labels(outcome="rejected", reason=err["field"]).inc()
+        res.stats.reject(err["field"])  # in memory; the stats sampler flushes it pipeline-wide
 
 
 @router.post(
@@ -93,6 +106,7 @@ def _count_rejections(res: Resources, errors: list[FieldError]) -> None:
         409: {"description": "same event_id, different content"},
         413: {"description": "body over MAX_BODY_BYTES"},
         422: {"description": "invalid tick; `detail` names each field and reason"},
+        429: {"description": "backlog at MAX_BACKLOG; retry after `Retry-After`"},
         503: {"description": "Redis unavailable; retry with the same event_id"},
     },
 )
@@ -142,6 +156,7 @@ async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
             },
         },
         413: {"description": "body over MAX_BATCH_BODY_BYTES"},
+        429: {"description": "backlog at MAX_BACKLOG; retry after `Retry-After`"},
         422: {"description": "body is not a JSON array of 1..MAX_BATCH_ITEMS items"},
     },
 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from backend.core.feeder_config import MAX_TPS, Burst, FeederConfig
+import pytest
+from pydantic import ValidationError
+
+from backend.core.feeder_config import MAX_COUNT, MAX_TPS, Burst, FeederConfig, FeederStatus
 
 NOW = datetime(2026, 11, 21, 14, 30, tzinfo=UTC)
 
@@ -52,3 +55,13 @@ def test_burst_is_capped_at_max_tps():
 
 def test_zero_tps_stays_zero_in_a_burst():
     assert config(tps=0.0, burst=burst(NOW + timedelta(seconds=10))).effective_tps(NOW) == 0.0
+
+
+def test_status_counters_are_bounded_so_they_serialise() -> None:
+    # Found by the fuzz run: a 2**100 counter passed validation, then orjson refused it (a 500).
+    assert FeederStatus(feeder_id="f", rejected=MAX_COUNT).rejected == MAX_COUNT
+    with pytest.raises(ValidationError) as info:
+        FeederStatus(feeder_id="f", rejected=2**100)
+    assert info.value.errors()[0]["loc"] == ("rejected",)
+    with pytest.raises(ValidationError):
+        FeederStatus(feeder_id="f", achieved_tps=6.8e307)

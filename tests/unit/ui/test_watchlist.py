@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from ui.watchlist import (
+    STATUS_LIVE,
+    STATUS_WAITING,
     WATCHLIST_COLUMNS,
     change_color,
     format_age,
@@ -17,6 +19,9 @@ from ui.watchlist import (
     freshness,
     merge_views,
     parse_ts,
+    status,
+    status_color,
+    trend,
     views_from_symbols,
     watchlist_rows,
 )
@@ -70,7 +75,9 @@ class TestWatchlistRows:
 
     def test_symbol_without_a_view_still_gets_a_row(self) -> None:
         rows = watchlist_rows({"XAUUSD": None}, NOW)
-        assert rows == [dict.fromkeys(WATCHLIST_COLUMNS) | {"symbol": "XAUUSD"}]
+        assert rows == [
+            dict.fromkeys(WATCHLIST_COLUMNS) | {"symbol": "XAUUSD", "status": STATUS_WAITING}
+        ]
 
     def test_age_is_never_negative_and_handles_z_and_naive_times(self) -> None:
         future = make_view(last_ts=(NOW + timedelta(seconds=1)).isoformat())
@@ -195,3 +202,43 @@ def test_change_color() -> None:
     assert "#ef5350" in change_color(-0.5)
     assert change_color(0) == ""
     assert change_color(None) == ""
+
+
+class TestBadgesAndSparkline:
+    def test_trend_is_last_10_oldest_first_skipping_junk(self) -> None:
+        view = make_view(
+            last_10=[{"price": 3.0}, {"price": "2.5"}, {"price": None}, "junk", {"price": 1.0}]
+        )
+        assert trend(view) == [1.0, 2.5, 3.0]
+        assert trend(make_view(last_10=None)) == []
+
+    def test_rows_carry_the_trend_or_none(self) -> None:
+        rows = watchlist_rows(
+            {"A": make_view(last_10=[{"price": 2.0}, {"price": 1.0}]), "B": make_view()}, NOW
+        )
+        assert rows[0]["trend"] == [1.0, 2.0]
+        assert rows[1]["trend"] is None
+
+    def test_gap_beats_stale_beats_live(self) -> None:
+        fresh = (NOW - timedelta(seconds=1)).isoformat()
+        quiet = (NOW - timedelta(seconds=42)).isoformat()
+        assert status(make_view(last_received_at=fresh), NOW, 10.0) == STATUS_LIVE
+        assert status(make_view(last_received_at=quiet), NOW, 10.0) == "◆ stale 42.0 s"
+        assert status(make_view(last_received_at=quiet), NOW, 60.0) == STATUS_LIVE
+        assert status(make_view(last_received_at=quiet, gaps_open=3), NOW, 10.0) == "▲ gap ×3"
+        assert status(None, NOW, 10.0) == STATUS_WAITING
+
+    def test_staleness_is_judged_with_the_readers_clock_not_ws_flag(self) -> None:
+        # W said "not stale" when it was built; a minute of silence later it is.
+        view = make_view(stale=False, last_received_at=(NOW - timedelta(minutes=1)).isoformat())
+        assert status(view, NOW, 10.0).startswith("◆ stale")
+
+    def test_without_received_at_the_event_time_decides(self) -> None:
+        view = make_view(last_ts=(NOW - timedelta(seconds=30)).isoformat())
+        assert status(view, NOW, 10.0).startswith("◆ stale")
+
+    def test_status_colors(self) -> None:
+        assert "ffa726" in status_color("▲ gap ×1")
+        assert "9e9e9e" in status_color("◆ stale 12.0 s")
+        assert "26a69a" in status_color(STATUS_LIVE)
+        assert status_color(STATUS_WAITING) == ""

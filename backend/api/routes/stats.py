@@ -1,0 +1,120 @@
+"""GET /stats and /stats/history: the whole pipeline's counters and gauges, now and over time.
+
+The samples are written by the API replicas' `StatsSampler` (one per STATS_INTERVAL across all
+replicas); this route only reads them, so any replica answers the same.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from backend.api.deps import ReadAuth, Resources
+from backend.api.routes.feeder import unavailable
+from backend.api.stats_sampler import take_sample
+
+router = APIRouter(tags=["ops"], dependencies=[ReadAuth])
+
+Minutes = Annotated[int, Query(ge=1, le=60, description="how far back, 1 to 60 minutes")]
+
+
+# --- models only for the OpenAPI docs and to check /stats against the contract -------------
+class StatsCounters(BaseModel):
+    """Cumulative since the namespace was created (0 when never incremented)."""
+
+    ingest_accepted: int
+    ingest_duplicate: int
+    ingest_conflict: int
+    ingest_shed: int = Field(0, description="ticks refused with 429 at MAX_BACKLOG")
+    calc_batches: int
+    calc_ticks: int
+    late_ticks: int
+    gaps_opened: int
+    gaps_closed: int
+    rows_written: int
+    flush_count: int
+    flush_ticks_sum: int
+    flush_seconds_sum: float
+
+
+class StatsGauges(BaseModel):
+    """Values at the sample's time."""
+
+    queue_depth: int = Field(description="messages waiting in the calc queue")
+    calc_b_depth: int = Field(description="messages waiting in calc.a.done (CALC_SPLIT)")
+    dead_letters: int = Field(description="dead-lettered calc messages (both queues)")
+    outbox_entries: int = Field(description="outbox batches not yet in Postgres")
+    outbox_pending: int = Field(description="outbox batches read by a flusher, not committed")
+    workers: int = Field(description="worker processes with a recent heartbeat")
+    feeders_alive: int
+    feeders_target_tps: float
+    feeders_achieved_tps: float
+
+
+class StatsSample(BaseModel):
+    ts: str = Field(examples=["2026-11-21T14:30:00.123456Z"])
+    ts_us: int
+    counters: StatsCounters
+    rejected: dict[str, int] = Field(
+        description="rejected ticks by reason (the invalid field, `unknown_field`, `unavailable`)"
+    )
+    flush_seconds_le: dict[str, int] = Field(description="cumulative flush latency histogram")
+    view_latency_le: dict[str, int] = Field(
+        description="cumulative ingest→view latency histogram, with `+Inf` = all observations"
+    )
+    gauges: StatsGauges
+
+
+class StatsHistory(BaseModel):
+    interval_s: float
+    retention_s: int
+    samples: list[StatsSample] = Field(description="oldest first")
+
+
+_UNAVAILABLE = {503: {"description": "Redis unavailable; retry"}}
+
+
+@router.get(
+    "/stats",
+    summary="One pipeline-wide sample, taken now",
+    response_model=StatsSample,
+    responses=_UNAVAILABLE,
+)
+async def get_stats(res: Resources) -> StatsSample:
+    try:
+        sample = await take_sample(res.redis, res.keys, res.settings.heartbeat_timeout_ms)
+    except RedisError as exc:
+        raise unavailable(exc) from None
+    return StatsSample.model_validate(sample)
+
+
+@router.get(
+    "/stats/history",
+    summary="Pipeline samples of the last `minutes`, oldest first",
+    description="One sample per STATS_INTERVAL (written by whichever API replica won the "
+    "slot), kept STATS_RETENTION seconds.",
+    response_class=Response,
+    responses={
+        200: {"model": StatsHistory},
+        422: {"description": "minutes not in 1..60"},
+        **_UNAVAILABLE,
+    },
+)
+async def get_stats_history(res: Resources, minutes: Minutes = 15) -> Response:
+    since_ms = int(time.time() * 1000) - minutes * 60_000
+    try:
+        entries = await res.redis.xrange(res.keys.stats_samples, min=since_ms, max="+")
+    except RedisError as exc:
+        raise unavailable(exc) from None
+    # The samples are stored as JSON we wrote: splice them rather than parse and re-encode.
+    samples = b",".join(fields[b"s"] for _, fields in entries if b"s" in fields)
+    head = orjson.dumps(
+        {"interval_s": res.settings.stats_interval, "retention_s": res.settings.stats_retention}
+    )
+    return Response(head[:-1] + b',"samples":[' + samples + b"]}", media_type="application/json")

@@ -1,0 +1,142 @@
+"""Dramatiq's dead-letter queues, read and requeued from the API.
+
+A message that fails after its retries is moved by the Redis broker to `<queue>.XQ` (a sorted set
+of ids by time) with its body in `<queue>.XQ.msgs`; the worker's `DeadLetterReasons` middleware
+records why in `Keys.dead_letter_reasons`. Requeueing puts the same message (same message_id, so
+calc's done-marker still makes it idempotent) back on its queue with its retry count reset, in
+one Lua step per message that only moves it if nobody changed it meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from backend.bus.keys import Keys
+
+# KEYS: xq, xq.msgs, queue list, queue msgs, reasons. ARGV: message_id, expected body, new body.
+REQUEUE_LUA = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+return 1
+"""
+
+
+def reason_record(
+    exception: BaseException | None, traceback_text: str | None, now_ms: int
+) -> bytes:
+    """What the worker stores about a dead-lettered message (pure)."""
+    error = f"{type(exception).__name__}: {exception}" if exception is not None else None
+    if error is None and traceback_text:
+        error = traceback_text.strip().splitlines()[-1]
+    return orjson.dumps(
+        {"error": (error or "unknown")[:500], "traceback": (traceback_text or "")[-4000:],
+         "failed_at_ms": now_ms}
+    )  # fmt: skip
+
+
+def describe(
+    queue: str, message_id: str, raw: bytes | None, score_ms: float, reason: bytes | None
+) -> dict[str, Any]:
+    """One dead letter for the API: who, when, why, and what it carried (pure)."""
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        body = {}
+    options = body.get("options") or {}
+    args = body.get("args") or []
+    first = args[0] if args else None
+    why: dict[str, Any] = {}
+    if reason:
+        try:
+            why = orjson.loads(reason)
+        except orjson.JSONDecodeError:
+            why = {}
+    traceback_text = why.get("traceback") or options.get("traceback") or ""
+    last_line = traceback_text.strip().splitlines()[-1] if traceback_text.strip() else None
+    error = why.get("error") or last_line
+    return {
+        "message_id": message_id,
+        "queue": queue,
+        "actor": body.get("actor_name"),
+        "dead_lettered_at_ms": int(score_ms),
+        "retries": options.get("retries", 0),
+        "items": len(first) if isinstance(first, list) else None,
+        "reason": error or "unknown (no reason recorded)",
+        "traceback": traceback_text[-2000:] or None,
+        "readable": bool(body),
+    }
+
+
+async def list_dead(
+    redis: Redis, keys: Keys, queues: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    """Newest first, across `queues`, at most `limit`."""
+    found: list[tuple[float, str, str]] = []
+    for queue in queues:
+        entries = await redis.zrevrange(keys.dead_letters(queue), 0, limit - 1, withscores=True)
+        found += [(score, queue, member.decode()) for member, score in entries]
+    found.sort(reverse=True)
+    found = found[:limit]
+    out = []
+    for score, queue, message_id in found:
+        raw = await redis.hget(keys.dead_letter_messages(queue), message_id)
+        reason = await redis.hget(keys.dead_letter_reasons, message_id)
+        out.append(describe(queue, message_id, raw, score, reason))
+    return out
+
+
+def reset_for_retry(raw: bytes) -> bytes:
+    """The message body with its retry bookkeeping cleared (orjson keeps floats exact)."""
+    body = orjson.loads(raw)
+    options = body.setdefault("options", {})
+    for name in ("retries", "traceback", "requeue_timestamp", "eta"):
+        options.pop(name, None)
+    options["requeued_at_ms"] = int(time.time() * 1000)
+    options["requeues"] = int(options.get("requeues", 0)) + 1
+    return orjson.dumps(body)
+
+
+async def requeue(
+    redis: Redis, keys: Keys, queues: Sequence[str], message_ids: Iterable[str] | None
+) -> dict[str, list[str]]:
+    """Move dead letters (all, or the given ids) back to their queues."""
+    script = redis.register_script(REQUEUE_LUA)
+    wanted = None if message_ids is None else set(message_ids)
+    requeued: list[str] = []
+    for queue in queues:
+        ids = [m.decode() for m in await redis.zrange(keys.dead_letters(queue), 0, -1)]
+        for message_id in ids:
+            if wanted is not None and message_id not in wanted:
+                continue
+            raw = await redis.hget(keys.dead_letter_messages(queue), message_id)
+            if raw is None:
+                continue
+            try:
+                new = reset_for_retry(raw)
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                continue  # unreadable: leave it for a human
+            moved = await script(
+                keys=[
+                    keys.dead_letters(queue),
+                    keys.dead_letter_messages(queue),
+                    keys.queue_list(queue),
+                    keys.queue_messages(queue),
+                    keys.dead_letter_reasons,
+                ],
+                args=[message_id, raw, new],
+            )
+            if moved:
+                requeued.append(message_id)
+    missing = sorted((wanted or set()) - set(requeued))
+    return {"requeued": requeued, "not_found": missing}

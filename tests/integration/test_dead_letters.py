@@ -1,0 +1,112 @@
+"""Dead letters end to end: a batch that keeps failing is dead-lettered with its reason, never
+crashes the worker or blocks the ticks behind it, and comes back through the admin API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from redis import Redis
+
+from backend.bus.keys import Keys
+from backend.config import Settings
+from tests.integration.harness import AUTH, running, settings_env, stored_ticks, wait_for
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "ops-key"
+ADMIN = {"x-api-key": API_KEY}
+
+
+def tick(symbol: str, price: float) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "price": price,
+        "volume": 1.0,
+        "source": "binance",
+        "ts": datetime.now(UTC).isoformat(),
+        "event_id": f"dl-{uuid.uuid4().hex}",
+    }
+
+
+def view_ticks(client: httpx.Client, symbol: str) -> int:
+    response = client.get(f"/symbols/{symbol}", headers=ADMIN)
+    return response.json()["ticks_total"] if response.status_code == 200 else 0
+
+
+def test_a_poison_batch_is_dead_lettered_with_its_reason_and_requeued(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"api_key": SecretStr(API_KEY)})
+    keys = Keys.from_settings(settings)
+    redis = Redis.from_url(settings.effective_redis_url)
+    env = settings_env(settings) | {"CALC_MAX_RETRIES": "1"}
+    with running(env, tmp_path) as procs, httpx.Client(base_url=procs.api_url, auth=AUTH) as api:
+        procs.start_api()
+        # A corrupted calc state for one symbol: every batch touching it fails in calc.
+        redis.set(keys.state("POISON"), b"not json")
+        procs.start_worker(processes=1, threads=2)
+
+        poison = tick("POISON", 10.0)
+        assert api.post("/ingest/tick", json=poison).status_code == 200
+        good = [tick("GOODSYM", 100.0 + i) for i in range(5)]
+        for item in good:  # after the poison's ack: separate batches, queued behind it
+            assert api.post("/ingest/tick", json=item).status_code == 200
+
+        # The ticks behind it are not blocked, and the worker survives.
+        wait_for(lambda: view_ticks(api, "GOODSYM") == 5, 30, what="the good ticks in W")
+        listed = wait_for(
+            lambda: (r := api.get("/admin/dead-letters", headers=ADMIN).json())["total"] == 1 and r,
+            30,
+            what="the poison batch in the dead letters",
+        )
+        [dead] = listed["dead_letters"]
+        assert dead["queue"] == settings.queue_name
+        assert dead["actor"] == "calc_ticks"
+        assert dead["items"] == 1
+        assert "JSONDecodeError" in dead["reason"], dead
+        assert procs.procs["worker"].poll() is None, "the worker died on a poison message"
+        stats = api.get("/stats", headers=ADMIN).json()
+        assert stats["gauges"]["dead_letters"] == 1
+        # Persistence is independent of calc: every acknowledged tick is stored exactly once.
+        wait_for(lambda: len(stored_ticks(settings.psycopg_url)) == 6, 30, what="6 rows")
+
+        # Auth: admin routes need the key.
+        assert api.get("/admin/dead-letters").status_code == 401
+        assert api.post("/admin/dead-letters/requeue", json={}).status_code == 401
+        bad = api.post("/admin/dead-letters/requeue", json={"ids": []}, headers=ADMIN)
+        assert bad.status_code == 422
+        assert any(d["field"].endswith("ids") for d in bad.json()["detail"]), bad.json()
+
+        # The operator fixes the cause, then requeues: the tick is counted once, the DLQ empties.
+        redis.delete(keys.state("POISON"))
+        unknown = "no-such-message"
+        answer = api.post(
+            "/admin/dead-letters/requeue",
+            json={"message_ids": [dead["message_id"], unknown]},
+            headers=ADMIN,
+        ).json()
+        assert answer["count"] == 1
+        assert answer["requeued"] == [dead["message_id"]]
+        assert answer["not_found"] == [unknown]
+        wait_for(lambda: view_ticks(api, "POISON") == 1, 30, what="the requeued tick in W")
+        assert api.get("/admin/dead-letters", headers=ADMIN).json()["total"] == 0
+        again = api.post("/admin/dead-letters/requeue", json={}, headers=ADMIN).json()
+        assert again["count"] == 0  # nothing left: requeueing twice changes nothing
+        assert view_ticks(api, "POISON") == 1
+        assert len(stored_ticks(settings.psycopg_url)) == 6
+    redis.close()
+
+
+def test_admin_routes_are_closed_without_an_api_key(settings: Settings, tmp_path: Path) -> None:
+    with running(settings_env(settings), tmp_path) as procs:
+        procs.start_api()
+        response = httpx.get(procs.api_url + "/admin/dead-letters")
+        assert response.status_code == 403
+        assert response.json()["detail"][0]["field"] == "x-api-key"
+        assert httpx.get(procs.api_url + "/symbols").status_code == 200  # reads stay open

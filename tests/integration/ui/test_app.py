@@ -1,0 +1,74 @@
+"""The app entry point (`ui/app.py`): navigation of the four pages and the UI_PASSWORD gate."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from pydantic import SecretStr
+from streamlit.testing.v1 import AppTest
+
+from backend.config import Settings
+from ui.auth import AUTHENTICATED_KEY
+from ui.resources import SETTINGS_OVERRIDE_KEY
+
+pytestmark = pytest.mark.integration
+
+APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
+
+
+def dead_backend_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def release_streamlit_caches() -> Iterator[None]:
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def app_with(servers: Any, password: str | None) -> AppTest:
+    settings = Settings(
+        redis_url=servers.redis_url,
+        pubsub_channel=f"test:ui:app:{uuid.uuid4().hex}",
+        backend_url=dead_backend_url(),
+        api_key=None,
+        ui_password=SecretStr(password) if password is not None else None,
+    )
+    at = AppTest.from_file(str(APP), default_timeout=20)
+    at.session_state[SETTINGS_OVERRIDE_KEY] = settings
+    return at
+
+
+def test_without_a_password_the_live_page_opens(servers: Any) -> None:
+    at = app_with(servers, None).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Live"]
+    assert not at.text_input  # no login form
+
+
+def test_the_gate_hides_every_page_until_the_right_password(servers: Any) -> None:
+    at = app_with(servers, "correct horse").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Tickstream"]  # the login form, not a page
+    assert "Live" not in [t.value for t in at.title]
+
+    at.text_input(key="ui_password_input").input("wrong")
+    at.button[0].click().run()  # the form's "Sign in"
+    assert any("Wrong password" in e.value for e in at.error)
+    assert AUTHENTICATED_KEY not in at.session_state
+    assert "Live" not in [t.value for t in at.title]
+
+    at.text_input(key="ui_password_input").input("correct horse")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state[AUTHENTICATED_KEY] is True
+    assert [t.value for t in at.title] == ["Live"]

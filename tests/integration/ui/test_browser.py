@@ -1,0 +1,255 @@
+"""The analyst app in a real browser (Debian's chromium, driven by Playwright) against the running
+system: API, worker, feeder and the Streamlit server as real processes on real Redis/PostgreSQL.
+
+Never skipped: without chromium the tests fail and say how to install it (`make test` installs
+it through `.ci/ensure-chromium`). Screenshots of each page go to `artifacts/ui/`.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.integration.harness import (
+    ROOT,
+    Processes,
+    basic_auth_header,
+    free_port,
+    make_settings,
+    running,
+    settings_env,
+    wait_for,
+)
+from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = ROOT / "artifacts" / "ui"
+FEED_SYMBOLS = "BTCUSDT,ETHUSDT,EURUSD"
+
+
+def chromium_path() -> str:
+    """Debian's chromium; the browser tests must run, not skip, so its absence is a failure."""
+    found = find_chromium()
+    if found is None:
+        pytest.fail(f"chromium is not installed: {INSTALL_HINT}")
+    return found
+
+
+class System:
+    """The running system the browser looks at."""
+
+    def __init__(self, procs: Processes, ui_url: str) -> None:
+        self.procs = procs
+        self.ui_url = ui_url
+        self.api = httpx.Client(base_url=procs.api_url, timeout=5)
+
+    def post_tick(self, symbol: str, price: float, seq: int | None = None) -> dict[str, Any]:
+        tick: dict[str, Any] = {
+            "symbol": symbol,
+            "price": price,
+            "volume": 0.5,
+            "source": "browser-test",
+            "ts": datetime.now(UTC).isoformat(),
+            "event_id": f"browser-{uuid.uuid4().hex}",
+        }
+        if seq is not None:
+            tick["seq"] = seq
+        response = self.api.post(
+            "/ingest/tick", json=tick, headers={"Authorization": basic_auth_header()}
+        )
+        assert response.status_code == 200, response.text
+        return tick
+
+    def feeder_status(self) -> dict[str, Any] | None:
+        feeders = self.api.get("/feeder/status").json()["feeders"]
+        return next((f for f in feeders if f["feeder_id"] == "browser-feeder"), None)
+
+
+@pytest.fixture(scope="module")
+def system(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    settings = make_settings(servers.redis_url, servers.pg_url, stale_after=30.0)
+    # TPS for every process: the API's defaults are the feeders' config until someone PUTs one.
+    env = settings_env(settings) | {
+        "STATS_INTERVAL": "0.5",
+        "TPS": "20",
+        "SYMBOLS": FEED_SYMBOLS,
+        "SOURCES": "binance,coinbase",
+    }
+    with running(env, tmp_path_factory.mktemp("browser-logs")) as procs:
+        procs.start_api()
+        procs.start_worker(processes=1, threads=2)
+        procs.start_feeder(FEEDER_ID="browser-feeder")
+        ui_url = procs.start_ui(free_port())
+        system = System(procs, ui_url)
+        wait_for(system.feeder_status, 30, what="the feeder's first status report")
+        yield system
+        system.api.close()
+        for name in ("api", "ui"):
+            assert procs.procs[name].poll() is None, f"{name} died:\n{procs.log(name)[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    # Tall enough that a screenshot holds the whole page (Streamlit scrolls an inner container).
+    context = browser.new_context(viewport={"width": 1440, "height": 1800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def no_exception_shown(page: Page) -> None:
+    """Streamlit renders an uncaught exception as an `stException` block: there must be none."""
+    assert page.get_by_test_id("stException").count() == 0, page.inner_text("body")[:2000]
+
+
+def grid_text(page: Page) -> str:
+    """The watchlist grid's cells as text: glide-data-grid draws on a canvas but keeps an
+    accessible table of the raw values in the DOM."""
+    return str(page.get_by_test_id("stDataFrame").first.evaluate("e => e.textContent"))
+
+
+# In-page check (no round trip per poll): does the watchlist grid hold this text?
+GRID_HAS = """text => {
+    const grid = document.querySelector('[data-testid=stDataFrame] table');
+    return !!grid && grid.textContent.includes(text);
+}"""
+
+
+def plotly_traces(page: Page) -> list[dict[str, Any]]:
+    """Type, name and point count of every trace of every Plotly chart on the page."""
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(
+                gd => (gd.data || []).map(t => ({type: t.type || 'scatter', name: t.name || '',
+                                                  points: (t.x || []).length})))"""
+        )
+    )
+
+
+def test_a_posted_tick_shows_on_the_live_page_within_2_seconds(system: System, page: Page) -> None:
+    page.goto(system.ui_url + "/")
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=30_000)
+    wait_for(lambda: "BTCUSDT" in grid_text(page), 20, what="the feeder's symbols in the grid")
+
+    delays: list[float] = []
+    for attempt in range(3):  # the median of three: one slow render on a busy box is not the rule
+        symbol = f"ZB{uuid.uuid4().hex[:6].upper()}"
+        price = 4321.5 + attempt
+        system.post_tick(symbol, price)
+        acked = time.monotonic()
+        page.wait_for_function(GRID_HAS, arg=symbol, polling=50, timeout=10_000)
+        delays.append(time.monotonic() - acked)
+        assert str(price) in grid_text(page)
+        time.sleep(random.uniform(0.2, 0.8))  # never phase-locked with the 0.5 s refresh
+    shown_after = statistics.median(delays)
+    print(f"\nlive page: tick acked → row visible in {[round(d * 1000) for d in delays]} ms")
+    assert shown_after <= 2.0, f"ticks took {delays} s to show (limit 2 s, median)"
+    no_exception_shown(page)
+    screenshot(page, "live")
+
+
+def test_selecting_a_row_opens_the_symbol_page(system: System, page: Page) -> None:
+    page.goto(system.ui_url + "/")
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.wait_for(timeout=30_000)
+    wait_for(lambda: "BTCUSDT" in grid_text(page), 20, what="BTCUSDT in the grid")
+    box = grid.bounding_box()
+    assert box is not None
+    # The row-selection checkbox of the first row (rows are sorted: BTCUSDT first).
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)
+    page.get_by_role("heading", name="Symbol").wait_for(timeout=15_000)
+    wait_for(lambda: "symbol=BTCUSDT" in page.url, 10, what="the symbol in the URL")
+    no_exception_shown(page)
+
+
+def test_the_symbol_page_draws_live_candles(system: System, page: Page) -> None:
+    page.goto(system.ui_url + "/symbol?symbol=BTCUSDT")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+
+    def candles() -> list[dict[str, Any]]:
+        return [t for t in plotly_traces(page) if t["type"] == "candlestick" and t["points"] > 0]
+
+    wait_for(candles, 20, what="a candlestick trace with candles")
+    types = {t["type"] for t in plotly_traces(page)}
+    assert "bar" in types, f"no volume bars under the candles: {plotly_traces(page)}"
+    no_exception_shown(page)
+    page.wait_for_timeout(500)
+    screenshot(page, "symbol")
+
+
+def test_changing_tps_on_the_feeder_page_changes_the_feeders_rate(
+    system: System, page: Page
+) -> None:
+    before = wait_for(
+        lambda: (s := system.feeder_status()) and s["achieved_tps"] >= 10 and s,
+        30,
+        what="the feeder running at its initial 20/s",
+    )
+    assert before["target_tps"] == 20
+    page.goto(system.ui_url + "/feeder")
+    exact = page.get_by_label("Exact TPS", exact=True)
+    exact.wait_for(timeout=30_000)
+    exact.fill("60")
+    page.get_by_role("button", name="Apply").click()
+
+    after = wait_for(
+        lambda: (s := system.feeder_status()) and s["target_tps"] == 60 and s, 20,
+        what="the feeder taking the new target",
+    )  # fmt: skip
+    achieved = wait_for(
+        lambda: (s := system.feeder_status()) and s["achieved_tps"] >= 45 and s, 30,
+        what="the achieved rate rising towards 60/s",
+    )  # fmt: skip
+    print(
+        f"\nfeeder: achieved {before['achieved_tps']:.1f}/s at target 20 → "
+        f"{achieved['achieved_tps']:.1f}/s at target {after['target_tps']:g}"
+    )
+    assert system.api.get("/feeder/config").json()["tps"] == 60
+    page.get_by_text("60").first.wait_for(timeout=10_000)
+    no_exception_shown(page)
+    page.wait_for_timeout(1_500)  # let the rate chart draw a few points
+    screenshot(page, "feeder")
+    system.api.put("/feeder/config", json={"tps": 20})  # back to a calm rate for the next tests
+
+
+def test_the_pipeline_page_shows_health_and_charts(system: System, page: Page) -> None:
+    page.goto(system.ui_url + "/pipeline")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    body = page.inner_text("body")
+    for part in ("Redis", "Postgres", "Workers"):
+        assert part in body, f"{part} missing from the Pipeline page"
+    wait_for(
+        lambda: len(plotly_traces(page)) >= 4, 20, what="the pipeline charts with their traces"
+    )
+    no_exception_shown(page)
+    page.wait_for_timeout(1_000)
+    screenshot(page, "pipeline")

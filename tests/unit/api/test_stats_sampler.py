@@ -1,0 +1,143 @@
+"""Sample assembly (raw Redis answers → the /stats contract) and the in-memory reject counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from redis.asyncio import Redis
+
+from backend.api.stats_sampler import Readings, StatsSampler, build_sample
+from backend.bus.keys import Keys
+from backend.config import Settings
+from backend.core.ticks import us_to_iso
+
+NOW_US = 1_795_271_400_000_000
+BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
+COUNTERS = {
+    "ingest_accepted", "ingest_duplicate", "ingest_conflict", "ingest_shed", "calc_batches",
+    "calc_ticks", "late_ticks", "gaps_opened", "gaps_closed", "rows_written", "flush_count",
+    "flush_ticks_sum", "flush_seconds_sum",
+}  # fmt: skip
+GAUGES = {
+    "queue_depth", "calc_b_depth", "dead_letters", "outbox_entries", "outbox_pending",
+    "workers", "feeders_alive", "feeders_target_tps", "feeders_achieved_tps",
+}  # fmt: skip
+
+
+def readings(**overrides: object) -> Readings:
+    values: dict[str, object] = {
+        "stats": {},
+        "queue_depth": 0,
+        "calc_b_depth": 0,
+        "dead_letters": 0,
+        "outbox_entries": 0,
+        "outbox_pending": 0,
+        "workers": 0,
+        "feeders": {},
+    }
+    values.update(overrides)
+    return Readings(**values)  # type: ignore[arg-type]
+
+
+def feeder(seconds_ago: float, target: object = 10.0, achieved: object = 9.5) -> bytes:
+    received = us_to_iso(NOW_US - int(seconds_ago * 1_000_000))
+    return orjson.dumps(
+        {"feeder_id": "f", "target_tps": target, "achieved_tps": achieved, "received_at": received}
+    )
+
+
+def test_an_empty_pipeline_gives_the_full_contract_with_zeros():
+    sample = build_sample(readings(), NOW_US)
+    assert set(sample) == {
+        "ts", "ts_us", "counters", "rejected", "flush_seconds_le", "view_latency_le", "gauges",
+    }  # fmt: skip
+    assert sample["ts_us"] == NOW_US
+    ts = datetime.fromisoformat(sample["ts"])
+    assert ts.tzinfo is not None and ts.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert int(ts.timestamp() * 1_000_000) == NOW_US
+    assert set(sample["counters"]) == COUNTERS
+    assert all(v == 0 for v in sample["counters"].values())
+    assert type(sample["counters"]["ingest_accepted"]) is int
+    assert type(sample["counters"]["flush_seconds_sum"]) is float
+    assert sample["rejected"] == {}
+    assert sample["flush_seconds_le"] == dict.fromkeys(BOUNDS, 0)
+    assert sample["view_latency_le"] == dict.fromkeys([*BOUNDS, "+Inf"], 0)
+    assert set(sample["gauges"]) == GAUGES
+    assert all(v == 0 for v in sample["gauges"].values())
+
+
+def test_counters_histograms_and_rejections_come_from_the_stats_hash():
+    raw = {
+        b"ingest_accepted": b"21",
+        b"ingest_duplicate": b"6",
+        b"ingest_conflict": b"4",
+        b"calc_ticks": b"21",
+        b"flush_ticks_sum": b"21",  # written by HINCRBYFLOAT
+        b"flush_seconds_sum": b"0.0375",
+        b"flush_seconds_le_0.05": b"2",
+        b"flush_seconds_le_10.0": b"3",
+        b"view_latency_le_0.1": b"20",
+        b"view_latency_le_+Inf": b"21",
+        b"rejected:price": b"4",
+        b"rejected:unknown_field": b"1",
+        b"rejected:unavailable": b"7",
+        b"someone-elses-field": b"x",
+    }
+    sample = build_sample(readings(stats=raw), NOW_US)
+    c = sample["counters"]
+    assert (c["ingest_accepted"], c["ingest_duplicate"], c["ingest_conflict"]) == (21, 6, 4)
+    assert (
+        c["calc_ticks"] == 21 and type(c["flush_ticks_sum"]) is int and c["flush_ticks_sum"] == 21
+    )
+    assert c["flush_seconds_sum"] == 0.0375 and c["calc_batches"] == 0
+    assert sample["rejected"] == {"price": 4, "unavailable": 7, "unknown_field": 1}
+    assert sample["flush_seconds_le"]["0.05"] == 2 and sample["flush_seconds_le"]["10.0"] == 3
+    assert sample["flush_seconds_le"]["0.005"] == 0
+    assert sample["view_latency_le"]["0.1"] == 20 and sample["view_latency_le"]["+Inf"] == 21
+
+
+def test_gauges_are_passed_through_and_only_alive_feeders_count():
+    feeders = {
+        b"a": feeder(1.0, target=10.0, achieved=9.5),
+        b"b": feeder(4.9, target=5, achieved=5.25),
+        b"dead": feeder(30.0, target=1000.0, achieved=1000.0),  # silent > 5 s: not alive
+        b"broken": b"{not json",
+        b"no-time": orjson.dumps({"feeder_id": "x", "target_tps": 7.0}),
+        b"odd-rates": feeder(0.5, target="fast", achieved=True),  # alive, rates unusable → 0
+    }
+    sample = build_sample(
+        readings(
+            queue_depth=3,
+            calc_b_depth=1,
+            dead_letters=2,
+            outbox_entries=5,
+            outbox_pending=4,
+            workers=2,
+            feeders=feeders,
+        ),
+        NOW_US,
+    )
+    assert sample["gauges"] == {
+        "queue_depth": 3,
+        "calc_b_depth": 1,
+        "dead_letters": 2,
+        "outbox_entries": 5,
+        "outbox_pending": 4,
+        "workers": 2,
+        "feeders_alive": 3,
+        "feeders_target_tps": 15.0,
+        "feeders_achieved_tps": 14.75,
+    }
+
+
+def test_rejections_are_held_in_memory_by_reason_until_flushed():
+    settings = Settings().model_copy(update={"stats_interval": 0.5})
+    # A client object only: nothing connects until a command runs, and none does here.
+    sampler = StatsSampler(Redis.from_url("redis://127.0.0.1:1"), Keys("t", "q"), settings)
+    assert sampler.pending == {}
+    sampler.reject("price")
+    sampler.reject("price")
+    sampler.reject("bogus")
+    sampler.reject("unavailable", 5)
+    assert sampler.pending == {"price": 2, "unknown_field": 1, "unavailable": 5}

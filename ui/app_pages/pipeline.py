@@ -1,0 +1,209 @@
+"""Pipeline page: is the pipeline healthy, and how has it behaved over the last 15 minutes?
+
+Health comes from `GET /health/readiness` (a 503 naming what failed is an answer, so the API part
+stays green); charts and headline figures come from `GET /stats/history`, derived by the pure
+functions of `ui.pipeline_stats` and drawn by `ui.charts_pipeline`. Only the fragment reruns on the
+timer; the REST answers, failures included, are cached for a moment and shared by every session,
+so a dead backend costs one attempt per TTL and the page recovers by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import streamlit as st
+
+from backend.config import Settings
+from ui.api_client import BackendError, BackendUnavailable
+from ui.charts_pipeline import pipeline_figures
+from ui.pipeline_stats import (
+    Headline,
+    HealthPart,
+    PipelineSnapshot,
+    PipelineStats,
+    digest,
+    format_count,
+    format_rate,
+    format_seconds,
+    health_parts,
+    is_not_found,
+)
+from ui.resources import backend_key, current_settings, get_backend_client
+
+REFRESH_EVERY_S = 2.0
+FETCH_TTL_S = 1.5  # below the refresh period, so every refresh sees fresh data
+HISTORY_MINUTES = 15
+CHART_COLUMNS = 4
+PAUSE_KEY = "pipeline_charts_paused"
+FROZEN_KEY = "pipeline_frozen_charts"  # (figures, caption) last drawn, for the pause
+BADGE = {
+    True: ("green", ":material/check_circle:"),
+    False: ("red", ":material/error:"),
+    None: ("gray", ":material/help:"),
+}
+
+
+@st.cache_data(
+    ttl=FETCH_TTL_S, max_entries=16, show_spinner=False, hash_funcs={Settings: backend_key}
+)
+def fetch_pipeline(settings: Settings) -> dict[str, Any]:
+    """Readiness and the stats history; failures are returned (and cached), never raised.
+
+    Plain dicts only: st.cache_data pickles what it caches, and an instance of one of our classes
+    stops pickling once Streamlit re-imports its module after a source edit (a fragment still
+    holds the old class), which would break the page until a full reload.
+    """
+    client = get_backend_client(settings)
+    started = time.perf_counter()
+    try:
+        readiness = client.get_readiness()
+    except BackendUnavailable as exc:
+        # Unreachable: asking for the history too would only wait for a second timeout.
+        return {"readiness_error": exc.message, "history_error": exc.message}
+    except BackendError as exc:
+        readiness, readiness_error, latency_ms = None, exc.message, None
+    else:
+        readiness_error, latency_ms = None, (time.perf_counter() - started) * 1000
+    history: dict[str, Any] | None = None
+    history_error: str | None = None
+    missing = False
+    try:
+        history = client.get_stats_history(minutes=HISTORY_MINUTES)
+    except BackendError as exc:
+        missing = is_not_found(exc.message)
+        history_error = None if missing else exc.message
+    if history is not None and not history["samples"]:
+        # The sampler has not run yet (a fresh backend): the figures of now still help.
+        with contextlib.suppress(BackendError):
+            history = {**history, "samples": [client.get_stats()]}
+    return {
+        "readiness": readiness,
+        "readiness_error": readiness_error,
+        "api_latency_ms": latency_ms,
+        "history": history,
+        "history_error": history_error,
+        "history_missing": missing,
+    }
+
+
+def load_snapshot(settings: Settings) -> PipelineSnapshot:
+    """The cached answers, with the history digested into the charts' data."""
+    fetched = dict(fetch_pipeline(settings))
+    history = fetched.pop("history", None)
+    return PipelineSnapshot(**fetched, stats=digest(history) if history is not None else None)
+
+
+def render_health(parts: list[HealthPart]) -> None:
+    """One bordered box per part: name, a coloured badge, latency or the error text."""
+    for column, part in zip(st.columns(len(parts)), parts, strict=True):
+        color, icon = BADGE[part.ok]
+        with column.container(border=True):
+            st.badge(f"{part.name} · {part.status}", icon=icon, color=color)
+            if part.detail:
+                st.caption(part.detail)
+
+
+def render_banner(snap: PipelineSnapshot) -> None:
+    if snap.readiness_error is not None:
+        st.error(
+            f"Backend unavailable: {snap.readiness_error} Retrying every {REFRESH_EVERY_S:.0f} s.",
+            icon="🚨",
+        )
+        return
+    failed = (snap.readiness or {}).get("failed") or []
+    if failed:
+        st.warning(f"Pipeline degraded: {', '.join(map(str, failed))} failing.", icon="⚠️")
+
+
+def render_headline(head: Headline) -> None:
+    pending = None if head.outbox_pending is None else f"{head.outbox_pending:,.0f} pending"
+    metrics = [
+        (
+            "Ingest rate",
+            format_rate(head.ingest_rate),
+            None,
+            "Accepted ticks per second, last 10 s",
+        ),
+        ("Accepted", format_count(head.accepted_total), None, "Ticks accepted since stats began"),
+        ("Queue depth", format_count(head.queue_depth), None, "Calc messages waiting for a worker"),
+        (
+            "Outbox",
+            format_count(head.outbox_entries),
+            pending,
+            "Ingest batches not yet in Postgres (pending: being flushed)",
+        ),
+        ("Dead letters", format_count(head.dead_letters), None, "Calc messages out of retries"),
+        ("View latency p95", format_seconds(head.view_p95_s), None, "Ingest → view W, last minute"),
+        ("Flush p95", format_seconds(head.flush_p95_s), None, "One Postgres flush, last minute"),
+    ]
+    for column, (label, value, note, help_text) in zip(
+        st.columns(len(metrics)), metrics, strict=True
+    ):
+        column.metric(
+            label, value, delta=note, delta_color="off", delta_arrow="off", help=help_text
+        )
+
+
+def render_charts(stats: PipelineStats) -> None:
+    """The small multiples, or the figures frozen when the user paused them.
+
+    Streamlit remounts a Plotly chart whose figure changed, which resets its zoom whatever the
+    `uirevision`; re-sending the very same figures while paused keeps each chart mounted, so an
+    operator can zoom into a spike. Health and headline figures keep updating meanwhile.
+    """
+    caption, toggle = st.columns([5, 1], vertical_alignment="center")
+    paused = toggle.toggle(
+        "Pause charts",
+        key=PAUSE_KEY,
+        help="Freeze the charts to zoom and pan; health and headline figures keep updating.",
+    )
+    frozen = st.session_state.get(FROZEN_KEY)
+    if paused and frozen is not None:
+        figures, note = frozen
+    else:
+        count = stats.sample_count
+        retention = f", kept {stats.retention_s // 60} min" if stats.retention_s else ""
+        note = (
+            f"{count:,} sample{'' if count == 1 else 's'} over the last {HISTORY_MINUTES} min · "
+            f"one every {stats.interval_s:g} s{retention} · pipeline-wide counters from Redis"
+        )
+        figures = pipeline_figures(stats.series, HISTORY_MINUTES)
+        st.session_state[FROZEN_KEY] = (figures, note)
+    caption.caption(f"{note} · paused" if paused else note)
+    items = list(figures.items())
+    for start in range(0, len(items), CHART_COLUMNS):
+        row = items[start : start + CHART_COLUMNS]
+        for column, (key, figure) in zip(st.columns(CHART_COLUMNS), row, strict=False):
+            column.plotly_chart(
+                figure,
+                key=f"pipeline_chart_{key}",
+                config={"displayModeBar": False, "displaylogo": False},
+            )
+
+
+@st.fragment(run_every=REFRESH_EVERY_S)
+def pipeline_panel(settings: Settings) -> None:
+    """The self-refreshing part of the page: banner, health, headline figures, charts."""
+    snap = load_snapshot(settings)
+    render_banner(snap)
+    render_health(health_parts(snap.readiness, snap.readiness_error, snap.api_latency_ms))
+
+    if snap.history_missing:
+        st.info(
+            "This backend has no pipeline statistics (`/stats/history`): it predates them. "
+            "Health is shown above; upgrade the API for charts.",
+            icon="ℹ️",
+        )
+        return
+    if snap.stats is None:
+        if snap.readiness_error is None:  # the backend is up, only the stats failed
+            st.warning(f"Pipeline statistics unavailable: {snap.history_error}", icon="⚠️")
+        return
+    render_headline(snap.stats.head)
+    render_charts(snap.stats)
+
+
+st.title("Pipeline")
+pipeline_panel(current_settings())
