@@ -79,14 +79,12 @@ def _feed_status(snap: FeedSnapshot, now: datetime) -> str:
 def live_watchlist(settings: Settings) -> None:
     """The self-refreshing part of the page: banners, the watchlist table, the feed status.
 
-    A row selection is acted on before anything is drawn: a run that switches page must not send
-    deltas for the page it leaves (the browser would apply them to the new, empty page). Banners
-    live in one container that is always there, so the table keeps its place in the fragment
-    whatever banners come and go, and the browser never remounts it under the analyst's click.
+    A row selection hands over to a full run before anything is drawn (see
+    `open_selected_symbol`). Banners live in one container that is always there, so the table
+    keeps its place in the fragment whatever banners come and go.
     """
-    target = st.session_state.pop(OPEN_SYMBOL_KEY, None)
-    if target:
-        st.switch_page(SYMBOL_PAGE, query_params={"symbol": target})
+    if st.session_state.get(OPEN_SYMBOL_KEY):
+        st.rerun(scope="app")  # the page switch happens in a full run, see `open_selected_symbol`
 
     snap = get_live_feed(settings).snapshot()
     rest = fetch_rest_snapshot(settings)
@@ -133,5 +131,18 @@ def _remember_selected_symbol() -> None:
         st.session_state[OPEN_SYMBOL_KEY] = symbols[rows[0]]
 
 
+def open_selected_symbol() -> None:
+    """Open the symbol chosen in the table, before the page draws anything.
+
+    The switch is made in a full run, not in the fragment: a fragment run that switches page leaves
+    the browser believing it is still on Live, so the table's refresh timer can fire once more; the
+    stale run that follows makes the browser wipe the Symbol page it has just drawn.
+    """
+    target = st.session_state.pop(OPEN_SYMBOL_KEY, None)
+    if target:
+        st.switch_page(SYMBOL_PAGE, query_params={"symbol": target})
+
+
+open_selected_symbol()
 st.title("Live")
 live_watchlist(current_settings())
