@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui lint fmt clean
+.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench-candles: setup
 ## UI soak: one page open in chromium for 10 min at 100 ticks/s; Streamlit RSS/CPU before/after.
 soak-ui: setup browser
 	$(PY) -m tests.bench.ui_soak --minutes 10 --tps 100 --json artifacts/soak/ui.json
+
+## Chaos suite: six failure scenarios against a private system; prints the table (≈ 8 min).
+chaos: setup
+	$(PY) -m tests.chaos --json artifacts/chaos/chaos.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

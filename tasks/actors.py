@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.middleware import CurrentMessage
 from redis import Redis
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from backend.bus.keys import CALC_ACTOR, CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.config import Settings
@@ -24,6 +31,20 @@ from tasks.calc import CalcContext, apply_batch, build_views
 class Actors:
     calc_ticks: dramatiq.Actor[Any, Any]
     calc_view: dramatiq.Actor[Any, Any]
+
+
+REDIS_OUTAGE_WAIT_S = 30.0  # below TimeLimit (60 s); longer outages go through Dramatiq's retries
+
+# A calc step is one optimistic transaction, all or nothing, and idempotent: when Redis goes away
+# mid-step it is simply run again once Redis is back. Waiting inside the actor keeps the message
+# in hand; failing it instead would need Redis (to schedule the retry) at the very moment Redis
+# is gone.
+ride_out_redis_outage = retry(
+    retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+    wait=wait_exponential(multiplier=0.05, max=1.0),
+    stop=stop_after_delay(REDIS_OUTAGE_WAIT_S),
+    reraise=True,
+)
 
 
 def _now_us() -> int:
@@ -44,11 +65,12 @@ def register_actors(broker: dramatiq.Broker, settings: Settings, redis: Redis) -
         """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks."""
         message = CurrentMessage.get_current_message()
         message_id = message.message_id if message is not None else "no-message"
-        apply_batch(ctx, message_id, [decode_tick(raw) for raw in ticks], _now_us())
+        decoded = [decode_tick(raw) for raw in ticks]
+        ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, _now_us())
 
     def calc_view(symbols: list[str]) -> None:
         """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
-        build_views(ctx, symbols, _now_us())
+        ride_out_redis_outage(build_views)(ctx, symbols, _now_us())
 
     options = {"broker": broker, "max_retries": settings.calc_max_retries}
     return Actors(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -18,13 +24,44 @@ from redis import Redis
 from backend.bus.keys import Keys
 from backend.config import Settings
 
+log = logging.getLogger(__name__)
+
+
+class RecoveringRedisBroker(RedisBroker):
+    """A RedisBroker that takes a new identity whenever a broker command loses its connection.
+
+    Dramatiq keeps each fetched message in an ack set named after the broker's id, and hands such a
+    set back to the queue only once that id stops sending heartbeats. When Redis dies mid-command
+    (killed, failed over, network cut) a live worker can be left holding ids it will never ack:
+    a fetch whose reply was lost, an ack or a retry that failed. Under its old id they would stay
+    stranded for as long as the process lives. With a fresh id the old one falls silent, and
+    maintenance requeues everything it held after `HEARTBEAT_TIMEOUT_MS`. A message that this
+    process still finishes is then delivered twice, which calc's done-marker makes harmless.
+    """
+
+    def _dispatch(self, command: str) -> Callable[..., Any]:
+        dispatch = super()._dispatch(command)
+
+        def dispatch_or_renew_identity(queue_name: str, *args: Any) -> Any:
+            try:
+                return dispatch(queue_name, *args)
+            except (redis.ConnectionError, redis.TimeoutError):
+                old, self.broker_id = self.broker_id, str(uuid4())
+                log.warning(
+                    "lost Redis during %s; broker id %s → %s: what %s held is redelivered",
+                    command, old, self.broker_id, old,
+                )  # fmt: skip
+                raise
+
+        return dispatch_or_renew_identity
+
 
 def redis_client(settings: Settings) -> Redis:
     """A sync client (connects lazily, on first command)."""
     return Redis.from_url(settings.effective_redis_url, health_check_interval=30)
 
 
-def build_broker(settings: Settings, client: Redis | None = None) -> RedisBroker:
+def build_broker(settings: Settings, client: Redis | None = None) -> RecoveringRedisBroker:
     """A Redis broker whose dead workers' messages come back within ~heartbeat_timeout.
 
     Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1 % of broker calls) leave a
@@ -32,7 +69,7 @@ def build_broker(settings: Settings, client: Redis | None = None) -> RedisBroker
     every broker call: a pass is two ZRANGEBYSCOREs unless a worker is dead, and consumers poll
     at least once a second, so a dead worker's messages return ~1 s after its heartbeat expires.
     """
-    broker = RedisBroker(
+    broker = RecoveringRedisBroker(
         client=client or redis_client(settings),
         namespace=Keys.from_settings(settings).dramatiq_namespace,
         heartbeat_timeout=settings.heartbeat_timeout_ms,

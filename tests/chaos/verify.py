@@ -1,0 +1,197 @@
+"""After a scenario: wait for the system to converge, then measure the promise.
+
+Converged means every acknowledged event_id is in PostgreSQL and every symbol's view (read through
+the API) equals the naive reference computed from the acknowledged set alone. `duplicated` counts
+both kinds of double: rows stored twice, and ticks a view counts more than once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+from redis import Redis
+
+from backend.bus.keys import Keys
+from backend.core.ticks import Tick
+from tests import reference
+from tests.chaos.cluster import Cluster
+from tests.chaos.load import Tally
+
+EXACT_FIELDS = (
+    "last_price", "last_ts", "last_event_id", "last_source", "ticks_total",
+    "trades_1m", "high_1m", "low_1m", "open_1m",
+)  # fmt: skip
+CLOSE_FIELDS = ("sma_10", "vwap_1m", "volume_1m", "change_1m_pct")
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    sent: int
+    acked: int
+    rejected: int
+    stored: int
+    missing: int
+    duplicated: int
+    dead_lettered: int
+    converge_s: float | None  # from the last client answer to "all stored, views exact"
+    views_exact: bool
+    stored_unacked: int = 0  # stored although the client never saw the 200 (answer lost): fine
+    rejected_stored: int = 0  # must be 0: a refused tick never reaches storage
+    given_up: int = 0
+    unexpected_deaths: list[str] = field(default_factory=list)
+    view_mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    answers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.missing == 0
+            and self.duplicated == 0
+            and self.views_exact
+            and self.rejected_stored == 0
+            and not self.unexpected_deaths
+            and self.given_up == 0
+        )
+
+
+def stored_rows(pg_url: str) -> tuple[dict[str, int], int]:
+    """event_id → how many rows, and the total row count."""
+    with psycopg.connect(pg_url, connect_timeout=5) as conn:
+        rows = conn.execute("SELECT event_id, count(*) FROM md_ticks GROUP BY event_id").fetchall()
+    counts = {event_id: n for event_id, n in rows}
+    return counts, sum(counts.values())
+
+
+def view_mismatches(api_url: str, acked: list[Tick]) -> tuple[list[str], int]:
+    """Differences between each symbol's view and the reference; and how many ticks the views
+    count beyond the acknowledged set (a tick counted twice)."""
+    by_symbol: dict[str, list[Tick]] = {}
+    for tick in acked:
+        by_symbol.setdefault(tick.symbol, []).append(tick)
+    problems: list[str] = []
+    overcount = 0
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        for symbol, ticks in sorted(by_symbol.items()):
+            response = client.get(f"/symbols/{symbol}")
+            if response.status_code != 200:
+                problems.append(f"{symbol}: HTTP {response.status_code}")
+                continue
+            got = response.json()
+            ref = reference.view(ticks)
+            overcount += max(0, int(got.get("ticks_total") or 0) - ref["ticks_total"])
+            problems += [
+                f"{symbol}.{name}: {got.get(name)!r} != {ref[name]!r}"
+                for name in EXACT_FIELDS
+                if got.get(name) != ref[name]
+            ]
+            problems += [
+                f"{symbol}.{name}: {got.get(name)!r} !~ {ref[name]!r}"
+                for name in CLOSE_FIELDS
+                if not reference.close(got.get(name), ref[name])
+            ]
+            expected_gaps = sum(
+                len(reference.gaps({t.seq for t in ticks if t.source == s and t.seq is not None}))
+                for s in {t.source for t in ticks}
+            )
+            if got.get("gaps_open") != expected_gaps:
+                problems.append(f"{symbol}.gaps_open: {got.get('gaps_open')} != {expected_gaps}")
+            last_10 = [e["event_id"] for e in got.get("last_10", [])]
+            if last_10 != ref["last_10"]:
+                problems.append(f"{symbol}.last_10 differs")
+    return problems, overcount
+
+
+def dead_letter_count(cluster: Cluster) -> int:
+    keys = Keys.from_settings(cluster.settings)
+    client = Redis.from_url(cluster.settings.effective_redis_url)
+    try:
+        queues = [cluster.settings.queue_name, "calc.a.done"]
+        return sum(int(client.zcard(keys.dead_letters(q))) for q in queues)
+    finally:
+        client.close()
+
+
+def converge(
+    cluster: Cluster, tally: Tally, scenario: str, timeout: float, since: float
+) -> Outcome:
+    """Poll until converged (or `timeout`), then measure; `since` is when the clients finished."""
+    acked = tally.acked_ticks()
+    acked_ids = set(tally.acked)
+    converged_at: float | None = None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            counts, _ = stored_rows(cluster.settings.pg_url)
+            missing_now = len(acked_ids - counts.keys())
+            problems, _ = view_mismatches(cluster.api_url, acked) if not missing_now else ([1], 0)
+        except (psycopg.Error, httpx.HTTPError):
+            missing_now, problems = 1, ["unreachable"]
+        if not missing_now and not problems:
+            converged_at = time.monotonic()
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    counts, total = stored_rows(cluster.settings.pg_url)
+    problems, overcount = view_mismatches(cluster.api_url, acked)
+    stored_acked = acked_ids & counts.keys()
+    return Outcome(
+        scenario=scenario,
+        sent=tally.sent,
+        acked=len(acked_ids),
+        rejected=len(tally.rejected),
+        stored=len(stored_acked),
+        missing=len(acked_ids - counts.keys()),
+        duplicated=(total - len(counts)) + overcount,
+        dead_lettered=dead_letter_count(cluster),
+        converge_s=None if converged_at is None else converged_at - since,
+        views_exact=not problems,
+        stored_unacked=len(counts.keys() - acked_ids - tally.rejected),
+        rejected_stored=len(tally.rejected & counts.keys()),
+        given_up=len(tally.given_up),
+        unexpected_deaths=cluster.unexpected_deaths(),
+        view_mismatches=problems[:10],
+        answers=dict(tally.answers),
+    )
+
+
+def format_table(outcomes: list[Outcome]) -> str:
+    head = (
+        f"{'scenario':<26}{'sent':>8}{'acked':>8}{'rejected':>9}{'stored':>8}{'missing':>8}"
+        f"{'dup':>6}{'dead':>6}{'converge':>10}  result"
+    )
+    lines = [head, "-" * len(head)]
+    for o in outcomes:
+        converge_text = "never" if o.converge_s is None else f"{o.converge_s:.1f} s"
+        lines.append(
+            f"{o.scenario:<26}{o.sent:>8}{o.acked:>8}{o.rejected:>9}{o.stored:>8}{o.missing:>8}"
+            f"{o.duplicated:>6}{o.dead_lettered:>6}{converge_text:>10}  "
+            + ("ok" if o.ok else "FAILED")
+        )
+    for o in outcomes:
+        details = list(o.notes)
+        if o.stored_unacked:
+            details.append(f"{o.stored_unacked} stored whose 200 the client never saw (retried)")
+        if o.unexpected_deaths:
+            details.append("unexpected deaths: " + "; ".join(o.unexpected_deaths))
+        if o.view_mismatches:
+            details.append("view mismatches: " + "; ".join(o.view_mismatches))
+        if o.rejected_stored:
+            details.append(f"{o.rejected_stored} refused ticks stored!")
+        if o.given_up:
+            details.append(f"{o.given_up} ticks never acknowledged (client gave up)")
+        if details:
+            lines.append(f"  {o.scenario}: " + " · ".join(details))
+    return "\n".join(lines)
+
+
+def as_dict(outcome: Outcome) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(outcome) | {"ok": outcome.ok}
