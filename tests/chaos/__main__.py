@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{number}/{len(names)}] {name}…", flush=True)
         outcome = run_scenario(name, workdir, scale, tps=args.tps, seed=args.seed + number)
         outcomes.append(outcome)
-        print(format_table([outcome]).splitlines()[2], flush=True)
+        print(format_table([outcome]).splitlines()[3], flush=True)
     if all(o.ok for o in outcomes):
         shutil.rmtree(workdir, ignore_errors=True)
     print()

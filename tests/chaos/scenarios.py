@@ -101,10 +101,20 @@ def postgres_down(cluster: Cluster, load: Load, scale: Scale) -> list[str]:
         time.sleep(scale.pg_down_s)
         acked_during = load.acked_count() - acked_before
         cluster.start_postgres()
-        time.sleep(scale.tail_s)
+        backlog = load.acked_count()
+        returned = time.monotonic()
+        caught_up = None
+        while time.monotonic() - returned < scale.tail_s or caught_up is None:
+            if caught_up is None and _rows(cluster) >= backlog:
+                caught_up = time.monotonic() - returned
+            if time.monotonic() - returned > 120:
+                break
+            time.sleep(0.2)
+    caught_up_text = "never" if caught_up is None else f"{caught_up:.1f} s"
     return [
         f"PostgreSQL down {scale.pg_down_s:g} s; {acked_during} ticks acknowledged meanwhile;"
-        f" outbox peaked at {gauges.peak_outbox} entries"
+        f" outbox peaked at {gauges.peak_outbox} entries; Postgres held every tick acknowledged"
+        f" before its return {caught_up_text} after it came back"
     ]
 
 

@@ -1,8 +1,9 @@
 """After a scenario: wait for the system to converge, then measure the promise.
 
-Converged means every acknowledged event_id is in PostgreSQL and every symbol's view (read through
-the API) equals the naive reference computed from the acknowledged set alone. `duplicated` counts
-both kinds of double: rows stored twice, and ticks a view counts more than once.
+Converged means every acknowledged event_id is in PostgreSQL and every symbol's view and 1-minute
+candles (read through the API) equal the naive reference computed from the acknowledged set
+alone. `duplicated` counts every kind of double: rows stored twice, ticks a view or a candle
+counts more than once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.core.ticks import Tick
+from backend.core.ticks import Tick, parse_ts_us
 from tests import reference
 from tests.chaos.cluster import Cluster
 from tests.chaos.load import Tally
@@ -26,6 +27,7 @@ EXACT_FIELDS = (
     "trades_1m", "high_1m", "low_1m", "open_1m",
 )  # fmt: skip
 CLOSE_FIELDS = ("sma_10", "vwap_1m", "volume_1m", "change_1m_pct")
+MINUTE_US = 60_000_000
 
 
 @dataclass
@@ -104,6 +106,39 @@ def view_mismatches(api_url: str, acked: list[Tick]) -> tuple[list[str], int]:
             last_10 = [e["event_id"] for e in got.get("last_10", [])]
             if last_10 != ref["last_10"]:
                 problems.append(f"{symbol}.last_10 differs")
+            candle_problems, candle_overcount = candle_mismatches(client, symbol, ticks)
+            problems += candle_problems
+            overcount += candle_overcount
+    return problems, overcount
+
+
+def candle_mismatches(
+    client: httpx.Client, symbol: str, ticks: list[Tick]
+) -> tuple[list[str], int]:
+    """1-minute candles (Postgres rollups merged with what is still in the outbox) against the
+    reference; and how many trades they count beyond it (a rollup applied twice)."""
+    response = client.get(
+        f"/symbols/{symbol}/candles",
+        params={"interval": "1m", "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+    )
+    if response.status_code != 200:
+        return [f"{symbol} candles: HTTP {response.status_code}"], 0
+    expected = reference.candles(ticks, MINUTE_US)
+    got = {parse_ts_us(c["ts"]): c for c in response.json()["candles"]}
+    problems = []
+    overcount = sum(
+        max(0, int(c["trades"]) - (expected[b]["trades"] if b in expected else 0))
+        for b, c in got.items()
+    )
+    if sorted(got) != sorted(expected):
+        problems.append(f"{symbol} candles: {len(got)} buckets != {len(expected)}")
+        return problems, overcount
+    for bucket, candle in got.items():
+        ref = expected[bucket]
+        wrong = [n for n in ("open", "close", "high", "low", "trades") if candle[n] != ref[n]]
+        wrong += [n for n in ("volume", "vwap") if not reference.close(candle[n], ref[n])]
+        if wrong:
+            problems.append(f"{symbol} candle {candle['ts']}: {', '.join(wrong)} differ")
     return problems, overcount
 
 
@@ -166,7 +201,12 @@ def format_table(outcomes: list[Outcome]) -> str:
         f"{'scenario':<26}{'sent':>8}{'acked':>8}{'rejected':>9}{'stored':>8}{'missing':>8}"
         f"{'dup':>6}{'dead':>6}{'converge':>10}  result"
     )
-    lines = [head, "-" * len(head)]
+    lines = [
+        "converge: from the clients' last answer until every acknowledged tick is stored and every"
+        " view and candle equals the reference",
+        head,
+        "-" * len(head),
+    ]
     for o in outcomes:
         converge_text = "never" if o.converge_s is None else f"{o.converge_s:.1f} s"
         lines.append(
