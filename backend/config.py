@@ -66,9 +66,9 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, validation_alias="MAX_BATCH_BODY_BYTES"
     )
     max_batch_items: int = Field(default=5_000, ge=1, validation_alias="MAX_BATCH_ITEMS")
-    # Backpressure: ingest answers 429 while calc queue messages + outbox entries (each one
-    # group commit of 1..INGEST_MAX_BATCH ticks) are at this high-water mark; 0 turns it off.
-    max_backlog: int = Field(default=20_000, ge=0, validation_alias="MAX_BACKLOG")
+    # Backpressure: ingest answers 429 while this many ticks wait (for calc + for Postgres);
+    # 0 turns it off. Each waiting tick costs Redis ~0.3 KB (queue message + outbox entry).
+    max_backlog: int = Field(default=200_000, ge=0, validation_alias="MAX_BACKLOG")
 
     # --- workers and persistence -------------------------------------------------------
     batch_size: int = Field(default=200, ge=1, validation_alias="BATCH_SIZE")

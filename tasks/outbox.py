@@ -34,6 +34,22 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 
+# Acknowledge and delete written entries; take the ticks of the entries this call really deleted
+# off the `outbox_ticks` backlog counter (an entry two flushers wrote is counted off once).
+ACK_LUA = """
+local deleted = 0
+for i = 2, #ARGV, 2 do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
+    deleted = deleted + tonumber(ARGV[i + 1])
+  end
+end
+if deleted > 0 then
+  redis.call('HINCRBY', KEYS[2], 'outbox_ticks', -deleted)
+end
+return deleted
+"""
+
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -58,6 +74,7 @@ class OutboxFlusher:
     claim_idle_ms: int = 10_000
     name: str = field(default_factory=consumer_name)
     _pending_ids: list[bytes] = field(default_factory=list)
+    _pending_sizes: list[int] = field(default_factory=list)  # ticks per pending entry
     _pending_ticks: list[Tick] = field(default_factory=list)
     _first_pending_at: float | None = None
     _conn: psycopg.Connection[Any] | None = None
@@ -68,6 +85,9 @@ class OutboxFlusher:
     _thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self._ack_script = self.redis.register_script(ACK_LUA)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="outbox-flusher", daemon=True)
         self._thread.start()
@@ -132,8 +152,10 @@ class OutboxFlusher:
                 continue
             if self._first_pending_at is None:
                 self._first_pending_at = time.monotonic()
+            ticks = [decode_tick(raw) for raw in orjson.loads(fields[b"t"])]
             self._pending_ids.append(entry_id)
-            self._pending_ticks.extend(decode_tick(raw) for raw in orjson.loads(fields[b"t"]))
+            self._pending_sizes.append(len(ticks))
+            self._pending_ticks.extend(ticks)
 
     def _read(self, block_ms: int) -> None:
         response = self.redis.xreadgroup(
@@ -180,13 +202,16 @@ class OutboxFlusher:
             return
         elapsed = time.monotonic() - started
         self._backoff_s = 0.0
+        ack_args: list[bytes | int | str] = [OUTBOX_GROUP]
+        for entry_id, size in zip(self._pending_ids, self._pending_sizes, strict=True):
+            ack_args += (entry_id, size)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.outbox, OUTBOX_GROUP, *self._pending_ids)
-            pipe.xdel(self.keys.outbox, *self._pending_ids)
+            self._ack_script(keys=[self.keys.outbox, self.keys.stats], args=ack_args, client=pipe)
             stats.record(
                 pipe, self.keys.stats, stats.flush_fields(rows, len(self._pending_ticks), elapsed)
             )
             pipe.execute()
         self._pending_ids.clear()
+        self._pending_sizes.clear()
         self._pending_ticks.clear()
         self._first_pending_at = None

@@ -91,6 +91,13 @@ def _feeder_gauges(feeders: dict[bytes, bytes], now_us: int) -> dict[str, Any]:
     }
 
 
+def backlog_ticks(values: dict[str, float]) -> int:
+    """Ticks waiting for calc plus ticks waiting for Postgres: what MAX_BACKLOG is checked against
+    (the same arithmetic as the ingest script's)."""
+    waiting_calc = values.get("ingest_accepted", 0) - values.get("calc_ticks", 0)
+    return round(max(waiting_calc, 0) + max(values.get("outbox_ticks", 0), 0))
+
+
 def build_sample(readings: Readings, now_us: int) -> dict[str, Any]:
     """The Sample dict (the /stats and /stats/history contract) from raw Redis answers."""
     values = stats.parse(readings.stats)
@@ -117,6 +124,7 @@ def build_sample(readings: Readings, now_us: int) -> dict[str, Any]:
         "flush_seconds_le": flush_le,
         "view_latency_le": view_le,
         "gauges": {
+            "backlog_ticks": backlog_ticks(values),
             "queue_depth": readings.queue_depth,
             "calc_b_depth": readings.calc_b_depth,
             "dead_letters": readings.dead_letters,

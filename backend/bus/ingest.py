@@ -7,6 +7,12 @@ moment at which a tick is marked seen but not queued: an acknowledged tick is al
 for calc and staged for persistence. The pipeline-wide ingest counters (`ingest_accepted`,
 `ingest_duplicate`, `ingest_conflict` in the stats hash) are added in the same step, so they
 count exactly what was acknowledged, whichever API replica answered.
+
+Backpressure counts ticks, not hand-offs (one hand-off carries 1 to thousands of ticks): ticks
+waiting for calc are `ingest_accepted - calc_ticks` (calc adds to `calc_ticks` in the transaction
+that applies a batch, once per batch), ticks waiting for Postgres are `outbox_ticks` (added here,
+taken off by the flusher in the step that deletes the entries it wrote). At `MAX_BACKLOG` waiting
+ticks the script refuses the whole batch before writing anything.
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ local ttl = tonumber(ARGV[1])
 local prefix = ARGV[5]
 local max_backlog = tonumber(ARGV[6])
 if max_backlog > 0 then
-  local backlog = redis.call('LLEN', KEYS[1]) + redis.call('XLEN', KEYS[3])
+  local c = redis.call('HMGET', KEYS[4], 'ingest_accepted', 'calc_ticks', 'outbox_ticks')
+  local waiting_calc = (tonumber(c[1]) or 0) - (tonumber(c[2]) or 0)
+  local waiting_store = tonumber(c[3]) or 0
+  local backlog = math.max(waiting_calc, 0) + math.max(waiting_store, 0)
   if backlog >= max_backlog then
     redis.call('HINCRBY', KEYS[4], 'ingest_shed', (#ARGV - 6) / 3)
     return backlog
@@ -61,6 +70,7 @@ if #accepted > 0 then
   redis.call('RPUSH', KEYS[1], ARGV[2])
   redis.call('XADD', KEYS[3], '*', 't', '[' .. body .. ']')
   redis.call('HINCRBY', KEYS[4], 'ingest_accepted', #accepted)
+  redis.call('HINCRBY', KEYS[4], 'outbox_ticks', #accepted)
 end
 if duplicates > 0 then
   redis.call('HINCRBY', KEYS[4], 'ingest_duplicate', duplicates)
@@ -73,7 +83,7 @@ return statuses
 
 
 class BacklogFull(Exception):
-    """The work waiting (calc queue + outbox) is at MAX_BACKLOG: nothing was written."""
+    """The ticks waiting (for calc + for Postgres) are at MAX_BACKLOG: nothing was written."""
 
     def __init__(self, backlog: int) -> None:
         super().__init__(f"backlog {backlog} at the high-water mark")

@@ -29,6 +29,7 @@ class Cluster:
     procs: Processes
     killed: set[str] = field(default_factory=set)  # processes a scenario stopped on purpose
     servers_down: set[str] = field(default_factory=set)
+    incidents: list[str] = field(default_factory=list)  # what a scenario saw go wrong
     _next_worker: int = 1
 
     @property
@@ -57,11 +58,14 @@ class Cluster:
         self.procs.kill(name, signal.SIGKILL)
 
     def terminate(self, name: str, timeout: float) -> tuple[float, int | None]:
-        """SIGTERM (a deploy) and wait: (seconds until it exited, exit code or None if it hung)."""
+        """SIGTERM to the main process, as a platform stops a service (Render, Docker and
+        Kubernetes signal PID 1), and wait: (seconds until it exited, exit code or None if it
+        hung). Dramatiq's parent passes one SIGTERM on to its worker children; a child that
+        receives a second one (say the whole group was signalled) exits at once, by design."""
         self.killed.add(name)
         proc = self.procs.procs[name]
         started = time.monotonic()
-        self.signal(name, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:  # it did not drain
@@ -97,7 +101,7 @@ class Cluster:
     # --- health --------------------------------------------------------------------------------
     def unexpected_deaths(self) -> list[str]:
         """Processes that exited although no scenario stopped them, with their log's last lines."""
-        dead = []
+        dead = list(self.incidents)
         for name, proc in self.procs.procs.items():
             if name not in self.killed and proc.poll() is not None:
                 tail = self.procs.log(name).strip().splitlines()[-5:]

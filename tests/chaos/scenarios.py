@@ -146,8 +146,10 @@ def sigterm_workers(cluster: Cluster, load: Load, scale: Scale) -> list[str]:
         took, code = cluster.terminate(old, DRAIN_TIMEOUT_S)
         if code is None:
             cluster.procs.kill(old, signal.SIGKILL)
-            notes.append(f"{old} did not stop within {DRAIN_TIMEOUT_S:g} s of SIGTERM")
+            cluster.incidents.append(f"{old} did not stop within {DRAIN_TIMEOUT_S:g} s of SIGTERM")
             continue
+        if code != 0:
+            cluster.incidents.append(f"{old} exited {code} after SIGTERM instead of draining")
         notes.append(f"{old} stopped {took:.1f} s after SIGTERM (exit {code})")
         time.sleep(scale.warmup_s)
     time.sleep(scale.tail_s)

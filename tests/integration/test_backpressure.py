@@ -74,3 +74,26 @@ def test_ingest_sheds_at_the_high_water_mark_and_recovers(
         )
         metrics = api.get("/metrics").text
         assert 'tickstream_pipeline_ticks_total{outcome="shed",reason=""} 3.0' in metrics
+
+
+def test_the_high_water_mark_counts_ticks_not_hand_offs(settings: Settings, tmp_path: Path) -> None:
+    """One batch of 4 ticks is one hand-off (one queue message, one outbox entry) but 4 ticks
+    waiting twice (for calc and for Postgres): at MAX_BACKLOG 8 the next tick is refused."""
+    env = settings_env(settings) | {"MAX_BACKLOG": "8"}
+    with running(env, tmp_path) as procs, httpx.Client(base_url=procs.api_url, auth=AUTH) as api:
+        procs.start_api()  # no worker yet
+        first = api.post("/ingest/ticks", json=[tick(i) for i in range(4)])
+        assert first.status_code == 200 and first.json()["accepted"] == 4, first.text
+        gauges = api.get("/stats").json()["gauges"]
+        assert (gauges["queue_depth"], gauges["outbox_entries"]) == (1, 1)
+        assert gauges["backlog_ticks"] == 8
+        refused = api.post("/ingest/tick", json=tick(4))
+        assert refused.status_code == 429, refused.text
+
+        procs.start_worker(processes=1, threads=2)
+        wait_for(
+            lambda: api.get("/stats").json()["gauges"]["backlog_ticks"] == 0,
+            30,
+            what="the backlog counted back down to zero after the drain",
+        )
+        assert api.post("/ingest/tick", json=tick(5)).status_code == 200

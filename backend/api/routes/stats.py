@@ -46,6 +46,9 @@ class StatsCounters(BaseModel):
 class StatsGauges(BaseModel):
     """Values at the sample's time."""
 
+    backlog_ticks: int = Field(
+        description="ticks waiting for calc + ticks waiting for Postgres (vs MAX_BACKLOG)"
+    )
     queue_depth: int = Field(description="messages waiting in the calc queue")
     calc_b_depth: int = Field(description="messages waiting in calc.a.done (CALC_SPLIT)")
     dead_letters: int = Field(description="dead-lettered calc messages (both queues)")

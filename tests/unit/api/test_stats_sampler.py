@@ -20,8 +20,8 @@ COUNTERS = {
     "flush_ticks_sum", "flush_seconds_sum",
 }  # fmt: skip
 GAUGES = {
-    "queue_depth", "calc_b_depth", "dead_letters", "outbox_entries", "outbox_pending",
-    "workers", "feeders_alive", "feeders_target_tps", "feeders_achieved_tps",
+    "backlog_ticks", "queue_depth", "calc_b_depth", "dead_letters", "outbox_entries",
+    "outbox_pending", "workers", "feeders_alive", "feeders_target_tps", "feeders_achieved_tps",
 }  # fmt: skip
 
 
@@ -119,6 +119,7 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
         NOW_US,
     )
     assert sample["gauges"] == {
+        "backlog_ticks": 0,
         "queue_depth": 3,
         "calc_b_depth": 1,
         "dead_letters": 2,
@@ -141,3 +142,12 @@ def test_rejections_are_held_in_memory_by_reason_until_flushed():
     sampler.reject("bogus")
     sampler.reject("unavailable", 5)
     assert sampler.pending == {"price": 2, "unknown_field": 1, "unavailable": 5}
+
+
+def test_backlog_counts_ticks_waiting_for_calc_and_for_postgres():
+    """The ingest script's arithmetic: accepted - applied by calc, plus still in the outbox; a
+    counter that ran ahead (a namespace older than the counter) never makes it negative."""
+    raw = {b"ingest_accepted": b"1000", b"calc_ticks": b"700", b"outbox_ticks": b"250"}
+    assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 550
+    raw = {b"ingest_accepted": b"10", b"calc_ticks": b"10", b"outbox_ticks": b"-3"}
+    assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 0
