@@ -1,26 +1,29 @@
-"""Pure shaping of the pipeline's stats samples (`GET /stats`, `/stats/history`) for the UI.
-
-The backend keeps cumulative, pipeline-wide counters and histograms (Prometheus style), sampled
-every `interval_s`. Everything an operator wants to see is derived here from consecutive samples,
-with no Streamlit and no I/O, so the arithmetic is unit-tested:
+"""What the Pipeline page shows, shaped from parsed stats samples (`ui.stats_samples`): chart
+series, headline figures, health badges (pure: no Streamlit, no I/O, unit-tested).
 
 - rates divide a counter's increase by the REAL time between the two samples (the sampler drifts);
-- a counter that goes DOWN means Redis lost its data or was reset: the new value is taken as the
-  increase since the reset (as Prometheus' `rate()` does), never a negative rate;
 - an interval much longer than `interval_s` means samples are missing: it yields None, a gap in
-  the line, rather than an average that would look like measured data;
-- quantiles come from the deltas of cumulative buckets, interpolated linearly within the bucket
-  the rank falls in (Prometheus' `histogram_quantile`), None when nothing was observed.
+  the line, rather than an average that would look like measured data.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from ui.stats_samples import (
+    Buckets,
+    History,
+    Sample,
+    add_buckets,
+    bucket_increase,
+    counter_increase,
+    histogram_quantile,
+    parse_history,
+)
 
 # An interval longer than this many expected intervals has at least one sample missing.
 GAP_FACTOR = 1.5
@@ -29,37 +32,6 @@ MAX_REJECT_TRACES = 4
 OTHER_REASON = "other"
 
 INGEST_COUNTERS = ("ingest_accepted", "ingest_duplicate", "ingest_conflict")
-
-Buckets = Mapping[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One pipeline-wide stats sample; every section holds plain floats (missing → absent)."""
-
-    ts_us: int
-    counters: Mapping[str, float] = field(default_factory=dict)
-    rejected: Mapping[str, float] = field(default_factory=dict)
-    flush_seconds_le: Buckets = field(default_factory=dict)
-    view_latency_le: Buckets = field(default_factory=dict)
-    gauges: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def ts(self) -> datetime:
-        return datetime.fromtimestamp(self.ts_us / 1_000_000, UTC)
-
-    def counter(self, name: str) -> float:
-        """A cumulative counter; one never written yet is 0, as in Redis."""
-        return self.counters.get(name, 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """`GET /stats/history` parsed: samples oldest first, at distinct times."""
-
-    interval_s: float
-    retention_s: int | None
-    samples: tuple[Sample, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +76,6 @@ class Headline:
 
 
 @dataclass(frozen=True, slots=True)
-class HealthPart:
-    """One part of the pipeline as a badge: `ok` None means not known (the API did not answer)."""
-
-    name: str
-    ok: bool | None
-    status: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PipelineStats:
     """A stats history digested once, for every session: the charts' data and the headline."""
 
@@ -137,169 +99,6 @@ class PipelineSnapshot:
     stats: PipelineStats | None = None
     history_error: str | None = None
     history_missing: bool = False
-
-
-# --- parsing ----------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _numbers(section: Any) -> dict[str, float]:
-    """A section's numeric fields; anything malformed is dropped rather than crashing a chart."""
-    if not isinstance(section, Mapping):
-        return {}
-    out: dict[str, float] = {}
-    for key, value in section.items():
-        number = _number(value)
-        if number is not None:
-            out[str(key)] = number
-    return out
-
-
-def _ts_us(raw: Mapping[str, Any]) -> int | None:
-    ts_us = raw.get("ts_us")
-    if isinstance(ts_us, int) and not isinstance(ts_us, bool):
-        return ts_us
-    ts = raw.get("ts")
-    if isinstance(ts, str):
-        try:
-            parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return round(parsed.timestamp() * 1_000_000)
-    return None
-
-
-def parse_sample(raw: Any) -> Sample | None:
-    """One sample from JSON, or None when it has no usable time."""
-    if not isinstance(raw, Mapping):
-        return None
-    ts_us = _ts_us(raw)
-    if ts_us is None:
-        return None
-    return Sample(
-        ts_us=ts_us,
-        counters=_numbers(raw.get("counters")),
-        rejected=_numbers(raw.get("rejected")),
-        flush_seconds_le=_numbers(raw.get("flush_seconds_le")),
-        view_latency_le=_numbers(raw.get("view_latency_le")),
-        gauges=_numbers(raw.get("gauges")),
-    )
-
-
-def parse_samples(raws: Iterable[Any]) -> tuple[Sample, ...]:
-    """Samples sorted by time, one per timestamp (the last one given wins)."""
-    by_ts: dict[int, Sample] = {}
-    for raw in raws:
-        sample = parse_sample(raw)
-        if sample is not None:
-            by_ts[sample.ts_us] = sample
-    return tuple(by_ts[ts] for ts in sorted(by_ts))
-
-
-def infer_interval(samples: Sequence[Sample]) -> float | None:
-    """The median spacing of the samples, for a body that does not say its interval."""
-    deltas = sorted((b.ts_us - a.ts_us) / 1e6 for a, b in itertools.pairwise(samples))
-    deltas = [d for d in deltas if d > 0]
-    return deltas[len(deltas) // 2] if deltas else None
-
-
-def parse_history(body: Mapping[str, Any]) -> History:
-    """`GET /stats/history`'s body; a missing or silly `interval_s` is inferred from the data."""
-    raw_samples = body.get("samples")
-    samples = parse_samples(raw_samples if isinstance(raw_samples, list) else [])
-    interval = _number(body.get("interval_s"))
-    if interval is None or interval <= 0:
-        interval = infer_interval(samples) or 1.0
-    retention = _number(body.get("retention_s"))
-    return History(
-        interval_s=interval,
-        retention_s=int(retention) if retention is not None else None,
-        samples=samples,
-    )
-
-
-# --- counters and histograms --------------------------------------------------------------------
-
-
-def counter_increase(previous: float, current: float) -> float:
-    """How much a cumulative counter grew; a drop is a reset, so `current` counts from zero."""
-    return current if current < previous else current - previous
-
-
-def bucket_increase(previous: Buckets, current: Buckets) -> dict[str, float]:
-    """Per-bucket growth of a cumulative histogram; any bucket that shrank (or vanished) means the
-    histogram was reset, and then the current buckets ARE the growth since the reset."""
-    reset = any(current.get(le, 0.0) < count for le, count in previous.items())
-    if reset:
-        return dict(current)
-    return {le: count - previous.get(le, 0.0) for le, count in current.items()}
-
-
-def add_buckets(total: Mapping[str, float], more: Buckets) -> dict[str, float]:
-    keys = set(total) | set(more)
-    return {le: total.get(le, 0.0) + more.get(le, 0.0) for le in keys}
-
-
-def _bound(le: str) -> float | None:
-    try:
-        bound = float(le)
-    except ValueError:
-        return None
-    return None if math.isnan(bound) else bound
-
-
-def histogram_quantile(q: float, buckets: Buckets, total: float | None = None) -> float | None:
-    """The q-quantile of cumulative buckets {upper bound: count ≤ bound}, as Prometheus does it.
-
-    `total` is the number of observations when the buckets lack "+Inf" (the flush histogram
-    counts them in `flush_count`). The rank q·total is located in the first bucket whose count
-    reaches it and interpolated linearly between that bucket's bounds (the first bucket starts
-    at 0); a rank beyond the highest finite bound answers that bound, as nothing finer is known.
-    None when there were no observations.
-    """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile must be in [0, 1], got {q}")
-    points = sorted(
-        (bound, count) for le, count in buckets.items() if (bound := _bound(le)) is not None
-    )
-    # Cumulative counts can only grow with the bound: repair rounding or torn reads.
-    cumulative: list[tuple[float, float]] = []
-    running = 0.0
-    for bound, count in points:
-        running = max(running, count)
-        cumulative.append((bound, running))
-    if total is not None and (not cumulative or not math.isinf(cumulative[-1][0])):
-        cumulative.append((math.inf, max(total, running)))
-    if not cumulative or cumulative[-1][1] <= 0:
-        return None
-    observations = cumulative[-1][1]
-    rank = q * observations
-    lower, below = 0.0, 0.0
-    for index, (upper, count) in enumerate(cumulative):
-        if count >= rank and count > below:
-            if math.isinf(upper):
-                return lower if index > 0 else None
-            if index == 0 and upper <= 0:
-                return upper
-            return lower + (upper - lower) * (rank - below) / (count - below)
-        lower, below = upper, count
-    return lower
 
 
 # --- series -------------------------------------------------------------------------------------
@@ -532,63 +331,6 @@ def digest(body: Mapping[str, Any]) -> PipelineStats:
         series=pipeline_series(history),
         head=headline(history.samples),
     )
-
-
-# --- health -------------------------------------------------------------------------------------
-
-
-def _latency(check: Mapping[str, Any]) -> str:
-    latency = _number(check.get("latency_ms"))
-    return f"{latency:.1f} ms" if latency is not None else ""
-
-
-def health_parts(
-    readiness: Mapping[str, Any] | None,
-    api_error: str | None = None,
-    api_latency_ms: float | None = None,
-) -> list[HealthPart]:
-    """API, Redis, Postgres and workers as badges, from `GET /health/readiness`.
-
-    The API is up when it answered at all (a 503 naming what failed is an answer). Without an
-    answer nothing is known about the other parts, which is said rather than shown as down.
-    """
-    if readiness is None:
-        reason = api_error or "No answer from the backend."
-        unknown = "unknown: the API did not answer"
-        return [
-            HealthPart("API", False, "down", reason),
-            HealthPart("Redis", None, "unknown", unknown),
-            HealthPart("Postgres", None, "unknown", unknown),
-            HealthPart("Workers", None, "unknown", unknown),
-        ]
-    checks = readiness.get("checks")
-    checks = checks if isinstance(checks, Mapping) else {}
-    api_detail = f"{api_latency_ms:.0f} ms round trip" if api_latency_ms is not None else ""
-    parts = [HealthPart("API", True, "ok", api_detail)]
-    for name, key in (("Redis", "redis"), ("Postgres", "postgres")):
-        check = checks.get(key)
-        if not isinstance(check, Mapping):
-            parts.append(HealthPart(name, None, "unknown", "not reported by the backend"))
-        elif check.get("ok"):
-            parts.append(HealthPart(name, True, "ok", _latency(check)))
-        else:
-            parts.append(HealthPart(name, False, "down", str(check.get("error") or "failed")))
-    broker = checks.get("broker")
-    if not isinstance(broker, Mapping):
-        parts.append(HealthPart("Workers", None, "unknown", "not reported by the backend"))
-    elif not broker.get("ok"):
-        parts.append(HealthPart("Workers", False, "down", str(broker.get("error") or "failed")))
-    else:
-        workers = int(_number(broker.get("workers")) or 0)
-        depth = _number(broker.get("queue_depth"))
-        detail = f"queue depth {depth:,.0f}" if depth is not None else ""
-        if workers >= 1:
-            parts.append(HealthPart("Workers", True, f"{workers} live", detail))
-        else:
-            parts.append(
-                HealthPart("Workers", False, "0 live", f"no live worker · {detail}".strip(" ·"))
-            )
-    return parts
 
 
 # --- formatting ---------------------------------------------------------------------------------

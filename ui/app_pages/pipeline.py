@@ -18,16 +18,15 @@ import streamlit as st
 from backend.config import Settings
 from ui.api_client import BackendError, BackendUnavailable
 from ui.charts_pipeline import pipeline_figures
+from ui.pipeline_health import HealthPart, health_parts
 from ui.pipeline_stats import (
     Headline,
-    HealthPart,
     PipelineSnapshot,
     PipelineStats,
     digest,
     format_count,
     format_rate,
     format_seconds,
-    health_parts,
     is_not_found,
 )
 from ui.resources import backend_key, current_settings, get_backend_client

@@ -15,24 +15,26 @@ import pytest
 
 from ui.api_client import BackendClient, BackendError
 from ui.charts_pipeline import CHART_HEIGHT, SPECS, pipeline_figures
+from ui.pipeline_health import health_parts
 from ui.pipeline_stats import (
     Headline,
-    History,
-    Sample,
-    bucket_increase,
-    counter_increase,
     digest,
     format_rate,
     format_seconds,
     headline,
-    health_parts,
-    histogram_quantile,
     is_not_found,
-    parse_history,
-    parse_samples,
     pipeline_series,
     rates,
     reject_rates,
+)
+from ui.stats_samples import (
+    History,
+    Sample,
+    bucket_increase,
+    counter_increase,
+    histogram_quantile,
+    parse_history,
+    parse_samples,
 )
 
 T0 = datetime(2026, 11, 21, 14, 30, tzinfo=UTC)
