@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -25,18 +24,18 @@ async def _events(request: Request, sub: Subscriber, release: object) -> AsyncIt
         while True:
             if await request.is_disconnected():
                 return
-            try:
-                raw = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
-            except TimeoutError:
+            item = await sub.next(KEEPALIVE_S)
+            if item is None:
                 yield b": keepalive\n\n"
                 continue
-            if sub.dropped > reported:
+            dropped, raw = item
+            if dropped > reported:
                 yield (
                     b"event: missed\ndata: "
-                    + orjson.dumps({"dropped": sub.dropped - reported})
+                    + orjson.dumps({"dropped": dropped - reported})
                     + b"\n\n"
                 )
-                reported = sub.dropped
+                reported = dropped
             event_type = orjson.loads(raw).get("type", "message")
             yield b"event: " + event_type.encode() + b"\ndata: " + raw + b"\n\n"
     finally:
