@@ -15,7 +15,7 @@ import dramatiq
 from redis import Redis
 from redis.exceptions import RedisError
 
-from backend.bus.dead_letters import reason_record
+from backend.bus.dead_letters import DEAD_TICKS_FIELD, dead_letter_ticks, reason_record
 from backend.bus.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,13 @@ class DeadLetterReasons(dramatiq.Middleware):
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         exception = getattr(message, "_exception", None)
         record = reason_record(exception, message.options.get("traceback"), int(time.time() * 1000))
+        ticks = dead_letter_ticks(message.actor_name, message.args)
         try:
-            self.redis.hset(self.keys.dead_letter_reasons, message.message_id, record)
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.keys.dead_letter_reasons, message.message_id, record)
+                if ticks:  # no longer waiting for calc: out of the backlog until requeued
+                    pipe.hincrby(self.keys.stats, DEAD_TICKS_FIELD, ticks)
+                pipe.execute()
         except RedisError:  # the message is dead-lettered anyway; only the reason is lost
             log.warning("could not record why %s was dead-lettered", message.message_id)
         log.error(

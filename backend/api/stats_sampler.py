@@ -94,7 +94,11 @@ def _feeder_gauges(feeders: dict[bytes, bytes], now_us: int) -> dict[str, Any]:
 def backlog_ticks(values: dict[str, float]) -> int:
     """Ticks waiting for calc plus ticks waiting for Postgres: what MAX_BACKLOG is checked against
     (the same arithmetic as the ingest script's)."""
-    waiting_calc = values.get("ingest_accepted", 0) - values.get("calc_ticks", 0)
+    waiting_calc = (
+        values.get("ingest_accepted", 0)
+        - values.get("calc_ticks", 0)
+        - values.get("calc_dead_ticks", 0)
+    )
     return round(max(waiting_calc, 0) + max(values.get("outbox_ticks", 0), 0))
 
 

@@ -16,9 +16,13 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from backend.bus.keys import Keys
+from backend.bus.keys import CALC_ACTOR, Keys
 
-# KEYS: xq, xq.msgs, queue list, queue msgs, reasons. ARGV: message_id, expected body, new body.
+# Ticks of dead-lettered calc batches: not waiting for calc any more, so not in the backlog.
+DEAD_TICKS_FIELD = "calc_dead_ticks"
+
+# KEYS: xq, xq.msgs, queue list, queue msgs, reasons, stats.
+# ARGV: message_id, expected body, new body, ticks it carries (back into the backlog).
 REQUEUE_LUA = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
   return 0
@@ -28,8 +32,18 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('HINCRBY', KEYS[6], 'calc_dead_ticks', -tonumber(ARGV[4]))
+end
 return 1
 """
+
+
+def dead_letter_ticks(actor_name: str | None, args: Any) -> int:
+    """How many ticks a calc batch message carries (0 for any other message)."""
+    if actor_name != CALC_ACTOR or not isinstance(args, list | tuple) or not args:
+        return 0
+    return len(args[0]) if isinstance(args[0], list) else 0
 
 
 def reason_record(
@@ -124,6 +138,8 @@ async def requeue(
                 continue
             try:
                 new = reset_for_retry(raw)
+                body = orjson.loads(raw)
+                ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"))
             except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                 continue  # unreadable: leave it for a human
             moved = await script(
@@ -133,8 +149,9 @@ async def requeue(
                     keys.queue_list(queue),
                     keys.queue_messages(queue),
                     keys.dead_letter_reasons,
+                    keys.stats,
                 ],
-                args=[message_id, raw, new],
+                args=[message_id, raw, new, ticks],
             )
             if moved:
                 requeued.append(message_id)

@@ -9,8 +9,10 @@ for calc and staged for persistence. The pipeline-wide ingest counters (`ingest_
 count exactly what was acknowledged, whichever API replica answered.
 
 Backpressure counts ticks, not hand-offs (one hand-off carries 1 to thousands of ticks): ticks
-waiting for calc are `ingest_accepted - calc_ticks` (calc adds to `calc_ticks` in the transaction
-that applies a batch, once per batch), ticks waiting for Postgres are `outbox_ticks` (added here,
+waiting for calc are `ingest_accepted - calc_ticks - calc_dead_ticks` (calc adds to `calc_ticks`
+in the transaction that applies a batch, once per batch; a dead-lettered batch is not waiting, it
+needs an operator, so it moves to `calc_dead_ticks` until requeued), ticks waiting for Postgres
+are `outbox_ticks` (added here,
 taken off by the flusher in the step that deletes the entries it wrote). At `MAX_BACKLOG` waiting
 ticks the script refuses the whole batch before writing anything.
 """
@@ -34,8 +36,9 @@ local ttl = tonumber(ARGV[1])
 local prefix = ARGV[5]
 local max_backlog = tonumber(ARGV[6])
 if max_backlog > 0 then
-  local c = redis.call('HMGET', KEYS[4], 'ingest_accepted', 'calc_ticks', 'outbox_ticks')
-  local waiting_calc = (tonumber(c[1]) or 0) - (tonumber(c[2]) or 0)
+  local c = redis.call('HMGET', KEYS[4], 'ingest_accepted', 'calc_ticks', 'outbox_ticks',
+                       'calc_dead_ticks')
+  local waiting_calc = (tonumber(c[1]) or 0) - (tonumber(c[2]) or 0) - (tonumber(c[4]) or 0)
   local waiting_store = tonumber(c[3]) or 0
   local backlog = math.max(waiting_calc, 0) + math.max(waiting_store, 0)
   if backlog >= max_backlog then

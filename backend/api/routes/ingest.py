@@ -68,7 +68,7 @@ async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
         raise ApiError(
             429,
             "backpressure",
-            f"the pipeline is behind ({exc.backlog} hand-offs waiting, MAX_BACKLOG "
+            f"the pipeline is behind ({exc.backlog} ticks waiting, MAX_BACKLOG "
             f"{res.settings.max_backlog}); retry after Retry-After with the same event_id",
             [{"field": "body", "reason": "not accepted: backlog at the high-water mark"}],
             headers={"Retry-After": "1"},

@@ -149,5 +149,7 @@ def test_backlog_counts_ticks_waiting_for_calc_and_for_postgres():
     counter that ran ahead (a namespace older than the counter) never makes it negative."""
     raw = {b"ingest_accepted": b"1000", b"calc_ticks": b"700", b"outbox_ticks": b"250"}
     assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 550
+    dead = {b"ingest_accepted": b"1000", b"calc_ticks": b"700", b"calc_dead_ticks": b"100"}
+    assert build_sample(readings(stats=dead), NOW_US)["gauges"]["backlog_ticks"] == 200
     raw = {b"ingest_accepted": b"10", b"calc_ticks": b"10", b"outbox_ticks": b"-3"}
     assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 0
