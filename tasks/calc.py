@@ -48,9 +48,10 @@ class RedisWindowStore:
     """The window's ticks in a sorted set. Members lead with the event_id and a NUL, so Redis
     orders equal timestamps by event_id, exactly as (ts, event_id) does in Python."""
 
-    def __init__(self, pipe: Pipeline, key: str) -> None:
+    def __init__(self, pipe: Pipeline, key: str, prices_key: str) -> None:
         self.pipe = pipe  # in WATCH (immediate) mode: reads run now, under the watch
         self.key = key
+        self.prices_key = prices_key  # the same members, scored by price: high/low in O(log n)
 
     @staticmethod
     def member(entry: Entry) -> bytes:
@@ -75,17 +76,26 @@ class RedisWindowStore:
         entries = self.decode(raw)
         return entries[0] if entries else None
 
-    def after(self, cutoff_us: int) -> list[Entry]:
-        return self.decode(
-            self.pipe.zrangebyscore(self.key, f"({cutoff_us}", "+inf", withscores=True)
-        )
+    def extremes_without(self, evicted: list[Entry]) -> tuple[float | None, float | None]:
+        gone = {self.member(e) for e in evicted}
+        depth = len(gone)  # the first depth + 1 by price hold at least one that stays, if any
+
+        def first_kept(raw: list[tuple[bytes, float]]) -> float | None:
+            return next((score for member, score in raw if member not in gone), None)
+
+        high = first_kept(self.pipe.zrevrange(self.prices_key, 0, depth, withscores=True))
+        low = first_kept(self.pipe.zrange(self.prices_key, 0, depth, withscores=True))
+        return high, low
 
 
-def _apply_delta(pipe: Pipeline, key: str, delta: WindowDelta) -> None:
+def _apply_delta(pipe: Pipeline, key: str, prices_key: str, delta: WindowDelta) -> None:
     if delta.add:
         pipe.zadd(key, {RedisWindowStore.member(e): e[0] for e in delta.add})
+        pipe.zadd(prices_key, {RedisWindowStore.member(e): e[2] for e in delta.add})
     if delta.cutoff_us is not None:
         pipe.zremrangebyscore(key, "-inf", delta.cutoff_us)
+    if delta.evict:
+        pipe.zrem(prices_key, *(RedisWindowStore.member(e) for e in delta.evict))
 
 
 def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: int) -> bool:
@@ -133,7 +143,9 @@ def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us
                 raws = pipe.mget(state_keys) if state_keys else []
                 merged = []
                 for symbol, raw in zip(symbols, raws, strict=True):
-                    store = RedisWindowStore(pipe, ctx.keys.window(symbol))
+                    store = RedisWindowStore(
+                        pipe, ctx.keys.window(symbol), ctx.keys.window_prices(symbol)
+                    )
                     merged.append(
                         merge(WindowState.from_json(raw, symbol), store, by_symbol[symbol], now_us)
                     )
@@ -141,7 +153,9 @@ def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us
                 late = opened = closed = 0
                 latencies_us: list[int] = []
                 for symbol, (state, delta, merge_stats) in zip(symbols, merged, strict=True):
-                    _apply_delta(pipe, ctx.keys.window(symbol), delta)
+                    _apply_delta(
+                        pipe, ctx.keys.window(symbol), ctx.keys.window_prices(symbol), delta
+                    )
                     late, opened, closed = (
                         late + merge_stats.late,
                         opened + merge_stats.gaps.opened,

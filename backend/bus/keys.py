@@ -61,12 +61,17 @@ class Keys:
         return f"{self.namespace}:outbox"
 
     def state(self, symbol: str) -> str:
-        # v2: window ticks moved to `window()`; older states are ignored, not misread.
-        return f"{self.namespace}:calc:v2:{symbol}"
+        # v3: the window is also indexed by price (`window_prices()`); older states (v2 had no
+        # price index, v1 kept the ticks inline) are ignored, not misread.
+        return f"{self.namespace}:calc:v3:{symbol}"
 
     def window(self, symbol: str) -> str:
         """Sorted set of the ticks in the symbol's 60 s window (score: ts in µs)."""
-        return f"{self.namespace}:win:{symbol}"
+        return f"{self.namespace}:win3:{symbol}"
+
+    def window_prices(self, symbol: str) -> str:
+        """The same members as `window()`, scored by price: the window's high and low."""
+        return f"{self.namespace}:winp3:{symbol}"
 
     def view(self, symbol: str) -> str:
         return f"{self.namespace}:view:{symbol}"

@@ -54,16 +54,20 @@ class WindowStore(Protocol):
     def first_after(self, cutoff_us: int) -> Entry | None:
         """The earliest entry (by ts, event_id) with ts > cutoff."""
 
-    def after(self, cutoff_us: int) -> list[Entry]:
-        """All entries with ts > cutoff (only to recompute high/low)."""
+    def extremes_without(self, evicted: list[Entry]) -> tuple[float | None, float | None]:
+        """Highest and lowest price of the entries held, leaving out `evicted` (which are all
+        held). Only asked when an evicted tick carried the window's high or low: a store keeps
+        its entries indexed by price as well, so this costs O(log n + evicted), not O(window)."""
 
 
 @dataclass(frozen=True, slots=True)
 class WindowDelta:
-    """What the store must do to follow the new state: add entries, drop ts <= cutoff."""
+    """What the store must do to follow the new state: add entries, drop ts <= cutoff
+    (`evict` lists the entries that drops, for a store that indexes them another way too)."""
 
     add: list[Entry] = field(default_factory=list)
     cutoff_us: int | None = None
+    evict: list[Entry] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -197,7 +201,7 @@ def merge(
     )
     return (
         new_state,
-        WindowDelta(add=added, cutoff_us=cutoff),
+        WindowDelta(add=added, cutoff_us=cutoff, evict=evicted),
         MergeStats(late, GapChange(opened, closed)),
     )
 
@@ -216,12 +220,11 @@ def _advance(
     count = agg.count - len(evicted) + len(added)
     evicted_prices = {e[2] for e in evicted}
     if agg.high in evicted_prices or agg.low in evicted_prices:
-        remaining = [e for e in store.after(cutoff)]  # the store still holds pre-batch entries
-        prices = [e[2] for e in remaining] + [e[2] for e in added]
-        high, low = (max(prices), min(prices)) if prices else (None, None)
+        kept = [p for p in store.extremes_without(evicted) if p is not None]
     else:
-        prices = [e[2] for e in added] + [p for p in (agg.high, agg.low) if p is not None]
-        high, low = (max(prices), min(prices)) if prices else (None, None)
+        kept = [p for p in (agg.high, agg.low) if p is not None]
+    prices = [e[2] for e in added] + kept
+    high, low = (max(prices), min(prices)) if prices else (None, None)
     first = (
         agg.first if agg.first is not None and agg.first[0] > cutoff else store.first_after(cutoff)
     )
@@ -244,8 +247,10 @@ class ListStore:
     def first_after(self, cutoff_us: int) -> Entry | None:
         return next((e for e in self.entries if e[0] > cutoff_us), None)
 
-    def after(self, cutoff_us: int) -> list[Entry]:
-        return [e for e in self.entries if e[0] > cutoff_us]
+    def extremes_without(self, evicted: list[Entry]) -> tuple[float | None, float | None]:
+        gone = {e[1] for e in evicted}
+        prices = [e[2] for e in self.entries if e[1] not in gone]
+        return (max(prices), min(prices)) if prices else (None, None)
 
     def apply(self, delta: WindowDelta) -> None:
         held = {e[1] for e in self.entries}
