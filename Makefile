@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos bench-overload lint fmt clean
+.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos bench bench-overload lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ soak-ui: setup browser
 ## Chaos suite: six failure scenarios against a private system; prints the table (≈ 8 min).
 chaos: setup
 	$(PY) -m tests.chaos --json artifacts/chaos/chaos.json
+
+## Pipeline benchmark: ours vs the naive synchronous pipeline, per-tick and batch, medians of 3 (≈ 5 min).
+bench: setup
+	$(PY) -m tests.bench.pipeline --json artifacts/bench/pipeline.json
 
 ## Overload: 10x the sustainable ingest rate for 60 s; RSS per process, backlog, loss, drain (≈ 2 min).
 bench-overload: setup

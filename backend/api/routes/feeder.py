@@ -62,7 +62,7 @@ def _same(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def require_feeder_or_read(
+async def require_feeder_or_read(
     res: Resources,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     api_key: Annotated[str | None, Depends(_api_key)],

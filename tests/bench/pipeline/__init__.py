@@ -1,0 +1,8 @@
+"""Pipeline benchmark: our system side by side with the naive synchronous baseline.
+
+    python -m tests.bench.pipeline [--runs 3] [--duration 15] [--json artifacts/bench/pipeline.json]
+
+Layout: `procs` (CPU and RSS accounting over process trees), `systems` (private servers, our
+system, the baseline, the SSE view watcher), `report` (medians, ratios, table, plot), `bench`
+(the runs and the command line).
+"""

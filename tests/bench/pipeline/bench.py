@@ -1,0 +1,468 @@
+"""Runs of `python -m feeder bench` against our system and the baseline; the command line.
+
+Per run, system and mode (single: one tick per POST /ingest/tick; batch: POST /ingest/ticks):
+md_ticks is truncated, the feeder runs as a subprocess (its CPU is not counted) at a fixed
+offered rate, and around it this process measures the system's CPU (every process of it, see
+`procs`), its peak RSS per process (every 0.5 s) and how fast its views take the ticks in (GET
+/stream). Throughputs, all three from the feeder's first send (one clock: CLOCK_MONOTONIC, see
+`feeder_clock`) to when the last tick got through that stage:
+- accepted/s: accepted ticks / (last ack - first send), the feeder's `achieved_tps`;
+- in views/s: accepted ticks / (the views had taken them all in - first send), from GET /stream
+  `symbol.updated` events' `view.ticks_total` (summed over symbols, since the run started);
+- in Postgres/s: stored rows / (last ack + drain - first send), drain being how long after the
+  last ack the feeder's verification found every accepted tick in md_ticks (polled, 0.2 s).
+Runs alternate between the systems (noise hits both); figures are medians over the runs.
+Exit 1 when the feeder's exactly-once verification failed in any run.
+
+Our system runs as `make run` does (Procfile defaults): one API process, Dramatiq
+`--processes 2 --threads 4`. On 2 cores shared with the feeder that measured best: a second
+uvicorn process lowered batch throughput and view latency got worse, one worker process left
+the views behind (single runs of 10 s at 10,000 ticks/s; noisy, so only the direction counts).
+
+The feeder's batch mode sends what is due whenever it is ahead of its clock (and after 5 ms at
+the latest), so at 10,000 ticks/s a batch holds ~40 ticks, not 500 ("ticks per request").
+
+`--profile DIR` runs py-spy (raw collapsed stacks, GIL holders only) on our API and worker
+children during the first run of `--profile-mode`; top functions go into the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.bench.pipeline import report
+from tests.bench.pipeline.procs import RssSampler, groups_cpu
+from tests.bench.pipeline.systems import (
+    BASELINE_APP,
+    Servers,
+    System,
+    ViewWatcher,
+    product_settings,
+    start_baseline,
+    start_ours,
+)
+from tests.integration.harness import ROOT, settings_env
+
+DEFAULT_JSON = Path("artifacts/bench/pipeline.json")
+MODES = ("single", "batch")
+SYSTEMS = ("ours", "baseline")
+PROFILE_RATE = 100  # py-spy samples/s
+_T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Options:
+    runs: int = 3
+    duration: float = 10.0
+    single_tps: float = 1_000.0
+    batch_tps: float = 10_000.0
+    batch_size: int = 500
+    connections: int = 32
+    symbols: int = 5
+    api_procs: int = 1
+    worker_processes: int = 2
+    worker_threads: int = 4
+    systems: tuple[str, ...] = SYSTEMS
+    modes: tuple[str, ...] = MODES
+    baseline_wait: float = 0.0  # s to wait for tests/bench/baseline/app.py to appear
+    profile: Path | None = None  # py-spy our API and a worker during the first batch run
+    profile_seconds: float = 10.0
+    profile_mode: str = "batch"
+    json_path: Path = DEFAULT_JSON
+    plot: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tps(self, mode: str) -> float:
+        return self.single_tps if mode == "single" else self.batch_tps
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    d = Options()
+    p = argparse.ArgumentParser(
+        prog="python -m tests.bench.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs", type=int, default=d.runs)
+    p.add_argument("--duration", type=float, default=d.duration, help="s of sending per run")
+    p.add_argument("--single-tps", type=float, default=d.single_tps)
+    p.add_argument("--batch-tps", type=float, default=d.batch_tps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--connections", type=int, default=d.connections)
+    p.add_argument("--api-procs", type=int, default=d.api_procs, help="uvicorn processes (ours)")
+    p.add_argument("--worker-processes", type=int, default=d.worker_processes)
+    p.add_argument("--worker-threads", type=int, default=d.worker_threads)
+    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--baseline-wait", type=float, default=d.baseline_wait)
+    p.add_argument("--profile", type=Path, default=None, help="dir for py-spy profiles")
+    p.add_argument("--profile-seconds", type=float, default=d.profile_seconds)
+    p.add_argument("--profile-mode", choices=MODES, default=d.profile_mode)
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, dest="json_path")
+    p.add_argument("--no-plot", action="store_true")
+    a = p.parse_args(argv)
+    return Options(
+        runs=a.runs,
+        duration=a.duration,
+        single_tps=a.single_tps,
+        batch_tps=a.batch_tps,
+        batch_size=a.batch_size,
+        connections=a.connections,
+        api_procs=a.api_procs,
+        worker_processes=a.worker_processes,
+        worker_threads=a.worker_threads,
+        systems=tuple(s for s in a.systems.split(",") if s),
+        modes=tuple(m for m in a.modes.split(",") if m),
+        baseline_wait=a.baseline_wait,
+        profile=a.profile,
+        profile_seconds=a.profile_seconds,
+        profile_mode=a.profile_mode,
+        json_path=a.json_path,
+        plot=not a.no_plot,
+    )
+
+
+def in_views(history: list[tuple[float, int]], accepted: int, first_send: float) -> dict[str, Any]:
+    """Ticks the views took in, and the rate: accepted / (all of them in views - first send).
+
+    When the views never had them all, the rate is what they had at their last change."""
+    if not history:
+        return {"ticks": 0, "span_s": None, "tps": None, "complete": accepted == 0}
+    done = next((t for t, n in history if n >= accepted), None)
+    t_end, taken = (done, accepted) if done is not None else history[-1]
+    span = t_end - first_send
+    return {
+        "ticks": history[-1][1],
+        "span_s": round(span, 3),
+        "tps": taken / span if span > 0 else None,
+        "complete": done is not None,
+    }
+
+
+class Profiler:
+    """py-spy record (raw collapsed stacks, GIL holders only) of our API and the worker
+    children during one run; the out dir also gets the raw stacks for flame graphs."""
+
+    def __init__(self, out_dir: Path, seconds: float) -> None:
+        self.out_dir = out_dir
+        self.seconds = seconds
+        self.procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+
+    def start(self, system: System) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        api = system.procs["api"].pid
+        worker_kids = psutil.Process(system.procs["worker"].pid).children(recursive=True)
+        targets = {"api": api}
+        for k, kid in enumerate(worker_kids[:2]):
+            targets[f"worker{k + 1}"] = kid.pid
+        for name, pid in targets.items():
+            out = self.out_dir / f"{name}.txt"
+            args = [
+                "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "-o",
+                str(out),
+                "-d",
+                str(int(self.seconds)),
+                "-r",
+                str(PROFILE_RATE),
+                "--gil",  # only samples holding the GIL: where the CPU goes, not who waits
+                "-p",
+                str(pid),
+            ]
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / args[0]), *args[1:]],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.procs[name] = (spy, out)
+
+    def finish(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, (spy, out) in self.procs.items():
+            try:
+                spy.wait(self.seconds + 30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+            if out.exists():
+                top = report.top_functions(out.read_text())
+                # Samples holding the GIL / samples possible: how busy the interpreter was.
+                top["gil_busy"] = round(top["samples"] / (PROFILE_RATE * self.seconds), 2)
+                result[name] = top
+        return result
+
+
+def wait_views(
+    watcher: ViewWatcher, accepted: int, timeout: float = 60.0, idle: float = 5.0
+) -> None:
+    """Until the views have taken in `accepted` ticks, or nothing moved for `idle` s."""
+    deadline = time.monotonic() + timeout
+    last, since = watcher.taken(), time.monotonic()
+    while (taken := watcher.taken()) < accepted and time.monotonic() < deadline:
+        if taken != last:
+            last, since = taken, time.monotonic()
+        elif time.monotonic() - since > idle:
+            return
+        time.sleep(0.1)
+
+
+def run_feeder(
+    system: System, mode: str, opts: Options, seed: int, out: Path
+) -> tuple[dict[str, Any] | None, str]:
+    """`python -m feeder bench` against `system`; its JSON result (None: it failed)."""
+    args = [
+        sys.executable,
+        "-m",
+        "tests.bench.pipeline.feeder_clock",
+        "bench",
+        "--target",
+        system.url,
+        "--tps",
+        str(opts.tps(mode)),
+        "--duration",
+        str(opts.duration),
+        "--mode",
+        mode,
+        "--batch-size",
+        str(opts.batch_size),
+        "--connections",
+        str(opts.connections),
+        "--symbols",
+        str(opts.symbols),
+        "--seed",
+        str(seed),
+        "--json",
+        "--out",
+        str(out),
+    ]
+    out.unlink(missing_ok=True)
+    timeout = opts.duration * 8 + 180  # a baseline far behind drains for long; never forever
+    try:
+        done = subprocess.run(args, cwd=ROOT, env=system.env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"feeder timed out after {timeout:.0f} s"
+    tail = done.stderr.decode(errors="replace")[-2000:]
+    if not out.exists():
+        return None, f"feeder exit {done.returncode}: {tail}"
+    return json.loads(out.read_text()), tail
+
+
+def one_run(
+    system: System,
+    watcher: ViewWatcher,
+    servers: Servers,
+    mode: str,
+    opts: Options,
+    seed: int,
+    work: Path,
+    profiler: Profiler | None,
+) -> dict[str, Any]:
+    """One measured run of one system in one mode."""
+    servers.truncate()
+    watcher.mark()
+    sampler = RssSampler(system.groups)
+    sampler.sample()
+    sampler.start()
+    cpu0, t0 = groups_cpu(system.groups), time.monotonic()
+    feeder0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if profiler is not None:
+        profiler.start(system)
+    result, tail = run_feeder(system, mode, opts, seed, work / f"{system.name}-{mode}.json")
+    if result is not None:
+        # The feeder stops at "all in Postgres"; the views may still be behind. Their work
+        # belongs to this run (CPU) and must not leak into the next run's view count.
+        wait_views(watcher, result["accepted"])
+    wall = time.monotonic() - t0
+    cpu1 = groups_cpu(system.groups)
+    cpu_by = {label: round(cpu1[label] - cpu0[label], 2) for label in cpu1}
+    cpu = sum(cpu_by.values())
+    feeder1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the feeder: our only reaped child
+    feeder_cpu = sum(getattr(feeder1, f) - getattr(feeder0, f) for f in ("ru_utime", "ru_stime"))
+    rss = sampler.stop()
+    profile = profiler.finish() if profiler is not None else None
+    with watcher.lock:
+        history = list(watcher.history)
+        events = watcher.events
+    if result is None:
+        return {"system": system.name, "mode": mode, "ok": False, "error": tail, "rss_mb": rss}
+    accepted = result["accepted"]
+    clock = result["clock"]
+    elapsed = clock["last_ack"] - clock["first_send"]
+    v = result["verification"]
+    pg_span = elapsed + v["drain_s"]
+    run = {
+        "system": system.name,
+        "mode": mode,
+        "ok": bool(v["exactly_once"]),
+        "offered_tps": result["offered_tps"],
+        "offered": result["offered"],
+        "accepted": accepted,
+        "requests": result["requests"],
+        "ticks_per_request": round(accepted / result["requests"], 1)
+        if result["requests"]
+        else None,
+        "accepted_tps": accepted / elapsed if elapsed > 0 else None,
+        "views": in_views(history, accepted, clock["first_send"]) | {"events": events},
+        "pg_tps": v["stored"] / pg_span if pg_span > 0 else None,
+        "send_span_s": round(elapsed, 3),
+        "ack_ms": result["ack_ms"],
+        "view_ms": result["view_ms"],
+        "persist_ms": result["persist_ms"],
+        "cpu_s": round(cpu, 2),
+        "cpu_s_by_process": cpu_by,
+        "cpu_s_per_1k": round(cpu / accepted * 1000, 4) if accepted else None,
+        "wall_s": round(wall, 2),
+        "feeder_cpu_s": round(feeder_cpu, 2),  # (+ py-spy when profiling) not in cpu_s
+        "rss_mb": rss,
+        "errors": result["errors"],
+        "verification": v,
+        "run_id": result["run_id"],
+    }
+    if profile is not None:
+        run["profile"] = profile
+    return run
+
+
+def wait_for_baseline(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not BASELINE_APP.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(5)
+    return True
+
+
+def run(opts: Options) -> dict[str, Any]:
+    """The whole benchmark; returns the report (also written to opts.json_path)."""
+    started = time.monotonic()
+    systems_wanted = list(opts.systems)
+    if "baseline" in systems_wanted and not wait_for_baseline(opts.baseline_wait):
+        raise SystemExit(f"{BASELINE_APP} does not exist: the baseline cannot run")
+    log_dir = opts.json_path.parent / (opts.json_path.stem + "-logs")
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tickstream-pipe-")))
+        say(f"starting private embedded Redis and PostgreSQL in {tmp}")
+        servers = Servers.start(stack, tmp)
+        settings = product_settings(servers)
+        systems: dict[str, System] = {}
+        watchers: dict[str, ViewWatcher] = {}
+        headers = {"x-api-key": settings.api_key.get_secret_value()} if settings.api_key else {}
+        for name in systems_wanted:
+            if name == "ours":
+                say(
+                    f"starting ours: {opts.api_procs} API process(es), workers "
+                    f"--processes {opts.worker_processes} --threads {opts.worker_threads}"
+                )
+                system = start_ours(
+                    servers,
+                    settings,
+                    log_dir,
+                    opts.api_procs,
+                    opts.worker_processes,
+                    opts.worker_threads,
+                )
+            else:
+                say("starting the baseline: one uvicorn process")
+                system = start_baseline(servers, settings, log_dir)
+            stack.callback(system.stop)
+            systems[name] = system
+            watcher = ViewWatcher(system.url, headers)
+            watcher.start()
+            stack.callback(watcher.stop)
+            watcher.ready.wait(10)
+            watchers[name] = watcher
+        say(f"up after {time.monotonic() - started:.1f} s")
+        for k in range(opts.runs):
+            for mode in opts.modes:
+                for name in systems_wanted:
+                    profiler = None
+                    profiled = name == "ours" and mode == opts.profile_mode and k == 0
+                    if opts.profile is not None and profiled:
+                        profiler = Profiler(opts.profile, opts.profile_seconds)
+                    r = one_run(
+                        systems[name],
+                        watchers[name],
+                        servers,
+                        mode,
+                        opts,
+                        seed=k + 1,
+                        work=tmp,
+                        profiler=profiler,
+                    )
+                    r["run"] = k + 1
+                    runs.append(r)
+                    say(report.one_line(r))
+    took = time.monotonic() - started
+    out = {
+        "params": {
+            "runs": opts.runs,
+            "duration_s": opts.duration,
+            "single_tps": opts.single_tps,
+            "batch_tps": opts.batch_tps,
+            "batch_size": opts.batch_size,
+            "connections": opts.connections,
+            "symbols": opts.symbols,
+            "ours": {
+                "api_procs": opts.api_procs,
+                "worker_processes": opts.worker_processes,
+                "worker_threads": opts.worker_threads,
+            },
+            "baseline": {"api_procs": 1},
+            "settings_env": {
+                k: v
+                for k, v in settings_env(settings).items()
+                if k in ("FLUSH_INTERVAL", "BATCH_SIZE")
+            },
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_total": psutil.virtual_memory().total,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "runs": runs,
+        "summary": report.summarize(runs),
+        "exactly_once": all(r["ok"] for r in runs) and bool(runs),
+        "took_s": round(took, 1),
+    }
+    out["ratios"] = report.ratios(out["summary"])
+    opts.json_path.parent.mkdir(parents=True, exist_ok=True)
+    opts.json_path.write_text(json.dumps(out, indent=1, default=str))
+    if opts.plot:
+        out["plot"] = str(report.plot(out, opts.json_path.with_suffix(".png")))
+        opts.json_path.write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run, print the table; 1 when any run's exactly-once verification failed."""
+    opts = parse_args(argv)
+    out = run(opts)
+    print()
+    print(report.render(out))
+    print(f"\nJSON: {opts.json_path}" + (f"   plot: {out['plot']}" if "plot" in out else ""))
+    print(f"took {out['took_s']:.0f} s")
+    return 0 if out["exactly_once"] else 1

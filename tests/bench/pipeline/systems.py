@@ -1,0 +1,260 @@
+"""The two systems under test on one pair of private servers, and what watches their views.
+
+- ours: the real API (uvicorn, `api_procs` processes) and Dramatiq workers, with embedded
+  Redis; PostgreSQL shared with the baseline;
+- baseline: tests/bench/baseline/app.py, one uvicorn process that per tick validates,
+  computes the view in-process and INSERTs + COMMITs before answering.
+Both run for the whole benchmark; only the one being measured gets load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+from redis import Redis
+
+from backend.bus.keys import Keys
+from backend.config import Settings
+from backend.embedded import EmbeddedPostgres, EmbeddedRedis
+from backend.storage.migrate import upgrade
+from tests.bench.pipeline.procs import Group
+from tests.integration.harness import ROOT, free_port, make_settings, settings_env, wait_for
+
+BASELINE_APP = ROOT / "tests" / "bench" / "baseline" / "app.py"
+
+
+@dataclass
+class Servers:
+    redis: EmbeddedRedis
+    postgres: EmbeddedPostgres
+
+    @classmethod
+    def start(cls, stack: contextlib.ExitStack, tmp: Path) -> Servers:
+        """Private embedded Redis and PostgreSQL on free ports, stopped when the stack unwinds."""
+        redis = EmbeddedRedis(tmp / "redis", free_port())
+        redis.start()
+        stack.callback(redis.stop)
+        pg = EmbeddedPostgres(tmp / "pg", free_port())
+        pg.start()
+        stack.callback(pg.stop)
+        upgrade(Settings().model_copy(update={"pg_url": pg.url}))
+        return cls(redis, pg)
+
+    def truncate(self) -> None:
+        """Empty md_ticks between runs, so every run's Postgres starts the same."""
+        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
+            conn.execute("TRUNCATE md_ticks")
+
+
+def product_settings(servers: Servers) -> Settings:
+    """The product's defaults (not the tests' fast flushes) on our private servers."""
+    d = Settings()
+    return make_settings(
+        servers.redis.url,
+        servers.postgres.url,
+        flush_interval=d.flush_interval,
+        heartbeat_timeout_ms=d.heartbeat_timeout_ms,
+        outbox_claim_idle_ms=d.outbox_claim_idle_ms,
+    )
+
+
+@dataclass
+class System:
+    """A set of subprocesses (each its own process group) answering on `url`."""
+
+    name: str
+    env: dict[str, str]
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    groups: list[Group] = field(default_factory=list)  # what CPU/RSS is counted over
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{self.name}-{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def uvicorn(self, app: str, workers: int) -> subprocess.Popen[bytes]:
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "3",
+            "--no-access-log",
+        ]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+        return self.spawn("api", args)
+
+    def wait_up(self) -> None:
+        def up() -> bool:
+            try:
+                return httpx.get(self.url + "/health/liveness", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, what=f"{self.name} liveness")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.procs.clear()
+
+
+def start_ours(
+    servers: Servers,
+    settings: Settings,
+    log_dir: Path,
+    api_procs: int,
+    processes: int,
+    threads: int,
+) -> System:
+    """The real system: API, workers; waits for the workers' heartbeats."""
+    env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
+    ours = System("ours", env, log_dir)
+    api = ours.uvicorn("backend.api.app:create_app", api_procs)
+    worker = ours.spawn(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "tasks.worker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
+    )
+    ours.wait_up()
+    keys = Keys.from_settings(settings)
+    with Redis.from_url(servers.redis.url) as redis:
+        wait_for(lambda: redis.zcard(keys.heartbeats) >= processes, 60, what="worker heartbeats")
+    assert servers.redis.pid is not None and servers.postgres.pid is not None
+    ours.groups = [
+        Group("api", api.pid, split=api_procs > 1),
+        Group("worker", worker.pid, split=True),
+        Group("redis-server", servers.redis.pid),
+        Group("postgres", servers.postgres.pid, summed=True),
+    ]
+    return ours
+
+
+def start_baseline(servers: Servers, settings: Settings, log_dir: Path) -> System:
+    """The naive pipeline: one uvicorn process on the same PostgreSQL."""
+    env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
+    base = System("baseline", env, log_dir)
+    api = base.uvicorn("tests.bench.baseline.app:create_app", 1)
+    base.wait_up()
+    assert servers.postgres.pid is not None
+    base.groups = [
+        Group("api", api.pid),
+        Group("postgres", servers.postgres.pid, summed=True),
+    ]
+    return base
+
+
+class ViewWatcher(threading.Thread):
+    """Follows GET /stream and records, per change, the ticks the views have taken in.
+
+    `ticks_total` of a symbol's view counts every tick it has taken in; a run's in-view count is
+    the sum over symbols of the increase since `mark()`. Times are this process's monotonic.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(name="view-watcher", daemon=True)
+        self.url = url
+        self.headers = headers
+        self.latest: dict[str, int] = {}
+        self.base: dict[str, int] = {}
+        self.history: list[tuple[float, int]] = []  # (t, ticks in views since mark())
+        self.events = 0
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.halt = threading.Event()
+        self.error: str | None = None
+
+    def mark(self) -> None:
+        with self.lock:
+            self.base = dict(self.latest)
+            self.history = []
+            self.events = 0
+
+    def taken(self) -> int:
+        with self.lock:
+            return sum(v - self.base.get(s, 0) for s, v in self.latest.items())
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                with (
+                    httpx.Client(base_url=self.url, timeout=None, headers=self.headers) as c,
+                    c.stream("GET", "/stream") as response,
+                ):
+                    self.ready.set()
+                    for line in response.iter_lines():
+                        if self.halt.is_set():
+                            return
+                        if line.startswith("data: ") and '"symbol.updated"' in line:
+                            self._event(orjson.loads(line[6:]))
+            except (httpx.HTTPError, orjson.JSONDecodeError, KeyError) as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.5)
+
+    def _event(self, event: dict[str, object]) -> None:
+        view = event["view"]
+        assert isinstance(view, dict)
+        symbol, total = str(event["symbol"]), int(view["ticks_total"])
+        now = time.monotonic()
+        with self.lock:
+            self.events += 1
+            if total <= self.latest.get(symbol, -1):
+                return
+            self.latest[symbol] = total
+            taken = sum(v - self.base.get(s, 0) for s, v in self.latest.items())
+            self.history.append((now, taken))
+
+    def stop(self) -> None:
+        self.halt.set()  # the stream ends when the server goes; a daemon thread otherwise
