@@ -95,7 +95,9 @@ class Bench:
             due = start + i / self.cfg.tps
             delay = due - time.monotonic()
             if delay > 0:
-                if batch and self.cfg.mode == "batch":
+                # A batch goes out when full, or when its linger would run out during the wait:
+                # being ahead of the clock is no reason to send a small one.
+                if batch and due - batch_started >= self.cfg.batch_linger_s:
                     await self._put(batch)
                     batch = []
                 await asyncio.sleep(delay)

@@ -23,6 +23,12 @@ def parse(argv: list[str], settings: Settings) -> tuple[BenchConfig, argparse.Na
     p.add_argument("--symbols", type=int, default=5, help="number of symbols (1-8)")
     p.add_argument("--mode", choices=["single", "batch"], default="single")
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument(
+        "--batch-linger-ms",
+        type=float,
+        default=5.0,
+        help="batch mode: the longest a tick waits for its batch to fill (counts as latency)",
+    )
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -34,7 +40,8 @@ def parse(argv: list[str], settings: Settings) -> tuple[BenchConfig, argparse.Na
         p.error("--tps and --duration must be > 0")
     cfg = BenchConfig(
         target=args.target.rstrip("/"), tps=args.tps, duration=args.duration, symbols=args.symbols,
-        mode=args.mode, batch_size=args.batch_size, connections=args.connections, seed=args.seed,
+        mode=args.mode, batch_size=args.batch_size, batch_linger_s=args.batch_linger_ms / 1000,
+        connections=args.connections, seed=args.seed,
     )  # fmt: skip
     return cfg, args
 

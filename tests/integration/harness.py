@@ -67,9 +67,10 @@ class Processes:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _spawn(
+    def spawn(
         self, name: str, args: list[str], extra_env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
+        """Any command as the process `name`, in its own process group, logging to `<name>.log`."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             args,
@@ -83,7 +84,7 @@ class Processes:
         return proc
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> None:
-        self._spawn(
+        self.spawn(
             "api",
             [
                 sys.executable,
@@ -111,7 +112,7 @@ class Processes:
     def start_worker(
         self, name: str = "worker", processes: int = 1, threads: int = 2
     ) -> subprocess.Popen[bytes]:
-        return self._spawn(
+        return self.spawn(
             name,
             [
                 sys.executable,
@@ -128,11 +129,11 @@ class Processes:
     def start_feeder(self, name: str = "feeder", **env: str) -> subprocess.Popen[bytes]:
         """`python -m feeder` posting to this harness's API (env overrides SYMBOLS, TPS, ...)."""
         base = {"TARGET_URL": self.api_url, "SEED": "7", "STATUS_INTERVAL": "0.5"}
-        return self._spawn(name, [sys.executable, "-m", "feeder"], base | env)
+        return self.spawn(name, [sys.executable, "-m", "feeder"], base | env)
 
     def start_ui(self, port: int, extra_env: dict[str, str] | None = None) -> str:
         """The Streamlit app as `make run` starts it, pointed at this API; returns its URL."""
-        self._spawn(
+        self.spawn(
             "ui",
             [
                 sys.executable,

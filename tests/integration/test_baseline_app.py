@@ -57,7 +57,7 @@ def total_rows(settings: Settings) -> int:
 def client(procs: Processes) -> Iterator[httpx.Client]:
     """The baseline on its own port (a fresh process: its views start empty)."""
     port = free_port()
-    procs._spawn(
+    procs.spawn(
         "baseline",
         [
             sys.executable,

@@ -42,7 +42,7 @@ def start_feeder(procs: Processes, record: Path, **env: str) -> None:
         "SEED": "7",
         "LOG_LEVEL": "INFO",
     }
-    procs._spawn("feeder", [sys.executable, "-m", "feeder", "--record", str(record)], base | env)
+    procs.spawn("feeder", [sys.executable, "-m", "feeder", "--record", str(record)], base | env)
 
 
 def stop_feeder(procs: Processes) -> None:
