@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     outbox_claim_idle_ms: int = Field(
         default=10_000, ge=100, validation_alias="OUTBOX_CLAIM_IDLE_MS"
     )
+    # An idle Dramatiq consumer backs off exponentially up to this before polling again; the
+    # CLI default (--worker-timeout, 1 s) put up to a second on the ingest→view latency of a
+    # message that arrived during the sleep. An idle poll costs Redis one small script.
+    worker_poll_max_ms: int = Field(
+        default=50, ge=5, le=5_000, validation_alias="WORKER_POLL_MAX_MS"
+    )
     calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
     calc_split: bool = Field(default=False, validation_alias="CALC_SPLIT")
     stale_after: float = Field(default=10.0, gt=0, validation_alias="STALE_AFTER")

@@ -37,7 +37,18 @@ class RecoveringRedisBroker(RedisBroker):
     stranded for as long as the process lives. With a fresh id the old one falls silent, and
     maintenance requeues everything it held after `HEARTBEAT_TIMEOUT_MS`. A message that this
     process still finishes is then delivered twice, which calc's done-marker makes harmless.
+
+    It also caps how long an idle consumer sleeps between polls (`poll_max_ms`): Dramatiq's
+    back-off grows to the worker timeout (1 s by default), and a message that arrives meanwhile
+    waits out the sleep.
     """
+
+    def __init__(self, *args: Any, poll_max_ms: int = 1_000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.poll_max_ms = poll_max_ms
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        return super().consume(queue_name, prefetch, min(timeout, self.poll_max_ms))
 
     def _dispatch(self, command: str) -> Callable[..., Any]:
         dispatch = super()._dispatch(command)
@@ -66,14 +77,16 @@ def build_broker(settings: Settings, client: Redis | None = None) -> RecoveringR
 
     Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1 % of broker calls) leave a
     killed worker's messages stranded for minutes. We use a 10 s timeout and run maintenance on
-    every broker call: a pass is two ZRANGEBYSCOREs unless a worker is dead, and consumers poll
-    at least once a second, so a dead worker's messages return ~1 s after its heartbeat expires.
+    every broker call: a pass is two ZRANGEBYSCOREs unless a worker is dead, and idle consumers
+    poll every `WORKER_POLL_MAX_MS` at most, so a dead worker's messages return soon after its
+    heartbeat expires, and a new message waits at most that long for an idle consumer.
     """
     broker = RecoveringRedisBroker(
         client=client or redis_client(settings),
         namespace=Keys.from_settings(settings).dramatiq_namespace,
         heartbeat_timeout=settings.heartbeat_timeout_ms,
         maintenance_chance=settings.maintenance_chance,
+        poll_max_ms=settings.worker_poll_max_ms,
         middleware=[
             AgeLimit(),
             TimeLimit(time_limit=60_000),

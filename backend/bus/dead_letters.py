@@ -10,7 +10,7 @@ one Lua step per message that only moves it if nobody changed it meanwhile.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -39,11 +39,26 @@ return 1
 """
 
 
-def dead_letter_ticks(actor_name: str | None, args: Any) -> int:
-    """How many ticks a calc batch message carries (0 for any other message)."""
+def dead_letter_ticks(
+    actor_name: str | None, args: Any, applied_symbols: Collection[str] = ()
+) -> int:
+    """How many ticks of a calc batch message are still waiting for calc (0 for any other
+    message): calc applies a batch symbol by symbol, so a batch that failed on one symbol may
+    have applied others (`applied_symbols`, from its done-marker hash)."""
     if actor_name != CALC_ACTOR or not isinstance(args, list | tuple) or not args:
         return 0
-    return len(args[0]) if isinstance(args[0], list) else 0
+    if not isinstance(args[0], list):
+        return 0
+    if not applied_symbols:
+        return len(args[0])
+    return sum(
+        1 for t in args[0] if not (isinstance(t, list) and len(t) > 1 and t[1] in applied_symbols)
+    )
+
+
+def applied_symbols(raw_fields: Iterable[bytes | str]) -> set[str]:
+    """The symbols named by a calc done-marker hash (HKEYS)."""
+    return {f.decode() if isinstance(f, bytes) else f for f in raw_fields}
 
 
 def reason_record(
@@ -139,7 +154,8 @@ async def requeue(
             try:
                 new = reset_for_retry(raw)
                 body = orjson.loads(raw)
-                ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"))
+                done = applied_symbols(await redis.hkeys(keys.calc_done(message_id)))
+                ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"), done)
             except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                 continue  # unreadable: leave it for a human
             moved = await script(

@@ -82,7 +82,8 @@ class Keys:
         return f"{self.namespace}:symbols"
 
     def calc_done(self, message_id: str) -> str:
-        return f"{self.namespace}:calc-done:{message_id}"
+        """Hash of the symbols of calc batch `message_id` already applied (field per symbol)."""
+        return f"{self.namespace}:calc-done2:{message_id}"
 
     @property
     def stats(self) -> str:

@@ -212,11 +212,13 @@ def _advance(
     volume = agg.volume
     notional = agg.notional
     for e in evicted:
-        volume = _EXACT.subtract(volume, exact(e[3]))
-        notional = _EXACT.subtract(notional, _EXACT.multiply(exact(e[2]), exact(e[3])))
+        v = exact(e[3])
+        volume = _EXACT.subtract(volume, v)
+        notional = _EXACT.subtract(notional, _EXACT.multiply(exact(e[2]), v))
     for e in added:
-        volume = _EXACT.add(volume, exact(e[3]))
-        notional = _EXACT.add(notional, _EXACT.multiply(exact(e[2]), exact(e[3])))
+        v = exact(e[3])
+        volume = _EXACT.add(volume, v)
+        notional = _EXACT.add(notional, _EXACT.multiply(exact(e[2]), v))
     count = agg.count - len(evicted) + len(added)
     evicted_prices = {e[2] for e in evicted}
     if agg.high in evicted_prices or agg.low in evicted_prices:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import orjson
 
-from backend.bus.dead_letters import describe, reason_record, reset_for_retry
+from backend.bus.dead_letters import (
+    applied_symbols,
+    dead_letter_ticks,
+    describe,
+    reason_record,
+    reset_for_retry,
+)
 
 BODY = orjson.dumps(
     {
@@ -50,3 +56,12 @@ def test_reset_clears_retry_bookkeeping_and_keeps_floats_exact() -> None:
     assert new["args"][0][0][3] == 0.1 + 0.2  # 0.30000000000000004, not a rounded 0.3
     assert new["args"][0][0][4] == 1e-12
     assert orjson.loads(reset_for_retry(orjson.dumps(new)))["options"]["requeues"] == 2
+
+
+def test_dead_letter_ticks_leave_out_the_symbols_the_batch_already_applied() -> None:
+    raw = [["e-1", "AAA", 1, 1.0, 1.0, "x", None, 2], ["e-2", "BBB", 1, 1.0, 1.0, "x", None, 2],
+           ["e-3", "AAA", 2, 1.0, 1.0, "x", None, 2]]  # fmt: skip
+    assert dead_letter_ticks("calc_ticks", [raw]) == 3
+    assert dead_letter_ticks("calc_ticks", [raw], applied_symbols([b"AAA"])) == 1
+    assert dead_letter_ticks("calc_ticks", [raw], {"AAA", "BBB"}) == 0
+    assert dead_letter_ticks("calc_view", [["AAA"]]) == 0
