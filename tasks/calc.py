@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from redis import Redis, WatchError
+from redis import Redis, RedisError, WatchError
 from redis.client import Pipeline
 
 from backend.bus import events, stats
@@ -195,11 +195,27 @@ def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us
     marker = ctx.keys.calc_done(message_id)
     start = zlib.crc32(message_id.encode()) % len(symbols)
     applied = False
+    failed: list[tuple[str, Exception]] = []
     for symbol in symbols[start:] + symbols[:start]:
-        with ctx.locks.hold(symbol):
-            counts_batch = symbol == symbols[0]  # calc_batches: once per batch, with one symbol
-            applied |= _apply_symbol(ctx, marker, symbol, by_symbol[symbol], now_us, counts_batch)
+        try:
+            with ctx.locks.hold(symbol):
+                counts_batch = symbol == symbols[0]  # calc_batches: once, with one symbol
+                applied |= _apply_symbol(
+                    ctx, marker, symbol, by_symbol[symbol], now_us, counts_batch
+                )
+        except RedisError:
+            raise  # Redis is gone: no other symbol would fare better
+        except Exception as exc:  # a poison symbol must not hold back the others
+            failed.append((symbol, exc))
+    if failed:
+        names = ", ".join(symbol for symbol, _ in failed)
+        raise SymbolsFailed(f"calc failed for {names}: {failed[0][1]!r}") from failed[0][1]
     return applied
+
+
+class SymbolsFailed(Exception):
+    """Some symbols of a batch could not be applied (the others were). Dramatiq retries the
+    message, then dead-letters it; either way only the failed symbols are left to apply."""
 
 
 def _apply_symbol(

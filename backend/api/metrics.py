@@ -82,6 +82,11 @@ class ApiMetrics:
         self.late_ticks = Gauge(
             "tickstream_late_ticks_total", "Ticks older than the latest held", registry=r
         )
+        self.calc_conflicts = Gauge(
+            "tickstream_calc_conflicts_total",
+            "calc transactions redone because another worker changed the symbol first",
+            registry=r,
+        )
         self.gaps_opened = Gauge("tickstream_gaps_opened_total", "Sequence gaps opened", registry=r)
         self.gaps_closed = Gauge("tickstream_gaps_closed_total", "Sequence gaps closed", registry=r)
         self.pipeline_ticks = Gauge(
@@ -116,6 +121,7 @@ class ApiMetrics:
         self.calc_batches.set(counters.get("calc_batches", 0))
         self.calc_ticks.set(counters.get("calc_ticks", 0))
         self.late_ticks.set(counters.get("late_ticks", 0))
+        self.calc_conflicts.set(counters.get("calc_conflicts", 0))
         self.gaps_opened.set(counters.get("gaps_opened", 0))
         self.gaps_closed.set(counters.get("gaps_closed", 0))
         for outcome in ("accepted", "duplicate", "conflict", "shed"):

@@ -154,7 +154,10 @@ async def requeue(
             try:
                 new = reset_for_retry(raw)
                 body = orjson.loads(raw)
-                done = applied_symbols(await redis.hkeys(keys.calc_done(message_id)))
+                # The marker is named after the Dramatiq message id; the dead-letter list holds
+                # the broker's per-enqueue id (a retry gets a new one).
+                calc_id = str(body.get("message_id") or message_id)
+                done = applied_symbols(await redis.hkeys(keys.calc_done(calc_id)))
                 ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"), done)
             except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                 continue  # unreadable: leave it for a human

@@ -52,14 +52,17 @@ def test_a_poison_batch_is_dead_lettered_with_its_reason_and_requeued(
         redis.set(keys.state("POISON"), b"not json")
         procs.start_worker(processes=1, threads=2)
 
-        poison = tick("POISON", 10.0)
-        assert api.post("/ingest/tick", json=poison).status_code == 200
+        # One batch, one calc message: a poison tick and a good one.
+        poison, beside = tick("POISON", 10.0), tick("GOODSYM", 99.0)
+        answer = api.post("/ingest/ticks", json=[poison, beside])
+        assert answer.status_code == 200 and answer.json()["accepted"] == 2, answer.text
         good = [tick("GOODSYM", 100.0 + i) for i in range(5)]
         for item in good:  # after the poison's ack: separate batches, queued behind it
             assert api.post("/ingest/tick", json=item).status_code == 200
 
         # The ticks behind it are not blocked, and the worker survives.
-        wait_for(lambda: view_ticks(api, "GOODSYM") == 5, 30, what="the good ticks in W")
+        # The poison's batch-mate is applied too: a symbol that fails holds back only itself.
+        wait_for(lambda: view_ticks(api, "GOODSYM") == 6, 30, what="the good ticks in W")
         listed = wait_for(
             lambda: (r := api.get("/admin/dead-letters", headers=ADMIN).json())["total"] == 1 and r,
             30,
@@ -68,11 +71,13 @@ def test_a_poison_batch_is_dead_lettered_with_its_reason_and_requeued(
         [dead] = listed["dead_letters"]
         assert dead["queue"] == settings.queue_name
         assert dead["actor"] == "calc_ticks"
-        assert dead["items"] == 1
-        assert "JSONDecodeError" in dead["reason"], dead
+        assert dead["items"] == 2
+        assert "POISON" in dead["reason"] and "JSONDecodeError" in dead["reason"], dead
         assert procs.procs["worker"].poll() is None, "the worker died on a poison message"
         stats = api.get("/stats", headers=ADMIN).json()
         assert stats["gauges"]["dead_letters"] == 1
+        # Only the unapplied tick of the dead letter left the backlog.
+        assert redis.hget(keys.stats, "calc_dead_ticks") == b"1"
         # A dead letter is not waiting for calc (it waits for an operator): once every other
         # tick is applied and stored, nothing counts against MAX_BACKLOG.
         wait_for(
@@ -81,7 +86,7 @@ def test_a_poison_batch_is_dead_lettered_with_its_reason_and_requeued(
             what="an empty backlog beside the dead letter",
         )
         # Persistence is independent of calc: every acknowledged tick is stored exactly once.
-        wait_for(lambda: len(stored_ticks(settings.psycopg_url)) == 6, 30, what="6 rows")
+        wait_for(lambda: len(stored_ticks(settings.psycopg_url)) == 7, 30, what="7 rows")
 
         # Auth: admin routes need the key.
         assert api.get("/admin/dead-letters").status_code == 401
@@ -111,7 +116,9 @@ def test_a_poison_batch_is_dead_lettered_with_its_reason_and_requeued(
         again = api.post("/admin/dead-letters/requeue", json={}, headers=ADMIN).json()
         assert again["count"] == 0  # nothing left: requeueing twice changes nothing
         assert view_ticks(api, "POISON") == 1
-        assert len(stored_ticks(settings.psycopg_url)) == 6
+        assert view_ticks(api, "GOODSYM") == 6  # the requeue did not apply GOODSYM again
+        assert redis.hget(keys.stats, "calc_dead_ticks") == b"0"
+        assert len(stored_ticks(settings.psycopg_url)) == 7
     redis.close()
 
 

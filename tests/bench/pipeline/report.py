@@ -20,6 +20,7 @@ METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], float | None], str]] = 
     "view_p95": ("ingest→view ms p95", lambda r: r["view_ms"]["p95"], "{:,.1f}"),
     "view_p99": ("ingest→view ms p99", lambda r: r["view_ms"]["p99"], "{:,.1f}"),
     "pg_p95": ("ingest→Postgres ms p95", lambda r: r["persist_ms"]["p95"], "{:,.1f}"),
+    "pg_p99": ("ingest→Postgres ms p99", lambda r: r["persist_ms"]["p99"], "{:,.1f}"),
     "cpu_s_per_1k": ("CPU s / 1,000 ticks", lambda r: r["cpu_s_per_1k"], "{:.3f}"),
     "rss_total_mb": ("peak RSS MB, all procs", lambda r: sum(r["rss_mb"].values()), "{:,.0f}"),
     "ticks_per_request": ("ticks per request", lambda r: r["ticks_per_request"], "{:,.1f}"),
