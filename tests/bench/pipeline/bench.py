@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import redis
 
 from tests.bench.pipeline import report
 from tests.bench.pipeline.procs import RssSampler, groups_cpu
@@ -275,6 +276,36 @@ def run_feeder(
     return json.loads(out.read_text()), tail
 
 
+def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
+    """Redis's own CPU accounting per command (INFO commandstats): name -> (calls, µs)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+        if isinstance(v, dict)
+    }
+
+
+def redis_cost(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], ticks: int
+) -> dict[str, dict[str, float]]:
+    """Per command: µs of Redis CPU per accepted tick and calls per 1,000 ticks, costliest first.
+    Scripts count as `evalsha` (their inner commands are also listed under their own names)."""
+    out = {}
+    for name, (calls, usec) in after.items():
+        c0, u0 = before.get(name, (0, 0))
+        if usec > u0 and ticks:
+            out[name] = {
+                "us_per_tick": round((usec - u0) / ticks, 3),
+                "calls_per_1k": round((calls - c0) / ticks * 1000, 1),
+            }
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["us_per_tick"]))
+
+
 def one_run(
     system: System,
     watcher: ViewWatcher,
@@ -291,6 +322,8 @@ def one_run(
     sampler = RssSampler(system.groups)
     sampler.sample()
     sampler.start()
+    uses_redis = system.name == "ours"
+    commands0 = redis_command_usec(servers.redis.url) if uses_redis else {}
     cpu0, t0 = groups_cpu(system.groups), time.monotonic()
     feeder0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if profiler is not None:
@@ -302,6 +335,7 @@ def one_run(
         wait_views(watcher, result["accepted"])
     wall = time.monotonic() - t0
     cpu1 = groups_cpu(system.groups)
+    commands1 = redis_command_usec(servers.redis.url) if uses_redis else {}
     cpu_by = {label: round(cpu1[label] - cpu0[label], 2) for label in cpu1}
     cpu = sum(cpu_by.values())
     feeder1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the feeder: our only reaped child
@@ -339,6 +373,7 @@ def one_run(
         "cpu_s": round(cpu, 2),
         "cpu_s_by_process": cpu_by,
         "cpu_s_per_1k": round(cpu / accepted * 1000, 4) if accepted else None,
+        "redis_commands": redis_cost(commands0, commands1, accepted),
         "wall_s": round(wall, 2),
         "feeder_cpu_s": round(feeder_cpu, 2),  # (+ py-spy when profiling) not in cpu_s
         "rss_mb": rss,

@@ -56,6 +56,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
             summary["cpu_s_per_1k_by_process"] = {
                 label: _median([c.get(label) for c in per_1k]) for label in (per_1k or [{}])[0]
             }
+            commands = sorted({n for r in rs for n in r.get("redis_commands", {})})
+            summary["redis_us_per_tick"] = {
+                n: _median([r["redis_commands"].get(n, {}).get("us_per_tick") for r in rs])
+                for n in commands
+            }
             summary["runs"] = len(rs)
             summary["views_complete"] = all(r["views"]["complete"] for r in rs)
             summary["exactly_once"] = bool(rs) and all(r["ok"] for r in rs)
@@ -135,6 +140,15 @@ def render(out: dict[str, Any]) -> str:
                 f"{k} {v:.3f}" for k, v in cell["cpu_s_per_1k_by_process"].items() if v is not None
             )
             lines.append(f"CPU s / 1,000 ticks {name}: {cpu}")
+            top = sorted(
+                ((n, v) for n, v in cell.get("redis_us_per_tick", {}).items() if v),
+                key=lambda kv: -kv[1],
+            )[:8]
+            if top:
+                lines.append(
+                    f"Redis CPU µs / tick {name} (INFO commandstats; scripts as evalsha, "
+                    "their commands also listed): " + ", ".join(f"{n} {v:.2f}" for n, v in top)
+                )
         for name in ("ours", "baseline"):
             cell = summary.get(name, {}).get(mode)
             if cell is None:
