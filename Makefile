@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos bench bench-overload lint fmt clean
+.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ chaos: setup
 ## Pipeline benchmark: ours vs the naive synchronous pipeline, per-tick and batch, medians of 3 (≈ 5 min).
 bench: setup
 	$(PY) -m tests.bench.pipeline --json artifacts/bench/pipeline.json
+
+## How far ours goes and how it scales: batch-rate ladder per API×worker process layout (≈ 6 min).
+bench-scaling: setup
+	$(PY) -m tests.bench.pipeline.scaling --json artifacts/bench/scaling.json
 
 ## Overload: 10x the sustainable ingest rate for 60 s; RSS per process, backlog, loss, drain (≈ 2 min).
 bench-overload: setup
