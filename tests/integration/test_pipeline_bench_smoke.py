@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.pipeline import bench
+from tests.bench.pipeline import bench, scaling
 from tests.bench.pipeline.report import METRICS
 
 pytestmark = pytest.mark.integration
@@ -52,3 +52,26 @@ def test_pipeline_bench_reports_everything_for_both_systems(tmp_path: Path) -> N
     for mode in ("single", "batch"):
         assert all(report["ratios"][mode][key] is not None for key in METRICS), report["ratios"]
     assert Path(report["plot"]).stat().st_size > 0
+    # Redis's own CPU accounting, per command, for ours (the ingest script at least).
+    redis_cost = report["summary"]["ours"]["batch"]["redis_us_per_tick"]
+    assert redis_cost.get("evalsha", 0) > 0, redis_cost
+
+
+@pytest.mark.timeout(240)
+def test_scaling_ladder_runs_each_layout_and_records_its_figures(tmp_path: Path) -> None:
+    """Two layouts (1 and 2 API processes) at one low rate: every row carries its figures and
+    the exactly-once verdict. (When a layout stops climbing is `kept_up`'s job: unit-tested.)"""
+    out = tmp_path / "scaling.json"
+    code = scaling.main(
+        ["--layouts", "1x1,2x1", "--rates", "500", "--duration", "2", "--json", str(out)]
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert code == 0
+    assert [(r["api_procs"], r["worker_processes"], r["offered_tps"]) for r in rows] == [
+        (1, 1, 500), (2, 1, 500)
+    ]  # fmt: skip
+    for row in rows:
+        assert row["exactly_once"], row
+        assert row["accepted_tps"] and row["views_tps"] and row["pg_tps"], row
+        assert row["pg_p99"] is not None and row["view_p99"] is not None, row
+        assert row["cpu_s_per_1k"] and row["cpu_s_per_1k"] > 0, row

@@ -4,8 +4,8 @@ processes (`make bench-scaling`, ≈ 10 min).
 For each process layout (`--layouts`: API processes × Dramatiq worker processes) it offers
 rising batch rates (`--rates`, 500-tick batches) from `python -m feeder bench`, one run of
 `--duration` s each on fresh private servers (the same run as `make bench`, ours only), and
-stops climbing at the first rate the layout did not keep up with. "Kept up": accepted, in-views
-and in-Postgres ticks/s all ≥ 90 % of the offered rate (the Postgres rate counts its drain).
+stops climbing at the first rate the layout did not keep up with. "Kept up": accepted and
+in-views ticks/s ≥ 90 % of the offered rate, and ingest→Postgres p99 ≤ 5 s (see `kept_up`).
 Every run checks that each accepted tick was stored exactly once.
 
 On one machine the processes share its cores with each other, with Redis, PostgreSQL and the
@@ -27,6 +27,7 @@ from tests.bench.pipeline.bench import Options, run, say
 
 DEFAULT_JSON = Path("artifacts/bench/scaling.json")
 KEPT_UP = 0.9
+PG_P99_MAX_MS = 5_000.0
 
 
 def parse_layout(text: str) -> tuple[int, int]:
@@ -35,8 +36,16 @@ def parse_layout(text: str) -> tuple[int, int]:
 
 
 def kept_up(cell: dict[str, Any], offered: float) -> bool:
-    rates = [cell.get(k) for k in ("accepted_tps", "views_tps", "pg_tps")]
-    return all(r is not None and r >= KEPT_UP * offered for r in rates)
+    """Accepted and in-views ≥ 90 % of the offered rate, and Postgres not falling behind: a
+    tier that cannot keep up grows a queue for the whole run, so its p99 grows with the run
+    (the Postgres rate is not used: it includes the last flush interval, large in short runs)."""
+    rates = [cell.get(k) for k in ("accepted_tps", "views_tps")]
+    pg_p99 = cell.get("pg_p99")
+    return (
+        all(r is not None and r >= KEPT_UP * offered for r in rates)
+        and pg_p99 is not None
+        and pg_p99 <= PG_P99_MAX_MS
+    )
 
 
 def climb(
