@@ -8,6 +8,7 @@ from __future__ import annotations
 from backend.bus.keys import Keys
 from backend.config import get_settings
 from backend.logs import configure_logging
+from backend.runtime import freeze_startup_heap
 from tasks.actors import register_actors
 from tasks.broker import build_broker, redis_client
 from tasks.dead_letter_middleware import DeadLetterReasons
@@ -19,3 +20,4 @@ broker = build_broker(settings)
 broker.add_middleware(OutboxFlusherMiddleware(settings))
 broker.add_middleware(DeadLetterReasons(redis_client(settings), Keys.from_settings(settings)))
 actors = register_actors(broker, settings, redis_client(settings))
+freeze_startup_heap()

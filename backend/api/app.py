@@ -42,6 +42,7 @@ from backend.bus.ingest import IngestScript
 from backend.bus.keys import Keys
 from backend.config import Settings, get_settings
 from backend.logs import configure_logging
+from backend.runtime import freeze_startup_heap
 
 DESCRIPTION = """
 Tickstream's orchestrator API. Feeders POST ticks (HTTP Basic); they are de-duplicated by
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await committer.start()
         await broadcaster.start()
         await sampler.start()
+        freeze_startup_heap()
         app.state.resources = AppState(
             settings, keys, redis, pool, committer, broadcaster, metrics_, sampler
         )
