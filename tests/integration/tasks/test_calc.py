@@ -20,6 +20,7 @@ from backend.config import Settings
 from backend.core.ticks import Tick
 from tasks.calc import CalcContext, apply_batch
 from tests import reference
+from tests.bench import calc_concurrency
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +147,13 @@ def test_a_state_written_by_another_worker_is_read_not_served_from_cache(
     for n, (ctx, part) in enumerate([(a, ticks[:300]), (b, ticks[300:600]), (a, ticks[600:])]):
         assert apply_batch(ctx, f"m-{n}", part, T0)
     assert_views_exact(redis_client, a.keys, ticks)
+
+
+def test_the_calc_concurrency_bench_runs_both_ways_without_redoing_transactions() -> None:
+    """`python -m tests.bench.calc_concurrency`, tiny: within one process the symbol locks mean
+    no transaction is ever redone, whatever the threads."""
+    results = calc_concurrency.run(["--rate", "200", "--timed-seconds", "20", "--threads", "4"])
+    assert set(results) == {4, 1}
+    for r in results.values():
+        assert r["ticks_per_s"] > 0 and r["cpu_us_per_tick"] > 0
+        assert r["redone"] == 0, results
