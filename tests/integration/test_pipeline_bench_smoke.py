@@ -55,6 +55,12 @@ def test_pipeline_bench_reports_everything_for_both_systems(tmp_path: Path) -> N
     # Redis's own CPU accounting, per command, for ours (the ingest script at least).
     redis_cost = report["summary"]["ours"]["batch"]["redis_us_per_tick"]
     assert redis_cost.get("evalsha", 0) > 0, redis_cost
+    # The API's own view of ack latency (its histogram), and Redis's latency monitor per run.
+    for run in report["runs"]:
+        if run["system"] == "ours":
+            assert run["api_ack_ms"]["requests"] > 0, run["api_ack_ms"]
+            assert run["api_ack_ms"]["p99_le_ms"] is not None, run["api_ack_ms"]
+            assert isinstance(run["redis_stalls_ms"], dict)
 
 
 @pytest.mark.timeout(240)

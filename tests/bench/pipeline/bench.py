@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench.pipeline import report
 from tests.bench.pipeline.procs import RssSampler, groups_cpu
@@ -64,6 +66,7 @@ DEFAULT_JSON = Path("artifacts/bench/pipeline.json")
 MODES = ("single", "batch")
 SYSTEMS = ("ours", "baseline")
 PROFILE_RATE = 100  # py-spy samples/s
+LATENCY_THRESHOLD_MS = 50  # Redis latency monitor: record stalls at least this long
 _T0 = time.monotonic()
 
 
@@ -290,6 +293,22 @@ def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def redis_stalls(url: str, reset: bool = True) -> dict[str, int]:
+    """Redis's own latency monitor: per event (fork, aof-write-pending-fsync, command, ...) the
+    worst stall in ms since the last reset (events over LATENCY_THRESHOLD_MS only)."""
+    client = redis.Redis.from_url(url)
+    try:
+        latest = client.execute_command("LATENCY", "LATEST")
+        if reset:
+            client.execute_command("LATENCY", "RESET")
+    finally:
+        client.close()
+    out = {}
+    for event, _ts, _last, worst, *_ in latest:
+        out[event.decode() if isinstance(event, bytes) else str(event)] = int(worst)
+    return out
+
+
 def redis_cost(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], ticks: int
 ) -> dict[str, dict[str, float]]:
@@ -304,6 +323,41 @@ def redis_cost(
                 "calls_per_1k": round((calls - c0) / ticks * 1000, 1),
             }
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["us_per_tick"]))
+
+
+def api_ack_buckets(url: str, headers: dict[str, str]) -> dict[float, float]:
+    """The API's own ingest-latency histogram (request received → acknowledged), cumulative
+    counts per upper bound, summed over endpoints. With several API processes, /metrics is
+    answered by one of them: then it is that process's view."""
+    try:
+        text = httpx.get(f"{url}/metrics", headers=headers, timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "tickstream_ingest_latency_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                le = float(sample.labels["le"])
+                out[le] = out.get(le, 0.0) + sample.value
+    return out
+
+
+def bucket_quantiles(
+    before: dict[float, float], after: dict[float, float]
+) -> dict[str, float | None]:
+    """Upper bounds (ms) of the buckets holding p50 and p99 of the requests in between."""
+    delta = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = delta[-1][1] if delta else 0.0
+
+    def bound(q: float) -> float | None:
+        for le, count in delta:
+            if total and count >= q * total:
+                return le * 1000
+        return None
+
+    return {"requests": total, "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
 
 
 def one_run(
@@ -324,6 +378,9 @@ def one_run(
     sampler.start()
     uses_redis = system.name == "ours"
     commands0 = redis_command_usec(servers.redis.url) if uses_redis else {}
+    acks0 = api_ack_buckets(system.url, watcher.headers) if uses_redis else {}
+    if uses_redis:
+        redis_stalls(servers.redis.url)  # reset: what follows belongs to this run
     cpu0, t0 = groups_cpu(system.groups), time.monotonic()
     feeder0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if profiler is not None:
@@ -336,6 +393,7 @@ def one_run(
     wall = time.monotonic() - t0
     cpu1 = groups_cpu(system.groups)
     commands1 = redis_command_usec(servers.redis.url) if uses_redis else {}
+    acks1 = api_ack_buckets(system.url, watcher.headers) if uses_redis else {}
     cpu_by = {label: round(cpu1[label] - cpu0[label], 2) for label in cpu1}
     cpu = sum(cpu_by.values())
     feeder1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the feeder: our only reaped child
@@ -374,6 +432,8 @@ def one_run(
         "cpu_s_by_process": cpu_by,
         "cpu_s_per_1k": round(cpu / accepted * 1000, 4) if accepted else None,
         "redis_commands": redis_cost(commands0, commands1, accepted),
+        "api_ack_ms": bucket_quantiles(acks0, acks1) if acks1 else None,
+        "redis_stalls_ms": redis_stalls(servers.redis.url) if uses_redis else {},
         "wall_s": round(wall, 2),
         "feeder_cpu_s": round(feeder_cpu, 2),  # (+ py-spy when profiling) not in cpu_s
         "rss_mb": rss,
@@ -408,6 +468,8 @@ def run(opts: Options) -> dict[str, Any]:
         say(f"starting private embedded Redis and PostgreSQL in {tmp}")
         servers = Servers.start(stack, tmp)
         settings = product_settings(servers)
+        with redis.Redis.from_url(servers.redis.url) as client:
+            client.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
         systems: dict[str, System] = {}
         watchers: dict[str, ViewWatcher] = {}
         headers = {"x-api-key": settings.api_key.get_secret_value()} if settings.api_key else {}

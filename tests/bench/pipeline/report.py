@@ -61,6 +61,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                 n: _median([r["redis_commands"].get(n, {}).get("us_per_tick") for r in rs])
                 for n in commands
             }
+            api_acks = [r["api_ack_ms"] for r in rs if r.get("api_ack_ms")]
+            summary["api_ack_ms"] = {
+                k: _median([a.get(k) for a in api_acks]) for k in ("p50_le_ms", "p99_le_ms")
+            }
             summary["runs"] = len(rs)
             summary["views_complete"] = all(r["views"]["complete"] for r in rs)
             summary["exactly_once"] = bool(rs) and all(r["ok"] for r in rs)
@@ -91,6 +95,11 @@ def one_line(r: dict[str, Any]) -> str:
         f"CPU {r['cpu_s_per_1k']} s/1k (feeder {r['feeder_cpu_s']} s), "
         f"{r['ticks_per_request']} ticks/req, exactly once "
         f"{'yes' if r['ok'] else 'NO'} ({r['wall_s']:.0f} s)"
+        + (
+            "; Redis stalls ms: " + ", ".join(f"{k} {v}" for k, v in r["redis_stalls_ms"].items())
+            if r.get("redis_stalls_ms")
+            else ""
+        )
     )
 
 
@@ -144,6 +153,12 @@ def render(out: dict[str, Any]) -> str:
                 ((n, v) for n, v in cell.get("redis_us_per_tick", {}).items() if v),
                 key=lambda kv: -kv[1],
             )[:8]
+            api_ack = cell.get("api_ack_ms") or {}
+            if api_ack.get("p99_le_ms") is not None:
+                lines.append(
+                    f"ack measured inside the API {name} (its histogram, received → acked): "
+                    f"p50 ≤ {api_ack['p50_le_ms']:g} ms, p99 ≤ {api_ack['p99_le_ms']:g} ms"
+                )
             if top:
                 lines.append(
                     f"Redis CPU µs / tick {name} (INFO commandstats; scripts as evalsha, "
