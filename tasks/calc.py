@@ -161,8 +161,7 @@ def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: in
 
 def _record_view_latency(pipe: Pipeline, ctx: CalcContext, latencies_us: list[int]) -> None:
     """Ingest→view latency histogram, in the caller's MULTI: counted once per applied write."""
-    for name, value in stats.view_latency_fields(latencies_us).items():
-        pipe.hincrby(ctx.keys.stats, name, value)
+    stats.add_counters(pipe, ctx.keys.stats, stats.view_latency_fields(latencies_us))
 
 
 def _enqueue_calc_b(pipe: Pipeline, ctx: CalcContext, symbols: list[str]) -> None:
@@ -174,6 +173,10 @@ def _enqueue_calc_b(pipe: Pipeline, ctx: CalcContext, symbols: list[str]) -> Non
     body = b",".join(orjson.dumps(s) for s in symbols)
     pipe.hset(ctx.keys.queue_messages(CALC_B_QUEUE), message_id, head + body + tail)
     pipe.rpush(ctx.keys.queue_list(CALC_B_QUEUE), message_id)
+
+
+# Under WATCH, one round trip: has this batch already applied the symbol, and its state.
+_READ_STEP_LUA = "return {redis.call('HEXISTS', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2])}"
 
 
 def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us: int) -> bool:
@@ -233,12 +236,12 @@ def _apply_symbol(
         while True:
             try:
                 pipe.watch(marker, state_key)
-                if pipe.hexists(marker, symbol):
+                done, raw = pipe.eval(_READ_STEP_LUA, 2, marker, state_key, symbol)
+                if done:
                     return False
                 store = RedisWindowStore(
                     pipe, ctx.keys.window(symbol), ctx.keys.window_prices(symbol)
                 )
-                raw = pipe.get(state_key)
                 state, delta, merge_stats = merge(
                     ctx.states.decode(raw, symbol), store, ticks, now_us
                 )
@@ -246,19 +249,18 @@ def _apply_symbol(
                 _apply_delta(pipe, ctx.keys.window(symbol), ctx.keys.window_prices(symbol), delta)
                 raw_state = state.to_json()
                 pipe.set(state_key, raw_state)
+                counters = {
+                    "calc_batches": int(counts_batch), "calc_ticks": len(ticks),
+                    "late_ticks": merge_stats.late, "gaps_opened": merge_stats.gaps.opened,
+                    "gaps_closed": merge_stats.gaps.closed,
+                }  # fmt: skip
                 if not ctx.split and _store_view(pipe, ctx, state, now_us):
-                    _record_view_latency(pipe, ctx, [now_us - t.received_us for t in ticks])
+                    counters |= stats.view_latency_fields([now_us - t.received_us for t in ticks])
                 if ctx.split:
                     _enqueue_calc_b(pipe, ctx, [symbol])
                 pipe.hset(marker, symbol, b"1")
                 pipe.expire(marker, ctx.done_ttl_s)
-                for name, value in (
-                    ("calc_batches", int(counts_batch)), ("calc_ticks", len(ticks)),
-                    ("late_ticks", merge_stats.late), ("gaps_opened", merge_stats.gaps.opened),
-                    ("gaps_closed", merge_stats.gaps.closed),
-                ):  # fmt: skip
-                    if value:
-                        pipe.hincrby(ctx.keys.stats, name, value)
+                stats.add_counters(pipe, ctx.keys.stats, counters)
                 pipe.execute()
                 ctx.states.remember(raw_state, state)
                 return True

@@ -70,6 +70,22 @@ def view_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
     return fields
 
 
+# One command for many counters: a calc step used to queue one HINCRBY per histogram bucket and
+# counter (up to ~16), which was a third of its commands. EVAL, not EVALSHA: inside MULTI a
+# NOSCRIPT error would fail this command alone while the rest of the transaction applied.
+HINCRBY_MANY_LUA = (
+    "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+    "return #ARGV / 2"
+)
+
+
+def add_counters(pipe: Any, stats_key: str, fields: dict[str, int]) -> None:
+    """Queue, as one command, HINCRBY of every non-zero integer counter in `fields`."""
+    flat = [part for name, value in fields.items() if value for part in (name, value)]
+    if flat:
+        pipe.eval(HINCRBY_MANY_LUA, 1, stats_key, *flat)
+
+
 def record(pipe: Any, stats_key: str, fields: dict[str, float]) -> None:
     for name, value in fields.items():
         pipe.hincrbyfloat(stats_key, name, value)
