@@ -76,12 +76,11 @@ from redis import Redis
 from backend.bus.keys import Keys
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
-from backend.storage.migrate import upgrade
 from feeder.outcomes import parse_retry_after
+from tests.bench.pipeline.systems import Servers
 from tests.integration.harness import (
     AUTH,
     Processes,
-    free_port,
     make_settings,
     running,
     settings_env,
@@ -519,14 +518,8 @@ class Sampler(threading.Thread):
 
 def start_servers(stack: contextlib.ExitStack, tmp: Path) -> tuple[EmbeddedRedis, EmbeddedPostgres]:
     """Private embedded Redis and PostgreSQL on free ports, stopped when the stack unwinds."""
-    redis_server = EmbeddedRedis(tmp / "redis", free_port())
-    redis_server.start()
-    stack.callback(redis_server.stop)
-    pg_server = EmbeddedPostgres(tmp / "pg", free_port())
-    pg_server.start()
-    stack.callback(pg_server.stop)
-    upgrade(Settings().model_copy(update={"pg_url": pg_server.url}))
-    return redis_server, pg_server
+    servers = Servers.start(stack, tmp)
+    return servers.redis, servers.postgres
 
 
 def system_settings(redis_url: str, pg_url: str, max_backlog: int | None) -> Settings:

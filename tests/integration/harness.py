@@ -54,6 +54,14 @@ def basic_auth_header(user: str = AUTH[0], password: str = AUTH[1]) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def worker_command(processes: int, threads: int) -> list[str]:
+    """The Procfile's worker, with this interpreter."""
+    return [
+        sys.executable, "-m", "dramatiq", "tasks.worker",
+        "--processes", str(processes), "--threads", str(threads),
+    ]  # fmt: skip
+
+
 @dataclass
 class Processes:
     """API and worker subprocesses sharing one environment."""
@@ -112,19 +120,7 @@ class Processes:
     def start_worker(
         self, name: str = "worker", processes: int = 1, threads: int = 2
     ) -> subprocess.Popen[bytes]:
-        return self.spawn(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "tasks.worker",
-                "--processes",
-                str(processes),
-                "--threads",
-                str(threads),
-            ],
-        )
+        return self.spawn(name, worker_command(processes, threads))
 
     def start_feeder(self, name: str = "feeder", **env: str) -> subprocess.Popen[bytes]:
         """`python -m feeder` posting to this harness's API (env overrides SYMBOLS, TPS, ...)."""

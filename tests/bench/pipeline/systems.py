@@ -29,7 +29,14 @@ from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from backend.storage.migrate import upgrade
 from tests.bench.pipeline.procs import Group
-from tests.integration.harness import ROOT, free_port, make_settings, settings_env, wait_for
+from tests.integration.harness import (
+    ROOT,
+    free_port,
+    make_settings,
+    settings_env,
+    wait_for,
+    worker_command,
+)
 
 BASELINE_APP = ROOT / "tests" / "bench" / "baseline" / "app.py"
 
@@ -155,19 +162,7 @@ def start_ours(
     env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
     ours = System("ours", env, log_dir)
     api = ours.uvicorn("backend.api.app:create_app", api_procs)
-    worker = ours.spawn(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "tasks.worker",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-        ],
-    )
+    worker = ours.spawn("worker", worker_command(processes, threads))
     ours.wait_up()
     keys = Keys.from_settings(settings)
     with Redis.from_url(servers.redis.url) as redis:
