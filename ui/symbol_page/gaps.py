@@ -1,0 +1,57 @@
+"""The Symbol page's sequence gaps: open ones first and loud, recently closed ones quieter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from backend.config import Settings
+from ui.symbol_page.fallback import failure_banner, last_good
+from ui.symbol_page.fetch import fetch_gaps, fetch_view
+from ui.symbol_page.logic import open_gaps_message
+from ui.symbol_view import CLOSED_GAP_COLUMNS, OPEN_GAP_COLUMNS, gap_rows
+
+GAPS_EVERY_S = 3.0
+
+
+@st.fragment(run_every=GAPS_EVERY_S)
+def live_gaps(settings: Settings, symbol: str) -> None:
+    """Open gaps first and loud; recently closed ones below, quieter."""
+    known = fetch_view(settings, symbol)
+    if known.error is None and known.data is None:
+        st.caption(f"No gap data: no ticks seen for {symbol} yet.")
+        return
+    result = fetch_gaps(settings, symbol)
+    shown = last_good("gaps", (symbol,), result)
+    failure_banner("Gaps", result, shown, known.error)
+    if shown is None:
+        return
+    open_rows, closed_rows = gap_rows(shown.data, datetime.now(UTC))
+    config = {
+        "source": st.column_config.TextColumn("Source"),
+        "from_seq": st.column_config.NumberColumn("From seq", format="%d"),
+        "to_seq": st.column_config.NumberColumn("To seq", format="%d"),
+        "missing": st.column_config.NumberColumn("Missing", format="%d"),
+        "detected_at": st.column_config.DatetimeColumn("Detected (UTC)", format="HH:mm:ss.SSS"),
+        "closed_at": st.column_config.DatetimeColumn("Closed (UTC)", format="HH:mm:ss.SSS"),
+        "open_for": st.column_config.TextColumn("Open for"),
+        "lasted": st.column_config.TextColumn("Lasted"),
+    }
+    if open_rows:
+        st.error(open_gaps_message(open_rows), icon="🕳️")
+        st.dataframe(
+            pd.DataFrame(open_rows, columns=list(OPEN_GAP_COLUMNS)),
+            column_config=config,
+            hide_index=True,
+        )
+    else:
+        st.success("No open sequence gaps.", icon="✅")
+    if closed_rows:
+        st.caption("Recently closed")
+        st.dataframe(
+            pd.DataFrame(closed_rows, columns=list(CLOSED_GAP_COLUMNS)),
+            column_config=config,
+            hide_index=True,
+        )
