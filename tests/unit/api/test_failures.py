@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 from redis import exceptions as redis_errors
@@ -94,31 +96,38 @@ def test_the_reason_is_one_bounded_line() -> None:
     assert redis_unavailable(redis_errors.TimeoutError()).detail[0]["reason"] == "TimeoutError"
 
 
+class Client:
+    """An app whose only route raises the exception it is given, with the product's handlers."""
+
+    def __init__(self) -> None:
+        self.app = FastAPI()
+        self.app.add_exception_handler(ApiError, api_error_handler)
+        add_failure_handlers(self.app)
+        self.raising: BaseException = RuntimeError("unset")
+
+        @self.app.get("/raise")
+        async def raise_it() -> None:
+            raise self.raising
+
+    def answer(self, exc: BaseException) -> httpx.Response:
+        self.raising = exc
+        transport = httpx.ASGITransport(self.app, raise_app_exceptions=False)
+
+        async def call() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                return await client.get("/raise")
+
+        return asyncio.run(call())
+
+
 @pytest.fixture
-def client() -> TestClient:
-    """An app whose only route raises whatever the test names, with the product's handlers."""
-    app = FastAPI()
-    app.add_exception_handler(ApiError, api_error_handler)
-    add_failure_handlers(app)
-    raising: dict[str, BaseException] = {}
-
-    @app.get("/raise")
-    async def raise_it() -> None:
-        raise raising["exc"]
-
-    test_client = TestClient(app, raise_server_exceptions=False)
-    test_client.raising = raising  # type: ignore[attr-defined]
-    return test_client
-
-
-def _call(client: TestClient, exc: BaseException):  # type: ignore[no-untyped-def]
-    client.raising["exc"] = exc  # type: ignore[attr-defined]
-    return client.get("/raise")
+def client() -> Client:
+    return Client()
 
 
 @pytest.mark.parametrize("exc", REDIS_DOWN, ids=_name)
-def test_a_lost_redis_answers_503_json_naming_redis(client: TestClient, exc: Exception) -> None:
-    response = _call(client, exc)
+def test_a_lost_redis_answers_503_json_naming_redis(client: Client, exc: Exception) -> None:
+    response = client.answer(exc)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     body = response.json()
@@ -128,10 +137,8 @@ def test_a_lost_redis_answers_503_json_naming_redis(client: TestClient, exc: Exc
 
 
 @pytest.mark.parametrize("exc", POSTGRES_DOWN, ids=_name)
-def test_a_lost_postgres_answers_503_json_naming_postgres(
-    client: TestClient, exc: Exception
-) -> None:
-    response = _call(client, exc)
+def test_a_lost_postgres_answers_503_json_naming_postgres(client: Client, exc: Exception) -> None:
+    response = client.answer(exc)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     body = response.json()
@@ -140,20 +147,20 @@ def test_a_lost_postgres_answers_503_json_naming_postgres(
     assert body["detail"] == [{"field": "postgres", "reason": str(exc)}]
 
 
-def test_a_missed_deadline_answers_503(client: TestClient) -> None:
-    response = _call(client, TimeoutError())
+def test_a_missed_deadline_answers_503(client: Client) -> None:
+    response = client.answer(TimeoutError())
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert response.json()["detail"] == [{"field": "backend", "reason": "TimeoutError"}]
 
 
-def test_an_outage_wrapped_in_a_group_still_answers_503(client: TestClient) -> None:
-    response = _call(client, ExceptionGroup("g", [redis_errors.ConnectionError("gone")]))
+def test_an_outage_wrapped_in_a_group_still_answers_503(client: Client) -> None:
+    response = client.answer(ExceptionGroup("g", [redis_errors.ConnectionError("gone")]))
     assert response.status_code == 503 and response.json()["detail"][0]["field"] == "redis"
 
 
 @pytest.mark.parametrize("exc", NOT_AN_OUTAGE, ids=_name)
-def test_anything_else_is_a_500_in_the_same_json_shape(client: TestClient, exc: Exception) -> None:
-    response = _call(client, exc)
+def test_anything_else_is_a_500_in_the_same_json_shape(client: Client, exc: Exception) -> None:
+    response = client.answer(exc)
     assert response.status_code == 500
     assert "Retry-After" not in response.headers
     assert response.json() == {
