@@ -22,8 +22,9 @@ What counts as "down" (and what does not):
   `DataError` (a wrong command or wrong type: a bug, so a 500), `NoScriptError` (reloaded by
   redis-py's Script).
 - PostgreSQL: `psycopg.OperationalError`, which covers connection failures and lost connections
-  (SQLSTATE class 08, `AdminShutdown`, `CannotConnectNow`, `TooManyConnections`) and
-  `psycopg_pool.PoolTimeout` (no connection within `pool.connection(timeout=...)`). NOT down:
+  (SQLSTATE class 08, `AdminShutdown`, `CannotConnectNow`, `TooManyConnections`), a statement
+  cancelled by its timeout (`QueryCanceled`) and `psycopg_pool.PoolTimeout` (no connection within
+  `pool.connection(timeout=...)`). NOT down:
   `ProgrammingError`, `IntegrityError`, `DataError`: bugs, so a 500.
 - A bare `TimeoutError` (asyncio's) reaching a handler means some backend did not answer within
   a deadline the code set; it is a 503 naming `backend`, since the exception does not say which.
