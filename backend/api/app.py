@@ -22,6 +22,7 @@ from backend.api.errors import (
     http_exception_handler,
     request_validation_handler,
 )
+from backend.api.failures import add_failure_handlers
 from backend.api.metrics import ApiMetrics
 from backend.api.routes import (
     admin,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    add_failure_handlers(app)  # a lost Redis / PostgreSQL: 503 + Retry-After; else JSON 500
     routers = (ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin)
     for module in routers:
         app.include_router(module.router)

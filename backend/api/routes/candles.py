@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
+from backend.api.failures import postgres_unavailable
 from backend.api.routes.symbols import SymbolPath
 from backend.bus.outbox_reader import pending_ticks
 from backend.core.candles import INTERVALS_S, Candle, bucket_start, combine
@@ -80,11 +81,8 @@ async def get_candles(
             stored = await read_rollup(conn, table, symbol, from_us, to_us, width_us)
             already = await stored_event_ids(conn, [t.event_id for t in live])
     except (psycopg.Error, TimeoutError) as exc:
-        raise ApiError(
-            503,
-            "storage_unavailable",
-            f"candles are unavailable while Postgres is down ({type(exc).__name__})",
-            headers={"Retry-After": "5"},
+        raise postgres_unavailable(
+            exc, f"candles are unavailable while Postgres is down ({type(exc).__name__})"
         ) from None
     fresh = [t for t in live if t.event_id not in already]
     fine = rollup_width_us(table)

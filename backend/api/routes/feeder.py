@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, WatchError
 
 from backend.api.deps import IngestAuth, ReadAuth, Resources
 from backend.api.errors import ApiError
+from backend.api.failures import redis_unavailable
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederConfigUpdate, FeederStatus
 from backend.core.ticks import us_to_iso
@@ -154,12 +155,7 @@ def merge_update(current: FeederConfig, update: FeederConfigUpdate, now: datetim
 
 
 def unavailable(exc: Exception) -> ApiError:
-    return ApiError(
-        503,
-        "unavailable",
-        f"Redis is unavailable ({type(exc).__name__})",
-        headers={"Retry-After": "1"},
-    )
+    return redis_unavailable(exc)
 
 
 def _load_config(raw: bytes | None, settings: Settings) -> FeederConfig:

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import Resources
+from backend.api.failures import POSTGRES_RETRY_AFTER_S, REDIS_RETRY_AFTER_S
 
 router = APIRouter(tags=["health"])
 
@@ -56,4 +57,7 @@ async def readiness(res: Resources) -> JSONResponse:
     checks = dict(zip(names, results, strict=True))
     failed = [name for name, check in checks.items() if not check["ok"]]
     body = {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}
-    return JSONResponse(body, status_code=200 if not failed else 503)
+    if not failed:
+        return JSONResponse(body)
+    wait_s = POSTGRES_RETRY_AFTER_S if "postgres" in failed else REDIS_RETRY_AFTER_S
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(wait_s)})

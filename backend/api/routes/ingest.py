@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from backend.api.deps import IngestAuth, Resources
 from backend.api.errors import ApiError, read_json_body
+from backend.api.failures import redis_unavailable
 from backend.bus.ingest import BacklogFull, Outcome, Status
 from backend.core.ticks import CONTENT_FIELDS, Tick, TickIn, TimeBounds, differing_fields
 from backend.core.validation import FieldError, validate_tick
@@ -77,11 +78,8 @@ async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
     except RedisError as exc:
         res.metrics.ticks.labels(outcome="rejected", reason="unavailable").inc(len(ticks))
         res.stats.reject("unavailable", len(ticks))
-        raise ApiError(
-            503,
-            "unavailable",
-            f"the queue is unavailable ({type(exc).__name__}); retry with the same event_id",
-            headers={"Retry-After": "1"},
+        raise redis_unavailable(
+            exc, f"the queue is unavailable ({type(exc).__name__}); retry with the same event_id"
         ) from None
     res.metrics.group_commit_size.observe(len(ticks))
     for status, count in Counter(outcome.status.value for outcome in outcomes).items():

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
+from backend.api.failures import postgres_unavailable
 from backend.core.view import with_staleness
 from backend.core.window import WindowState
 from backend.storage.models import MdTick
@@ -80,11 +81,8 @@ async def _history(res: Resources, symbol: str, limit: int) -> list[MdTick]:
         async with res.pg_pool.connection(timeout=2) as conn:
             rows = await read_history(conn, symbol, limit)
     except (psycopg.Error, TimeoutError) as exc:
-        raise ApiError(
-            503,
-            "storage_unavailable",
-            f"history is unavailable while Postgres is down ({type(exc).__name__})",
-            headers={"Retry-After": "5"},
+        raise postgres_unavailable(
+            exc, f"history is unavailable while Postgres is down ({type(exc).__name__})"
         ) from None
     return [MdTick.model_validate(row) for row in rows]
 
