@@ -209,10 +209,10 @@ def live_metrics(settings: Settings, symbol: str) -> None:
     for start in range(0, len(cards), 4):
         for column, card in zip(st.columns(4), cards[start : start + 4], strict=False):
             column.metric(card.label, card.value, card.delta, help=card.help, border=True)
-    source = view.get("last_source") or "?"
+    source = view.last_source or "?"
     st.caption(
-        f"Last tick from {source} · event time {view.get('last_ts') or '—'}"
-        f" · view computed {view.get('updated_at') or '—'}"
+        f"Last tick from {source} · event time {view.last_ts or '—'}"
+        f" · view computed {view.updated_at or '—'}"
     )
 
 
@@ -246,7 +246,7 @@ def live_chart(
         figure = empty_figure(symbol, interval, "Waiting for the backend…")
     else:
         figure = candlestick_figure(
-            shown.data.get("candles", []),
+            shown.data.candles,
             symbol=symbol,
             interval=interval,
             sma_period=sma_period,
@@ -255,9 +255,9 @@ def live_chart(
     st.plotly_chart(figure, key="symbol_chart", config=CHART_CONFIG)
     notes = []
     if shown is not None:
-        count = min(len(shown.data.get("candles", [])), limit)
+        count = min(len(shown.data.candles), limit)
         notes.append(f"{count} {interval} candle{'' if count == 1 else 's'}")
-        pending = (shown.data.get("live") or {}).get("pending_ticks_included") or 0
+        pending = shown.data.live.pending_ticks_included
         if pending:
             notes.append(f"includes {pending} live tick(s) not yet in Postgres")
         notes.append(f"updated {_clock(shown.fetched_at)}")
