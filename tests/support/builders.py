@@ -132,9 +132,10 @@ def encoded(event: RealtimeEvent) -> bytes:
     return encode_event(event)
 
 
-def make_candle(ts: datetime = NOW, **overrides: Any) -> CandleBar:
+def make_candle(at: datetime = NOW, **overrides: Any) -> CandleBar:
+    """The candle of the bucket starting `at` (a `ts` override wins)."""
     defaults = {
-        "ts": iso(ts),
+        "ts": iso(at),
         "open": 100.0,
         "high": 101.0,
         "low": 99.0,
@@ -185,5 +186,10 @@ def gaps_response(
     return GapsResponse(symbol=symbol, open=list(open_), closed=list(closed))
 
 
-def _us(stamp: str) -> int:
-    return datetime_to_us(datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC))
+def _us(stamp: Any) -> int:
+    """Epoch µs of an ISO stamp; 0 for one a test made unparseable on purpose."""
+    try:
+        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return datetime_to_us(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
