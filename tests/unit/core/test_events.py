@@ -68,6 +68,7 @@ def test_the_publisher_builds_symbol_updated_from_a_view() -> None:
     assert isinstance(event, SymbolUpdated)
     assert event == SymbolUpdated(symbol="ETHUSDT", ts=view.last_ts, view=view)
     assert events.decode(events.symbol_updated("ETHUSDT", view)) == event
+    assert events.symbol_updated("ETHUSDT", view) == encoded(event)  # the very same bytes
 
 
 def test_an_external_partial_view_is_published_as_given() -> None:
