@@ -71,11 +71,6 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _as_int(value: Any) -> int | None:
-    number = _as_float(value)
-    return None if number is None else int(number)
-
-
 def freshness(view: View | None) -> tuple[datetime, int]:
     """Sort key saying how new a view is: `updated_at` first, then `ticks_total`.
 
