@@ -153,7 +153,7 @@ def _store_view(pipe: Pipeline, ctx: CalcContext, state: WindowState, now_us: in
     view = build_view(state, now_us, ctx.stale_after_s)
     if view is None:
         return False
-    pipe.set(ctx.keys.view(state.symbol), orjson.dumps(view))
+    pipe.set(ctx.keys.view(state.symbol), view.to_json_bytes())
     pipe.hset(ctx.keys.symbols, state.symbol, now_us)
     pipe.publish(ctx.channel, events.symbol_updated(state.symbol, view))
     return True

@@ -1,15 +1,26 @@
 """A tiny synchronous client for the Tickstream REST API, as the UI uses it.
 
 Every failure becomes a `BackendError` carrying a sentence for a human, so pages can show a banner
-instead of a stack trace.
+instead of a stack trace. Views, candles and gaps are parsed into the backend's own contract
+models (`backend.core`), so a field the backend renamed fails here, loudly, not as a blank cell.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
+from backend.core.candles import CandlesResponse
+from backend.core.gaps import GapsResponse
+from backend.core.view import SymbolEntry, View
+
+logger = logging.getLogger(__name__)
+
+Model = TypeVar("Model", bound=BaseModel)
 
 API_KEY_HEADER = "x-api-key"
 READINESS_TIMEOUT_S = 5.0
@@ -55,22 +66,24 @@ class BackendClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def list_symbols(self) -> list[dict[str, Any]]:
-        """`GET /symbols` → `[{"symbol": ..., "view": W | None}, ...]`."""
+    def list_symbols(self) -> list[SymbolEntry]:
+        """`GET /symbols` → one entry per symbol, its view W or None.
+
+        A view that is not a whole `View` (one stored by an external calc, say) costs its
+        symbol the view, not the whole list.
+        """
         body = self._get_json("/symbols")
         symbols = body.get("symbols") if isinstance(body, dict) else None
         if not isinstance(symbols, list):
             raise BackendError("The backend's /symbols answer has no 'symbols' list.")
-        return [entry for entry in symbols if isinstance(entry, dict)]
+        return [entry for raw in symbols if (entry := _symbol_entry(raw)) is not None]
 
-    def get_view(self, symbol: str) -> dict[str, Any] | None:
+    def get_view(self, symbol: str) -> View | None:
         """`GET /symbols/{symbol}` → W, or None when the backend does not know the symbol."""
         body = self._get_json(f"/symbols/{quote(symbol, safe='')}", allow_404=True)
         if body is None:
             return None
-        if not isinstance(body, dict):
-            raise BackendError(f"The backend's view of {symbol} is not a JSON object.")
-        return body
+        return _parse(View, body, f"view of {symbol}")
 
     def get_history(self, symbol: str, limit: int = 200) -> list[dict[str, Any]]:
         """`GET /symbols/{symbol}/history?limit=N` → the newest ticks first."""
@@ -87,8 +100,8 @@ class BackendClient:
         limit: int = 500,
         start: str | None = None,
         end: str | None = None,
-    ) -> dict[str, Any]:
-        """`GET /symbols/{symbol}/candles` → `{"candles": [...], "live": {...}, ...}`."""
+    ) -> CandlesResponse:
+        """`GET /symbols/{symbol}/candles` → the candles, oldest first, and the live part."""
         params: dict[str, Any] = {"interval": interval, "limit": limit}
         if start is not None:
             params["from"] = start
@@ -97,14 +110,14 @@ class BackendClient:
         body = self._get_json(f"/symbols/{quote(symbol, safe='')}/candles", params=params)
         if not isinstance(body, dict) or not isinstance(body.get("candles"), list):
             raise BackendError(f"The backend's candles of {symbol} have no 'candles' list.")
-        return body
+        return _parse(CandlesResponse, body, f"candles of {symbol}")
 
-    def get_gaps(self, symbol: str) -> dict[str, Any]:
+    def get_gaps(self, symbol: str) -> GapsResponse:
         """`GET /symbols/{symbol}/gaps` → open and recently closed sequence gaps."""
         body = self._get_json(f"/symbols/{quote(symbol, safe='')}/gaps")
         if not isinstance(body, dict):
             raise BackendError(f"The backend's gaps of {symbol} are not a JSON object.")
-        return body
+        return _parse(GapsResponse, body, f"gaps of {symbol}")
 
     def get_feeder_config(self) -> dict[str, Any]:
         """`GET /feeder/config` → the desired state of every feeder."""
@@ -207,6 +220,28 @@ class BackendClient:
         if status >= 400:
             raise BackendError(f"The backend answered HTTP {status} on {where}{_reason(response)}.")
         return _json_or_error(response, where)
+
+
+def _parse(model: type[Model], body: Any, what: str) -> Model:
+    """`body` as `model`, or a `BackendError` naming the first field that does not fit."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        raise BackendError(
+            f"The backend's {what} does not match the UI's contract ({where}: {error['msg']})."
+        ) from None
+
+
+def _symbol_entry(raw: Any) -> SymbolEntry | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("symbol"), str):
+        return None
+    try:
+        return SymbolEntry.model_validate(raw)
+    except ValidationError as exc:
+        logger.warning("view of %s does not match the contract: %s", raw["symbol"], exc)
+        return SymbolEntry(symbol=raw["symbol"], view=None)
 
 
 def _json_or_error(response: httpx.Response, where: str) -> Any:

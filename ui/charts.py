@@ -7,14 +7,14 @@ traces (OHLC, SMA values, colours, bounds) without a Streamlit runtime or a back
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from backend.core.candles import INTERVALS_S
+from backend.core.candles import INTERVALS_S, CandleBar
 from ui.watchlist import parse_ts
 
 UP_COLOR = "#26a69a"
@@ -25,8 +25,6 @@ GRID_COLOR = "rgba(128, 128, 128, 0.2)"
 MAX_CANDLES = 500  # a browser redrawing every 2 s stays smooth well below this
 MIN_VISIBLE_BARS = 30  # a young series is drawn on an axis this many bars wide
 CHART_HEIGHT = 560
-
-Candle = Mapping[str, Any]
 
 
 def sma(values: Sequence[float | None], period: int) -> list[float | None]:
@@ -83,15 +81,15 @@ def _float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _usable(candles: Sequence[Candle]) -> list[Candle]:
-    """Candles with a time and all four prices, oldest first (the API's order, enforced)."""
+def _usable(candles: Sequence[CandleBar]) -> list[CandleBar]:
+    """Candles with a time and four finite prices, oldest first (the API's order, enforced)."""
     kept = [
         c
         for c in candles
-        if _x(c.get("ts")) is not None
-        and all(_float(c.get(k)) is not None for k in ("open", "high", "low", "close"))
+        if _x(c.ts) is not None
+        and all(_float(p) is not None for p in (c.open, c.high, c.low, c.close))
     ]
-    return sorted(kept, key=lambda c: _x(c["ts"]) or datetime.min)
+    return sorted(kept, key=lambda c: _x(c.ts) or datetime.min)
 
 
 def _base_layout(fig: go.Figure, symbol: str, interval: str) -> None:
@@ -128,14 +126,14 @@ def empty_figure(symbol: str, interval: str, message: str) -> go.Figure:
 
 
 def candlestick_figure(
-    candles: Sequence[Candle],
+    candles: Sequence[CandleBar],
     *,
     symbol: str,
     interval: str,
     sma_period: int = 20,
     max_candles: int = MAX_CANDLES,
 ) -> go.Figure:
-    """Candlesticks with SMA and VWAP overlays and volume bars below, for `Candle.to_json` rows.
+    """Candlesticks with SMA and VWAP overlays and volume bars below, for the API's candles.
 
     Only the last `max_candles` (at most MAX_CANDLES) are drawn. The SMA is computed over every
     candle given before that cut, so a caller that fetches `sma_period - 1` extra candles gets an
@@ -147,15 +145,15 @@ def candlestick_figure(
             symbol, interval, f"No {interval} candles for {symbol} in this range yet"
         )
     keep = max(1, min(max_candles, MAX_CANDLES))
-    closes = [_float(c["close"]) for c in rows]
+    closes = [_float(c.close) for c in rows]
     sma_all = sma(closes, sma_period)
     rows, sma_values = rows[-keep:], sma_all[-keep:]
 
-    x = [_x(c["ts"]) for c in rows]
-    opens = [_float(c["open"]) for c in rows]
-    closes = [_float(c["close"]) for c in rows]
-    volumes = [_float(c.get("volume")) or 0.0 for c in rows]
-    vwaps = [_float(c.get("vwap")) for c in rows]
+    x = [_x(c.ts) for c in rows]
+    opens = [_float(c.open) for c in rows]
+    closes = [_float(c.close) for c in rows]
+    volumes = [_float(c.volume) or 0.0 for c in rows]
+    vwaps = [_float(c.vwap) for c in rows]
     bar_colors = [
         UP_COLOR if (c or 0.0) >= (o or 0.0) else DOWN_COLOR
         for o, c in zip(opens, closes, strict=True)
@@ -168,8 +166,8 @@ def candlestick_figure(
         go.Candlestick(
             x=x,
             open=opens,
-            high=[_float(c["high"]) for c in rows],
-            low=[_float(c["low"]) for c in rows],
+            high=[_float(c.high) for c in rows],
+            low=[_float(c.low) for c in rows],
             close=closes,
             name=symbol,
             increasing={"line": {"color": UP_COLOR}, "fillcolor": UP_COLOR},

@@ -20,22 +20,22 @@ from typing import Any
 
 import orjson
 import redis
+from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from backend.core.events import SymbolUpdated, decode_event
+from backend.core.view import View
 from ui.watchlist import freshness
 
 logger = logging.getLogger(__name__)
-
-SYMBOL_UPDATED = "symbol.updated"
-TICK_RECEIVED = "tick.received"
 
 
 @dataclass(frozen=True, slots=True)
 class FeedSnapshot:
     """A point-in-time copy of the feed's state; callers may do anything with it."""
 
-    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)  # frozen models, shared
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first, without "view"
     events_received: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
@@ -51,9 +51,9 @@ class FeedSnapshot:
 class LiveFeed:
     """Background subscriber holding the latest W per symbol (bounded) and recent events.
 
-    Thread-safe: the subscriber thread writes under a lock; `snapshot()` hands out deep copies, so
-    sessions can never mutate the shared state. `version` grows on every change, which lets a
-    caller skip work when nothing happened.
+    Thread-safe: the subscriber thread writes under a lock; `snapshot()` hands out copies (the
+    views are frozen models, shared), so sessions can never mutate the shared state. `version`
+    grows on every change, which lets a caller skip work when nothing happened.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class LiveFeed:
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
-        self._views: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._views: OrderedDict[str, View] = OrderedDict()
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._events_received = 0
         self._events_by_type: dict[str, int] = {}
@@ -95,7 +95,7 @@ class LiveFeed:
         self._last_error: str | None = None
         self._connection_failures = 0
         self._version = 0
-        # (version, serialized views+events): N sessions polling an unchanged feed share one dump.
+        # (version, serialized events): N sessions polling an unchanged feed share one dump.
         self._copy_cache: tuple[int, bytes] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -138,12 +138,12 @@ class LiveFeed:
 
     # --- reading --------------------------------------------------------------------------
     def snapshot(self) -> FeedSnapshot:
-        """A deep copy of the current state (views, recent events newest first, counters)."""
+        """A copy of the current state (views, recent events newest first, counters)."""
         with self._lock:
             if self._copy_cache is None or self._copy_cache[0] != self._version:
-                payload = {"views": self._views, "events": list(reversed(self._events))}
-                self._copy_cache = (self._version, orjson.dumps(payload))
+                self._copy_cache = (self._version, orjson.dumps(list(reversed(self._events))))
             blob = self._copy_cache[1]
+            views = dict(self._views)
             counters: dict[str, Any] = {
                 "events_received": self._events_received,
                 "events_by_type": dict(self._events_by_type),
@@ -155,47 +155,38 @@ class LiveFeed:
                 "running": self.running,
                 "version": self._version,
             }
-        data = orjson.loads(blob)  # outside the lock: parsing is the per-session cost
-        return FeedSnapshot(views=data["views"], events=data["events"], **counters)
+        events = orjson.loads(blob)  # outside the lock: parsing is the per-session cost
+        return FeedSnapshot(views=views, events=events, **counters)
 
     # --- writing --------------------------------------------------------------------------
     def ingest(self, raw: bytes | str) -> None:
         """Apply one raw channel message (the thread's path; public so tests need no Redis).
 
-        Malformed messages are counted and dropped: one bad publisher must not kill the feed.
+        Messages that are not one of the channel's events (`backend.core.events`) are counted and
+        dropped: one bad publisher must not kill the feed.
         """
         now = datetime.now(UTC)
         try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            event = None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            event = decode_event(raw)
+        except ValidationError:
             with self._changed:
                 self._bad_events += 1
                 self._bump()
             return
 
-        kind: str = event["type"]
-        view = event.get("view") if kind == SYMBOL_UPDATED else None
-        symbol = event.get("symbol")
-        if isinstance(view, dict) and not isinstance(symbol, str):
-            symbol = view.get("symbol")
-        summary = {key: value for key, value in event.items() if key != "view"}
+        summary = event.model_dump(mode="json", exclude={"view"})
         summary["received_at"] = now.isoformat()
 
         with self._changed:
             self._events_received += 1
-            self._events_by_type[kind] = self._events_by_type.get(kind, 0) + 1
+            self._events_by_type[event.type] = self._events_by_type.get(event.type, 0) + 1
             self._last_event_at = now
             self._events.append(summary)
-            if kind == SYMBOL_UPDATED:
-                if isinstance(view, dict) and isinstance(symbol, str) and symbol:
-                    self._store_view(symbol, view)
-                else:
-                    self._bad_events += 1
+            if isinstance(event, SymbolUpdated):
+                self._store_view(event.symbol, event.view)
             self._bump()
 
-    def _store_view(self, symbol: str, view: dict[str, Any]) -> None:
+    def _store_view(self, symbol: str, view: View) -> None:
         """Keep the newer of the stored and incoming W (workers may publish out of order)."""
         current = self._views.get(symbol)
         if current is not None and freshness(view) < freshness(current):

@@ -93,10 +93,11 @@ FetchResult = tuple[Any, str | None]  # (answer, error sentence): what cached RE
 def fetch_or_error(call: Callable[[], Any]) -> FetchResult:
     """The answer, or the error as a sentence for a banner.
 
-    Cached REST reads store this and so hold builtins only: `st.cache_data` pickles values, and an
-    instance of one of our classes stops being picklable once Streamlit's file watcher reloads its
-    module under a running fragment. Failures are cached too, so a dead backend costs one attempt
-    per TTL instead of one per session per refresh.
+    Cached REST reads store this and so hold builtins and `backend.core` contract models only:
+    `st.cache_data` pickles values, and an instance of a class defined under `ui/` stops being
+    picklable once Streamlit's file watcher reloads its module under a running fragment (it
+    watches `ui/` only, so the backend's models are never reloaded). Failures are cached too, so
+    a dead backend costs one attempt per TTL instead of one per session per refresh.
     """
     try:
         return (call(), None)

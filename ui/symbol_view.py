@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from backend.core.candles import INTERVALS_S
+from backend.core.gaps import GapRecord, GapsResponse
+from backend.core.view import View
 from ui.charts import MAX_CANDLES
 from ui.watchlist import format_age, format_pct, format_price, format_quantity, parse_ts
 
@@ -138,62 +140,62 @@ class MetricCard:
     help: str | None = None
 
 
-def tick_age_s(view: Mapping[str, Any] | None, now: datetime) -> float | None:
+def tick_age_s(view: View | None, now: datetime) -> float | None:
     """Wall-clock seconds since the backend received the latest tick (never negative).
 
     `last_received_at` is what staleness is judged on; `last_ts` (event time) is the fallback
-    for views from before that field existed.
+    should it not parse.
     """
-    if not view:
+    if view is None:
         return None
-    stamp = parse_ts(view.get("last_received_at")) or parse_ts(view.get("last_ts"))
+    stamp = parse_ts(view.last_received_at) or parse_ts(view.last_ts)
     if stamp is None:
         return None
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     return max(0.0, (now - stamp).total_seconds())
 
 
-def stale_reason(view: Mapping[str, Any] | None, now: datetime, stale_after_s: float) -> str | None:
+def stale_reason(view: View | None, now: datetime, stale_after_s: float) -> str | None:
     """Why the view should not be trusted as live, or None when it is fresh.
 
     Re-evaluated here with the page's clock: a view pushed by the live feed carries the `stale`
     flag of the moment it was computed, which says nothing about the silence since.
     """
-    if not view:
+    if view is None:
         return None
-    gaps = _int(view.get("gaps_open")) or 0
+    gaps = view.gaps_open
     if gaps:
         return f"{gaps} sequence gap{'' if gaps == 1 else 's'} open"
     age = tick_age_s(view, now)
     if age is not None and age > stale_after_s:
         return f"no tick for {format_age(age)}"
-    if view.get("stale"):
+    if view.stale:
         return "the backend marks this view stale"
     return None
 
 
-def view_metrics(view: Mapping[str, Any], now: datetime) -> list[MetricCard]:
+def view_metrics(view: View, now: datetime) -> list[MetricCard]:
     """The metric cards of W, formatted like the Live page's watchlist."""
-    delta = format_pct(view.get("change_1m_pct")) or None
+    delta = format_pct(view.change_1m_pct) or None
     age = tick_age_s(view, now)
     return [
         MetricCard(
             "Last price",
-            _or_empty(format_price(view.get("last_price"))),
+            _or_empty(format_price(view.last_price)),
             delta,
             "Latest tick's price; the delta is the change over the last minute.",
         ),
         MetricCard(
-            "SMA-10", _or_empty(format_price(view.get("sma_10"))), help="Mean of the last 10 prices"
+            "SMA-10", _or_empty(format_price(view.sma_10)), help="Mean of the last 10 prices"
         ),
         MetricCard(
             "VWAP-1m",
-            _or_empty(format_price(view.get("vwap_1m"))),
+            _or_empty(format_price(view.vwap_1m)),
             help="Volume-weighted average price over the last minute (event time)",
         ),
-        MetricCard("Volume 1m", _or_empty(format_quantity(view.get("volume_1m")))),
-        MetricCard("Trades 1m", _or_empty(format_quantity(view.get("trades_1m"), 0))),
-        MetricCard("Ticks total", _or_empty(format_quantity(view.get("ticks_total"), 0))),
+        MetricCard("Volume 1m", _or_empty(format_quantity(view.volume_1m))),
+        MetricCard("Trades 1m", _or_empty(format_quantity(view.trades_1m, 0))),
+        MetricCard("Ticks total", _or_empty(format_quantity(view.ticks_total, 0))),
         MetricCard(
             "Last tick",
             EMPTY if age is None else f"{format_age(age)} ago",
@@ -201,7 +203,7 @@ def view_metrics(view: Mapping[str, Any], now: datetime) -> list[MetricCard]:
         ),
         MetricCard(
             "Gaps open",
-            _or_empty(format_quantity(view.get("gaps_open", 0), 0)),
+            _or_empty(format_quantity(view.gaps_open, 0)),
             help="Sequence gaps still open across this symbol's sources",
         ),
     ]
@@ -246,17 +248,18 @@ def price_format(value: Any) -> str:
 
 # --- gaps ---------------------------------------------------------------------------------
 def gap_rows(
-    body: Mapping[str, Any] | None, now: datetime
+    body: GapsResponse | None, now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`GET /symbols/{s}/gaps` → (open rows, closed rows), in the API's order.
 
     Durations are formatted text ("12.5 s", "3.1 min"): the table is read, not computed on.
     """
-    body = body or {}
+    if body is None:
+        return [], []
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     open_rows: list[dict[str, Any]] = []
-    for gap in _dicts(body.get("open")):
-        detected = parse_ts(gap.get("detected_at"))
+    for gap in body.open:
+        detected = parse_ts(gap.detected_at)
         open_rows.append(
             {
                 **_gap_base(gap, detected),
@@ -264,9 +267,9 @@ def gap_rows(
             }
         )
     closed_rows: list[dict[str, Any]] = []
-    for gap in _dicts(body.get("closed")):
-        detected = parse_ts(gap.get("detected_at"))
-        closed = parse_ts(gap.get("closed_at"))
+    for gap in body.closed:
+        detected = parse_ts(gap.detected_at)
+        closed = parse_ts(gap.closed_at)
         closed_rows.append(
             {
                 **_gap_base(gap, detected),
@@ -282,16 +285,12 @@ def missing_total(rows: Iterable[Mapping[str, Any]]) -> int:
     return sum(_int(row.get("missing")) or 0 for row in rows)
 
 
-def _gap_base(gap: Mapping[str, Any], detected: datetime | None) -> dict[str, Any]:
-    from_seq, to_seq = _int(gap.get("from_seq")), _int(gap.get("to_seq"))
-    missing = _int(gap.get("missing"))
-    if missing is None and from_seq is not None and to_seq is not None:
-        missing = to_seq - from_seq + 1
+def _gap_base(gap: GapRecord, detected: datetime | None) -> dict[str, Any]:
     return {
-        "source": str(gap.get("source") or ""),
-        "from_seq": from_seq,
-        "to_seq": to_seq,
-        "missing": missing,
+        "source": gap.source,
+        "from_seq": gap.from_seq,
+        "to_seq": gap.to_seq,
+        "missing": gap.missing,
         "detected_at": detected,
     }
 
@@ -300,10 +299,6 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return ""
     return format_age(max(0.0, (end - start).total_seconds()))
-
-
-def _dicts(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _int(value: Any) -> int | None:

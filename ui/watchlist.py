@@ -1,7 +1,8 @@
 """Pure helpers that turn views (W) into watchlist rows.
 
 No Streamlit import here on purpose: these functions are the page's logic, and keeping them pure
-lets the unit tests run without a Streamlit runtime.
+lets the unit tests run without a Streamlit runtime. W is the backend's own `View` model, so a
+field renamed there breaks here (and in the tests), not silently in the browser.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-View = dict[str, Any]
+from backend.core.view import SymbolEntry, View
+
+__all__ = ["View"]  # the UI's W is the backend's contract, re-exported for the pages
 
 # Column order of a watchlist row; the page maps these keys to labels and number formats.
 WATCHLIST_COLUMNS: tuple[str, ...] = (
@@ -68,33 +71,19 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _as_int(value: Any) -> int | None:
-    number = _as_float(value)
-    return None if number is None else int(number)
-
-
-def freshness(view: Mapping[str, Any] | None) -> tuple[datetime, int]:
+def freshness(view: View | None) -> tuple[datetime, int]:
     """Sort key saying how new a view is: `updated_at` first, then `ticks_total`.
 
-    Missing fields sort as oldest, so any real view beats a placeholder.
+    No view sorts as oldest, so any real view beats a placeholder.
     """
-    if not view:
+    if view is None:
         return (_EPOCH, -1)
-    updated = parse_ts(view.get("updated_at")) or _EPOCH
-    ticks = _as_int(view.get("ticks_total"))
-    return (updated, -1 if ticks is None else ticks)
+    return (parse_ts(view.updated_at) or _EPOCH, view.ticks_total)
 
 
-def views_from_symbols(entries: Iterable[Mapping[str, Any]]) -> dict[str, View | None]:
+def views_from_symbols(entries: Iterable[SymbolEntry]) -> dict[str, View | None]:
     """`GET /symbols` entries → symbol → W (None for a symbol not computed yet)."""
-    views: dict[str, View | None] = {}
-    for entry in entries:
-        symbol = entry.get("symbol")
-        if not isinstance(symbol, str) or not symbol:
-            continue
-        view = entry.get("view")
-        views[symbol] = dict(view) if isinstance(view, Mapping) else None
-    return views
+    return {entry.symbol: entry.view for entry in entries if entry.symbol}
 
 
 def merge_views(
@@ -126,31 +115,26 @@ STATUS_LIVE = "● live"
 STATUS_WAITING = "○ waiting"
 
 
-def trend(view: Mapping[str, Any]) -> list[float]:
+def trend(view: View) -> list[float]:
     """The prices of W's `last_10` (sent newest first), oldest first: the sparkline's points.
 
     Taken from the view itself rather than accumulated from events, so a session that missed
     events never draws a line through a gap.
     """
-    latest = view.get("last_10")
-    if not isinstance(latest, list):
-        return []
-    prices = [_as_float(item.get("price")) for item in latest if isinstance(item, Mapping)]
-    return [price for price in reversed(prices) if price is not None]
+    return [tick.price for tick in reversed(view.last_10)]
 
 
-def status(view: Mapping[str, Any] | None, now: datetime, stale_after_s: float) -> str:
+def status(view: View | None, now: datetime, stale_after_s: float) -> str:
     """The badge: open sequence gaps first (data is missing), then silence, else live.
 
     Staleness is re-evaluated with the reader's clock: W's own `stale` was true or false when it
     was computed, and a symbol that went quiet has no new W to say so.
     """
-    if not view:
+    if view is None:
         return STATUS_WAITING
-    gaps = _as_int(view.get("gaps_open")) or 0
-    if gaps > 0:
-        return f"▲ gap ×{gaps}"
-    received = parse_ts(view.get("last_received_at")) or parse_ts(view.get("last_ts"))
+    if view.gaps_open > 0:
+        return f"▲ gap ×{view.gaps_open}"
+    received = parse_ts(view.last_received_at) or parse_ts(view.last_ts)
     if received is not None:
         quiet_s = (now - received).total_seconds()
         if quiet_s > stale_after_s:
@@ -182,14 +166,17 @@ def watchlist_rows(
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     rows: list[dict[str, Any]] = []
     for symbol in sorted(views):
-        view = views[symbol] or {}
+        view = views[symbol]
         row: dict[str, Any] = {"symbol": symbol, "status": status(view, now, stale_after_s)}
+        if view is None:
+            rows.append({key: row.get(key) for key in WATCHLIST_COLUMNS})
+            continue
         for field in _NUMERIC_FIELDS:
-            row[field] = _as_float(view.get(field))
+            row[field] = _as_float(getattr(view, field))
         for field in _INT_FIELDS:
-            row[field] = _as_int(view.get(field))
+            row[field] = getattr(view, field)
         row["trend"] = trend(view) or None
-        last_ts = parse_ts(view.get("last_ts"))
+        last_ts = parse_ts(view.last_ts)
         row["age_s"] = None if last_ts is None else max(0.0, (now - last_ts).total_seconds())
         rows.append({key: row[key] for key in WATCHLIST_COLUMNS})
     return rows

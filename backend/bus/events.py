@@ -1,19 +1,44 @@
-"""Events on the `realtime:updates` pub/sub channel: their shape, in one place."""
+"""Events on the `realtime:updates` pub/sub channel: built and decoded through the core models.
+
+The models live in `backend.core.events` (pure, shared with the UI); this module turns the
+pipeline's own values (a view, an ingest batch's outcomes, a feeder's report) into their bytes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from backend.bus.ingest import Outcome, Status
+from backend.core.events import (
+    SYMBOL_UPDATED,
+    FeederConfigChanged,
+    FeederStatusReported,
+    RealtimeEvent,
+    TickReceived,
+    decode_event,
+    encode_event,
+)
+from backend.core.feeder_config import FeederConfig, FeederStatus
 from backend.core.ticks import Tick, us_to_iso
+from backend.core.view import View
 
 
-def symbol_updated(symbol: str, view: dict[str, Any]) -> bytes:
+def symbol_updated(symbol: str, view: View | Mapping[str, Any]) -> bytes:
+    """`symbol.updated` for calc's `View`.
+
+    A mapping is a view computed outside the pipeline (`/internal/agg-update`), which may be
+    partial: it is published as given, and readers that need a whole `View` drop it.
+    """
+    if isinstance(view, View):
+        # `encode_event(SymbolUpdated(...))`, byte for byte, assembled around the view's own
+        # bytes: this runs once per view on calc's hot path.
+        head = orjson.dumps({"type": SYMBOL_UPDATED, "symbol": symbol, "ts": view.last_ts})
+        return head[:-1] + b',"view":' + view.to_json_bytes() + b"}"
     return orjson.dumps(
-        {"type": "symbol.updated", "symbol": symbol, "ts": view["last_ts"], "view": view}
+        {"type": SYMBOL_UPDATED, "symbol": symbol, "ts": view["last_ts"], "view": view}
     )
 
 
@@ -33,24 +58,37 @@ def ticks_received(ticks: Sequence[Tick], outcomes: Sequence[Outcome]) -> list[b
         if best is None or tick.order_key() > best.order_key():
             latest[tick.symbol] = tick
     return [
-        orjson.dumps(
-            {
-                "type": "tick.received",
-                "symbol": tick.symbol,
-                "ts": us_to_iso(tick.ts_us),
-                "price": tick.price,
-                "volume": tick.volume,
-                "source": tick.source,
-                "event_id": tick.event_id,
-                "count": counts[symbol],
-            }
+        encode_event(
+            TickReceived.model_construct(
+                symbol=tick.symbol,
+                ts=us_to_iso(tick.ts_us),
+                price=tick.price,
+                volume=tick.volume,
+                source=tick.source,
+                event_id=tick.event_id,
+                count=counts[symbol],
+            )
         )
         for symbol, tick in latest.items()
     ]
 
 
-def decode(raw: bytes | str) -> dict[str, Any]:
-    event = orjson.loads(raw)
-    if not isinstance(event, dict) or "type" not in event:
-        raise ValueError("not a realtime event")
-    return event
+def feeder_config_changed(config: FeederConfig) -> bytes:
+    return encode_event(FeederConfigChanged(config=config))
+
+
+def feeder_status_reported(status: FeederStatus, received_at_us: int) -> FeederStatusReported:
+    """The report as stored and published: the feeder's fields plus `received_at`."""
+    return FeederStatusReported.model_validate(
+        {**status.model_dump(), "received_at": us_to_iso(received_at_us)}
+    )
+
+
+def decode(raw: bytes | str) -> RealtimeEvent:
+    """A channel message as its event model; raises `ValueError` (pydantic's) if it is none."""
+    return decode_event(raw)
+
+
+def encode(event: RealtimeEvent) -> bytes:
+    """The bytes to publish for an event model."""
+    return encode_event(event)

@@ -12,11 +12,15 @@ import decimal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.core.ticks import Tick, us_to_iso
+from backend.core.timestamps import IsoTime
 
 INTERVALS_S = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+Interval = Literal["1m", "5m", "15m", "1h"]
 # Exact sums need room: two 17-digit factors, exponents bounded by validation (1e-12..1e15),
 # millions of terms. Inexact is trapped: a rounding here would be a bug, never silent.
 _EXACT = decimal.Context(
@@ -65,7 +69,12 @@ class Candle:
     def rebucket(self, width_us: int) -> Candle:
         return _replace_bucket(self, bucket_start(self.bucket_us, width_us))
 
+    def to_bar(self) -> CandleBar:
+        """The candle as the API sends it."""
+        return CandleBar.model_validate(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
+        """`CandleBar`'s JSON shape, built directly (cheap for thousands of candles)."""
         vwap = float(_VWAP.divide(self.notional, self.volume)) if self.volume > 0 else None
         return {
             "ts": us_to_iso(self.bucket_us),
@@ -77,6 +86,45 @@ class Candle:
             "trades": self.trades,
             "vwap": vwap,
         }
+
+
+class CandleBar(BaseModel):
+    """One OHLCV candle of `GET /symbols/{symbol}/candles`; `ts` is its bucket's start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ts: IsoTime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int
+    vwap: float | None = Field(description="Volume-weighted price; null when volume is 0")
+
+
+class CandlesLive(BaseModel):
+    """How much of the answer came from ticks not yet in PostgreSQL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pending_ticks_included: int
+    complete: bool = Field(description="False when the outbox could not be read in full")
+
+
+class CandlesResponse(BaseModel):
+    """`GET /symbols/{symbol}/candles`: candles oldest first over [from, to)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    symbol: str
+    interval: Interval
+    from_: IsoTime = Field(alias="from")
+    to: IsoTime
+    candles: list[CandleBar]
+    live: CandlesLive
 
 
 def _replace_bucket(c: Candle, bucket_us: int) -> Candle:

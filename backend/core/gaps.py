@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from backend.core.ticks import us_to_iso
+from backend.core.timestamps import IsoTime
 
 MAX_CLOSED = 20  # recently closed gaps kept per (source, symbol)
 
@@ -53,7 +56,12 @@ class Gap:
     detected_at_us: int
     closed_at_us: int | None = None
 
+    def to_record(self) -> GapRecord:
+        """The gap as the API sends it."""
+        return GapRecord.model_validate(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
+        """`GapRecord`'s JSON shape."""
         return {
             "source": self.source,
             "from_seq": self.from_seq,
@@ -62,6 +70,29 @@ class Gap:
             "detected_at": us_to_iso(self.detected_at_us),
             "closed_at": us_to_iso(self.closed_at_us) if self.closed_at_us is not None else None,
         }
+
+
+class GapRecord(BaseModel):
+    """A sequence gap of one source: `from_seq..to_seq` (inclusive) never arrived (yet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    from_seq: int
+    to_seq: int
+    missing: int
+    detected_at: IsoTime
+    closed_at: IsoTime | None = Field(description="Null while the gap is open")
+
+
+class GapsResponse(BaseModel):
+    """`GET /symbols/{symbol}/gaps`: open gaps by (source, from_seq), closed newest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    open: list[GapRecord]
+    closed: list[GapRecord]
 
 
 @dataclass(slots=True)

@@ -47,7 +47,7 @@ def live_chart(
         figure = empty_figure(symbol, interval, "Waiting for the backend…")
     else:
         figure = candlestick_figure(
-            shown.data.get("candles", []),
+            shown.data.candles,
             symbol=symbol,
             interval=interval,
             sma_period=sma_period,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.core.view import View
 from ui.symbol_view import Fetched, missing_total, range_note
 
 
@@ -14,12 +15,12 @@ def clock(when: datetime | None) -> str:
     return "—" if when is None else f"{when.astimezone(UTC):%H:%M:%S} UTC"
 
 
-def source_caption(view: Mapping[str, Any]) -> str:
+def source_caption(view: View) -> str:
     """Where the view's last tick came from, and when it happened and was computed."""
-    source = view.get("last_source") or "?"
+    source = view.last_source or "?"
     return (
-        f"Last tick from {source} · event time {view.get('last_ts') or '—'}"
-        f" · view computed {view.get('updated_at') or '—'}"
+        f"Last tick from {source} · event time {view.last_ts or '—'}"
+        f" · view computed {view.updated_at or '—'}"
     )
 
 
@@ -28,9 +29,9 @@ def chart_caption(shown: Fetched | None, interval: str, range_key: str, limit: i
     note (empty when there is nothing to say)."""
     notes = []
     if shown is not None:
-        count = min(len(shown.data.get("candles", [])), limit)
+        count = min(len(shown.data.candles), limit)
         notes.append(f"{count} {interval} candle{'' if count == 1 else 's'}")
-        pending = (shown.data.get("live") or {}).get("pending_ticks_included") or 0
+        pending = shown.data.live.pending_ticks_included
         if pending:
             notes.append(f"includes {pending} live tick(s) not yet in Postgres")
         notes.append(f"updated {clock(shown.fetched_at)}")

@@ -9,23 +9,30 @@ batch committed meanwhile is counted exactly once.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.failures import postgres_unavailable
 from backend.api.routes.symbols import SymbolPath
 from backend.bus.outbox_reader import pending_ticks
-from backend.core.candles import INTERVALS_S, Candle, bucket_start, combine
+from backend.core.candles import (
+    INTERVALS_S,
+    Candle,
+    CandlesResponse,
+    Interval,
+    bucket_start,
+    combine,
+)
 from backend.core.ticks import parse_ts_us, us_to_iso
 from backend.storage.candles_repo import ROLLUP_FOR, read_rollup, rollup_width_us, stored_event_ids
 
 router = APIRouter(tags=["symbols"], dependencies=[ReadAuth])
 
-Interval = Literal["1m", "5m", "15m", "1h"]
 TimeParam = Annotated[
     str | None,
     Query(
@@ -45,7 +52,11 @@ def _parse_time(name: str, raw: str | None) -> int | None:
         ) from None
 
 
-@router.get("/symbols/{symbol}/candles", summary="OHLCV candles on event time (exact)")
+@router.get(
+    "/symbols/{symbol}/candles",
+    summary="OHLCV candles on event time (exact)",
+    response_model=CandlesResponse,
+)
 async def get_candles(
     res: Resources,
     symbol: SymbolPath,
@@ -56,7 +67,7 @@ async def get_candles(
     ] = None,
     to: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=5_000)] = 500,
-) -> dict[str, Any]:
+) -> Response:
     width_us = INTERVALS_S[interval] * 1_000_000
     to_us = _parse_time("to", to)
     if to_us is None:  # up to and including the current bucket
@@ -88,7 +99,7 @@ async def get_candles(
     fine = rollup_width_us(table)
     pieces: list[Candle] = [*stored, *(Candle.of_tick(t, fine) for t in fresh)]
     candles = sorted(combine(pieces, width_us).values(), key=lambda c: c.bucket_us)[-limit:]
-    return {
+    body = {
         "symbol": symbol,
         "interval": interval,
         "from": us_to_iso(from_us),
@@ -96,3 +107,6 @@ async def get_candles(
         "candles": [c.to_json() for c in candles],
         "live": {"pending_ticks_included": len(fresh), "complete": complete},
     }
+    # Validated and serialised in pydantic-core: a few thousand candles stay cheap.
+    answer = CandlesResponse.model_validate(body)
+    return Response(answer.model_dump_json(), media_type="application/json")

@@ -29,9 +29,9 @@ from redis.exceptions import RedisError, WatchError
 from backend.api.deps import IngestAuth, ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.failures import redis_unavailable
+from backend.bus import events
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederConfigUpdate, FeederStatus
-from backend.core.ticks import us_to_iso
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,7 @@ async def put_config(
                     await pipe.watch(key)
                     current = _load_config(await pipe.get(key), res.settings)
                     new = merge_update(current, update, datetime.now(UTC))
-                    event = orjson.dumps(
-                        {"type": "feeder.config", "config": new.model_dump(mode="json")}
-                    )
+                    event = events.feeder_config_changed(new)
                     pipe.multi()
                     pipe.set(key, new.model_dump_json())
                     pipe.publish(res.settings.pubsub_channel, event)
@@ -261,13 +259,12 @@ async def put_config(
 )
 async def post_status(res: Resources, status: FeederStatus) -> StatusAck:
     now_us = time.time_ns() // 1_000
-    record = {**status.model_dump(mode="json"), "received_at": us_to_iso(now_us)}
+    reported = events.feeder_status_reported(status, now_us)
+    record = reported.model_dump_json(exclude={"type"})
     try:
         async with res.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(res.keys.feeder_status, status.feeder_id, orjson.dumps(record))
-            pipe.publish(
-                res.settings.pubsub_channel, orjson.dumps({"type": "feeder.status", **record})
-            )
+            pipe.hset(res.keys.feeder_status, status.feeder_id, record)
+            pipe.publish(res.settings.pubsub_channel, events.encode(reported))
             pipe.set(res.keys.feeder_status_prune, b"1", nx=True, ex=PRUNE_EVERY_S)
             *_, prune_due = await pipe.execute()
         if prune_due:

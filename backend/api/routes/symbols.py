@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.failures import postgres_unavailable
-from backend.core.view import with_staleness
+from backend.core.gaps import GapsResponse
+from backend.core.view import SymbolsResponse, View, refresh_stale_json
 from backend.core.window import WindowState
 from backend.storage.models import MdTick
 from backend.storage.ticks_repo import read_history
@@ -29,20 +30,30 @@ def _json(raw: bytes) -> Response:
 
 
 def _fresh(res: Resources, raw: bytes) -> dict[str, Any]:
-    """A stored view with `stale` re-evaluated now (it depends on wall-clock time)."""
-    return with_staleness(orjson.loads(raw), time.time_ns() // 1_000, res.settings.stale_after)
+    """A stored view with `stale` re-evaluated now (it depends on wall-clock time).
+
+    Parsed as plain JSON, not validated as a `View`: calc wrote it from a validated `View`, and
+    this is the hot read path (the models are the routes' documented `response_model`).
+    """
+    return refresh_stale_json(orjson.loads(raw), time.time_ns() // 1_000, res.settings.stale_after)
 
 
-@router.get("/symbols", summary="Active symbols with their latest view")
-async def list_symbols(res: Resources) -> dict[str, Any]:
+@router.get(
+    "/symbols", summary="Active symbols with their latest view", response_model=SymbolsResponse
+)
+async def list_symbols(res: Resources) -> Response:
     symbols = sorted(s.decode() for s in await res.redis.hkeys(res.keys.symbols))
     views = await res.redis.mget([res.keys.view(s) for s in symbols]) if symbols else []
-    return {
-        "symbols": [
-            {"symbol": s, "view": _fresh(res, v) if v else None}
-            for s, v in zip(symbols, views, strict=True)
-        ]
-    }
+    return _json(
+        orjson.dumps(
+            {
+                "symbols": [
+                    {"symbol": s, "view": _fresh(res, v) if v else None}
+                    for s, v in zip(symbols, views, strict=True)
+                ]
+            }
+        )
+    )
 
 
 def _unknown_symbol(symbol: str) -> ApiError:
@@ -54,19 +65,23 @@ def _unknown_symbol(symbol: str) -> ApiError:
     )
 
 
-@router.get("/symbols/{symbol}/gaps", summary="Open and recently closed sequence gaps")
-async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
+@router.get(
+    "/symbols/{symbol}/gaps",
+    summary="Open and recently closed sequence gaps",
+    response_model=GapsResponse,
+)
+async def get_gaps(res: Resources, symbol: SymbolPath) -> GapsResponse:
     raw = await res.redis.get(res.keys.state(symbol))
     if raw is None:
         raise _unknown_symbol(symbol)
     tracks = WindowState.from_json(raw, symbol).seqs.values()
     open_ = sorted((g for t in tracks for g in t.open), key=lambda g: (g.source, g.from_seq))
     closed = sorted((g for t in tracks for g in t.closed), key=lambda g: -(g.closed_at_us or 0))
-    return {
-        "symbol": symbol,
-        "open": [g.to_json() for g in open_],
-        "closed": [g.to_json() for g in closed],
-    }
+    return GapsResponse(
+        symbol=symbol,
+        open=[g.to_record() for g in open_],
+        closed=[g.to_record() for g in closed],
+    )
 
 
 async def _view(res: Resources, symbol: str) -> Response:
@@ -87,7 +102,7 @@ async def _history(res: Resources, symbol: str, limit: int) -> list[MdTick]:
     return [MdTick.model_validate(row) for row in rows]
 
 
-@router.get("/symbols/{symbol}", summary="Latest view W of a symbol")
+@router.get("/symbols/{symbol}", summary="Latest view W of a symbol", response_model=View)
 async def get_symbol(res: Resources, symbol: SymbolPath) -> Response:
     return await _view(res, symbol)
 
@@ -99,7 +114,11 @@ async def get_history(res: Resources, symbol: SymbolPath, limit: Limit = 1000) -
     return await _history(res, symbol, limit)
 
 
-@router.get("/tickets/{symbol}", summary="Alias of /symbols/{symbol} (the seed design's name)")
+@router.get(
+    "/tickets/{symbol}",
+    summary="Alias of /symbols/{symbol} (the seed design's name)",
+    response_model=View,
+)
 async def get_ticket(res: Resources, symbol: SymbolPath) -> Response:
     return await _view(res, symbol)
 

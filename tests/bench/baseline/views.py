@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from backend.api.broadcaster import Subscriber
 from backend.bus.events import symbol_updated
 from backend.core.ticks import Tick
-from backend.core.view import build_view
+from backend.core.view import View, build_view
 from backend.core.window import WindowState, merge
 from tests.bench.baseline.window_store import SortedStore
 
@@ -33,7 +32,7 @@ class Views:
     symbols: dict[str, _Symbol] = field(default_factory=dict)
     subscribers: set[Subscriber] = field(default_factory=set)
 
-    def apply(self, tick: Tick) -> dict[str, Any]:
+    def apply(self, tick: Tick) -> View:
         """Merge one newly stored tick, rebuild its symbol's view and publish it."""
         sym = self.symbols.get(tick.symbol)
         if sym is None:

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import redis
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
+from tests.support import builders
+from tests.support.builders import encoded, iso, make_last_tick, make_view
 from ui.live_feed import LiveFeed
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
@@ -52,28 +53,27 @@ def subscribers(client: redis.Redis, channel: str) -> int:
 
 
 def symbol_updated(symbol: str, price: float, ticks: int = 1) -> bytes:
-    now = datetime.now(UTC).isoformat()
-    view = {
-        "symbol": symbol,
-        "last_price": price,
-        "last_ts": now,
-        "last_event_id": f"e-{ticks}",
-        "last_source": "binance",
-        "ticks_total": ticks,
-        "sma_10": price,
-        "vwap_1m": None,
-        "volume_1m": 0.5,
-        "trades_1m": ticks,
-        "high_1m": price,
-        "low_1m": price,
-        "open_1m": price,
-        "change_1m_pct": 0.0,
-        "last_10": [
-            {"ts": now, "price": price, "volume": 0.5, "source": "binance", "event_id": "e-1"}
-        ],
-        "updated_at": now,
-    }
-    return orjson.dumps({"type": "symbol.updated", "symbol": symbol, "ts": now, "view": view})
+    now = datetime.now(UTC)
+    stamp = iso(now)
+    view = make_view(
+        symbol,
+        now=now,
+        last_price=price,
+        last_ts=stamp,
+        last_event_id=f"e-{ticks}",
+        ticks_total=ticks,
+        sma_10=price,
+        vwap_1m=None,
+        volume_1m=0.5,
+        trades_1m=ticks,
+        high_1m=price,
+        low_1m=price,
+        open_1m=price,
+        change_1m_pct=0.0,
+        last_10=[make_last_tick(ts=stamp, price=price, volume=0.5)],
+        updated_at=stamp,
+    )
+    return encoded(builders.symbol_updated(view))
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ class TestLiveFeed:
             ui_redis.publish(ui_settings.pubsub_channel, symbol_updated("ETHUSDT", 3_000.0))
             assert feed.wait_for_change(version, timeout=1.0)
             assert time.monotonic() - started < 1.0
-            assert feed.snapshot().views["ETHUSDT"]["last_price"] == 3_000.0
+            assert feed.snapshot().views["ETHUSDT"].last_price == 3_000.0
         finally:
             feed.stop()
         assert not feed.running

@@ -22,6 +22,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
+from backend.core.candles import CandlesResponse
+from backend.core.gaps import GapsResponse
+from backend.core.view import SymbolsResponse, View
 from tests.integration.harness import (
     AUTH,
     free_port,
@@ -131,6 +134,16 @@ def test_symbol_page_shows_live_view_chart_history_and_gap(
                 what="view of 4 ticks",
             )
             wait_for(lambda: stored_count(settings.pg_url) == 5, 20, what="5 stored rows")
+
+            # The real API answers in the contracts the page parses (extra fields would fail).
+            view = View.model_validate(client.get(f"/symbols/{symbol}").json())
+            assert view.symbol == symbol and view.gaps_open == 1
+            listed = SymbolsResponse.model_validate(client.get("/symbols").json()).symbols
+            assert {symbol, other} <= {entry.symbol for entry in listed}
+            candles = client.get(f"/symbols/{symbol}/candles").json()
+            assert CandlesResponse.model_validate(candles).candles[-1].close == PRICES[-1]
+            gap_answer = GapsResponse.model_validate(client.get(f"/symbols/{symbol}/gaps").json())
+            assert [(g.from_seq, g.to_seq, g.missing) for g in gap_answer.open] == [(4, 5, 2)]
 
             at = new_page(ui_settings, symbol=symbol)
             # On a loaded machine one REST call may time out: its banner shows and goes by itself.

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.core.ticks import Tick
-from backend.core.view import build_view, comparable
+from backend.core.view import View, build_view, comparable
 from backend.core.window import LAST_N, ListStore, WindowState, merge
 from tests import reference
 
@@ -19,7 +19,7 @@ def tick(i: int, ts_us: int, price: float, volume: float = 1.0) -> Tick:
     return Tick(f"e{i:05d}", "BTCUSDT", ts_us, price, volume, f"src{i % 2}", i // 2, T0)
 
 
-def run_batches(batches: list[list[Tick]]) -> dict:
+def run_batches(batches: list[list[Tick]]) -> View:
     state, store = WindowState("BTCUSDT"), ListStore()
     for batch in batches:
         state, delta, _ = merge(state, store, batch)
@@ -67,7 +67,7 @@ def test_any_order_and_batching_gives_the_same_view(raw, seed):
         expected_gaps += sum(
             1 for n in range(min(seqs), max(seqs)) if n in seqs and n + 1 not in seqs
         )
-    assert view["gaps_open"] == expected_gaps
+    assert view.gaps_open == expected_gaps
 
 
 @settings(max_examples=200, deadline=None)
@@ -86,31 +86,31 @@ def test_view_matches_reference(raw):
         "low_1m",
         "open_1m",
     ):
-        assert view[name] == ref[name], name
-    assert [e["event_id"] for e in view["last_10"]] == ref["last_10"]
+        assert getattr(view, name) == ref[name], name
+    assert [e.event_id for e in view.last_10] == ref["last_10"]
     for name in ("sma_10", "volume_1m"):
-        assert abs(view[name] - ref[name]) <= 1e-9 * max(1.0, abs(ref[name]))
+        assert abs(getattr(view, name) - ref[name]) <= 1e-9 * max(1.0, abs(ref[name]))
     if ref["vwap_1m"] is None:
-        assert view["vwap_1m"] is None
+        assert view.vwap_1m is None
     else:
-        assert abs(view["vwap_1m"] - ref["vwap_1m"]) <= 1e-9
+        assert abs(view.vwap_1m - ref["vwap_1m"]) <= 1e-9
 
 
 def test_duplicate_event_ids_in_a_batch_count_once():
     # Across batches, once-only is the caller's guarantee (ingest dedup + message markers).
     t = tick(1, T0, 1.0)
     view = run_batches([[t, t]])
-    assert view["ticks_total"] == 1
-    assert view["trades_1m"] == 1
+    assert view.ticks_total == 1
+    assert view.trades_1m == 1
 
 
 def test_old_tick_counts_in_total_but_not_in_window():
     ticks = [tick(i, T0 + 120_000_000 + i, 2.0) for i in range(20)]
     late = tick(99, T0, 100.0)
     view = run_batches([ticks, [late]])
-    assert view["ticks_total"] == 21
-    assert view["high_1m"] == 2.0
-    assert view["trades_1m"] == 20
+    assert view.ticks_total == 21
+    assert view.high_1m == 2.0
+    assert view.trades_1m == 20
 
 
 def test_store_holds_exactly_the_window_and_state_the_last_n():
@@ -128,6 +128,6 @@ def test_store_holds_exactly_the_window_and_state_the_last_n():
 
 def test_zero_volume_window_has_no_vwap():
     view = run_batches([[tick(1, T0, 1.0, 0.0), tick(2, T0 + 1, 1.5, 0.0)]])
-    assert view["vwap_1m"] is None
-    assert view["volume_1m"] == 0.0
-    assert view["change_1m_pct"] == 50.0
+    assert view.vwap_1m is None
+    assert view.volume_1m == 0.0
+    assert view.change_1m_pct == 50.0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
 import pytest
+from pydantic import ValidationError
 
+from backend.core.candles import CandleBar
+from tests.support.builders import make_candle
 from ui.charts import (
     DOWN_COLOR,
     MAX_CANDLES,
@@ -22,23 +26,20 @@ from ui.charts import (
 T0 = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
 
 
-def candle(i: int, o: float, h: float, low: float, c: float, **extra: Any) -> dict[str, Any]:
-    """A `Candle.to_json` row for minute `i` after T0, as the API sends it."""
-    row: dict[str, Any] = {
-        "ts": (T0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
+def candle(i: int, o: float, h: float, low: float, c: float, **extra: Any) -> CandleBar:
+    """A candle for minute `i` after T0, as the API sends it."""
+    fields: dict[str, Any] = {
         "open": o,
         "high": h,
         "low": low,
         "close": c,
         "volume": 1.0 + i,
-        "trades": 3,
         "vwap": (o + c) / 2,
     }
-    row.update(extra)
-    return row
+    return make_candle(T0 + timedelta(minutes=i), **{**fields, **extra})
 
 
-def series(n: int) -> list[dict[str, Any]]:
+def series(n: int) -> list[CandleBar]:
     """`n` candles with close = 100 + i, alternating up and down."""
     return [
         candle(i, 100.0 + i + (-0.5 if i % 2 == 0 else 0.5), 102.0 + i, 98.0 + i, 100.0 + i)
@@ -169,15 +170,18 @@ class TestCandlestickFigure:
     def test_rows_without_a_time_or_a_price_are_skipped(self) -> None:
         rows = [
             candle(0, 10.0, 12.0, 9.0, 11.0),
-            candle(1, 1.0, 1.0, 1.0, 1.0, close=None),
-            {"open": 1},
+            candle(1, 1.0, 1.0, 1.0, 1.0, close=math.nan),
+            candle(2, 1.0, 1.0, 1.0, 1.0, ts="garbage"),
         ]
         fig = candlestick_figure(rows, symbol="X", interval="1m")
         assert list(trace(fig, "candlestick").close) == [11.0]
+        for junk in ({"open": 1}, {**rows[0].model_dump(), "close": None}):
+            with pytest.raises(ValidationError):  # never gets past the contract
+                CandleBar.model_validate(junk)
 
-    @pytest.mark.parametrize("rows", [[], [{"ts": "garbage", "open": 1}]])
+    @pytest.mark.parametrize("rows", [[], [candle(0, 1.0, 1.0, 1.0, 1.0, ts="garbage")]])
     def test_no_usable_candles_gives_an_informative_empty_figure(
-        self, rows: list[dict[str, Any]]
+        self, rows: list[CandleBar]
     ) -> None:
         fig = candlestick_figure(rows, symbol="AAPL", interval="15m")
         assert len(fig.data) == 0

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
+from pydantic import ValidationError
 
+from tests.support.builders import (
+    encoded,
+    feeder_config_changed,
+    feeder_status_reported,
+    make_tick_received,
+    make_view,
+    symbol_updated,
+)
 from ui.live_feed import LiveFeed
 
 
@@ -14,25 +24,12 @@ def feed(**kwargs: Any) -> LiveFeed:
 
 
 def updated(symbol: str, ticks: int, updated_at: str, price: float = 1.0) -> bytes:
-    view = {"symbol": symbol, "last_price": price, "ticks_total": ticks, "updated_at": updated_at}
-    return orjson.dumps(
-        {"type": "symbol.updated", "symbol": symbol, "ts": updated_at, "view": view}
-    )
+    view = make_view(symbol, last_price=price, ticks_total=ticks, updated_at=updated_at)
+    return encoded(symbol_updated(view))
 
 
 def tick(symbol: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "tick.received",
-            "symbol": symbol,
-            "ts": "2025-03-01T12:00:00+00:00",
-            "price": 1.0,
-            "volume": 2.0,
-            "source": "binance",
-            "event_id": "e-1",
-            "count": 1,
-        }
-    )
+    return encoded(make_tick_received(symbol, ts="2025-03-01T12:00:00+00:00"))
 
 
 def test_symbol_updated_stores_the_view_and_bumps_version() -> None:
@@ -41,7 +38,7 @@ def test_symbol_updated_stores_the_view_and_bumps_version() -> None:
     live.ingest(updated("BTCUSDT", 3, "2025-03-01T12:00:00+00:00", price=67_000.0))
     snap = live.snapshot()
     assert snap.version > before
-    assert snap.views["BTCUSDT"]["last_price"] == 67_000.0
+    assert snap.views["BTCUSDT"].last_price == 67_000.0
     assert snap.events_received == 1
     assert snap.events_by_type == {"symbol.updated": 1}
     assert snap.last_event_at is not None
@@ -61,15 +58,18 @@ def test_older_view_does_not_replace_a_newer_one() -> None:
     live = feed()
     live.ingest(updated("A", 5, "2025-03-01T12:00:05+00:00", price=5.0))
     live.ingest(updated("A", 4, "2025-03-01T12:00:04+00:00", price=4.0))
-    assert live.snapshot().views["A"]["last_price"] == 5.0
+    assert live.snapshot().views["A"].last_price == 5.0
 
 
 def test_bad_messages_are_counted_and_dropped() -> None:
     live = feed()
-    for raw in (b"not json", b"[1, 2]", b'{"no": "type"}', b'{"type": "symbol.updated"}'):
+    partial = orjson.dumps(
+        {"type": "symbol.updated", "symbol": "A", "ts": "2025-03-01T12:00:00Z", "view": {"x": 1}}
+    )
+    for raw in (b"not json", b"[1, 2]", b'{"no": "type"}', b'{"type": "symbol.updated"}', partial):
         live.ingest(raw)
     snap = live.snapshot()
-    assert snap.bad_events == 4
+    assert snap.bad_events == 5
     assert snap.views == {}
 
 
@@ -87,11 +87,13 @@ def test_snapshots_are_independent_copies() -> None:
     live = feed()
     live.ingest(updated("A", 1, "2025-03-01T12:00:00+00:00", price=1.0))
     first = live.snapshot()
-    first.views["A"]["last_price"] = 999.0
-    first.views["B"] = {}
+    with pytest.raises(ValidationError):  # views are frozen: shared, never mutated
+        first.views["A"].last_price = 999.0  # type: ignore[misc]
+    first.views["B"] = make_view("B")
     first.events.clear()
     second = live.snapshot()
-    assert second.views == {"A": {**second.views["A"], "last_price": 1.0}}
+    assert list(second.views) == ["A"]
+    assert second.views["A"].last_price == 1.0
     assert len(second.events) == 1
 
 
@@ -101,3 +103,21 @@ def test_wait_for_change_times_out_without_events() -> None:
     version = live.version
     live.ingest(tick("A"))
     assert live.wait_for_change(version, timeout=0.01) is True
+
+
+def test_feeder_events_are_decoded_and_counted_by_type() -> None:
+    live = feed()
+    live.ingest(encoded(feeder_config_changed(tps=50.0)))
+    live.ingest(encoded(feeder_status_reported("feeder-7", sent=3)))
+    snap = live.snapshot()
+    assert snap.bad_events == 0
+    assert snap.events_by_type == {"feeder.config": 1, "feeder.status": 1}
+    assert snap.events[0]["feeder_id"] == "feeder-7" and snap.events[0]["sent"] == 3
+    assert snap.events[1]["config"]["tps"] == 50.0
+
+
+def test_an_event_type_outside_the_contract_is_a_bad_event() -> None:
+    live = feed()
+    live.ingest(orjson.dumps({"type": "symbol.renamed", "symbol": "A"}))
+    assert live.snapshot().bad_events == 1
+    assert live.snapshot().events_by_type == {}

@@ -4,12 +4,17 @@ history table and CSV, gap rows."""
 from __future__ import annotations
 
 import io
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
+from backend.core.gaps import GapsResponse
+from backend.core.view import View
+from tests.support import builders
 from ui.charts import MAX_CANDLES
 from ui.symbol_view import (
     CLOSED_GAP_COLUMNS,
@@ -40,25 +45,13 @@ def iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
-def make_view(**overrides: Any) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "symbol": "BTCUSDT",
-        "last_price": 67_012.5,
+def make_view(**overrides: Any) -> View:
+    defaults: dict[str, Any] = {
         "last_ts": iso(NOW - timedelta(seconds=3)),
         "last_received_at": iso(NOW - timedelta(seconds=2.5)),
-        "last_source": "binance",
         "ticks_total": 12_345,
-        "sma_10": 67_000.25,
-        "vwap_1m": 67_005.0,
-        "volume_1m": 1.25,
-        "trades_1m": 7,
-        "change_1m_pct": 0.093,
-        "gaps_open": 0,
-        "stale": False,
-        "updated_at": iso(NOW - timedelta(seconds=2)),
     }
-    view.update(overrides)
-    return view
+    return builders.make_view("BTCUSDT", now=NOW, **{**defaults, **overrides})
 
 
 def tick_row(i: int, second: float, price: float, **extra: Any) -> dict[str, Any]:
@@ -143,10 +136,10 @@ class TestCandleRange:
 class TestStaleness:
     def test_age_uses_the_receive_time_falling_back_to_event_time(self) -> None:
         assert tick_age_s(make_view(), NOW) == pytest.approx(2.5)
-        assert tick_age_s(make_view(last_received_at=None), NOW) == pytest.approx(3.0)
+        assert tick_age_s(make_view(last_received_at=""), NOW) == pytest.approx(3.0)
         assert tick_age_s(make_view(last_received_at=iso(NOW + timedelta(seconds=1))), NOW) == 0
         assert tick_age_s(None, NOW) is None
-        assert tick_age_s(make_view(last_received_at=None, last_ts=None), NOW) is None
+        assert tick_age_s(make_view(last_received_at="", last_ts=""), NOW) is None
 
     def test_fresh_view_is_not_stale(self) -> None:
         assert stale_reason(make_view(), NOW, stale_after_s=10) is None
@@ -181,7 +174,7 @@ class TestViewMetrics:
         ]
 
     def test_missing_numbers_show_a_dash_not_none(self) -> None:
-        view = make_view(vwap_1m=None, change_1m_pct=None, last_received_at=None, last_ts=None)
+        view = make_view(vwap_1m=None, change_1m_pct=math.nan, last_received_at="", last_ts="")
         cards = {c.label: c for c in view_metrics(view, NOW)}
         assert cards["VWAP-1m"].value == EMPTY
         assert cards["Last price"].delta is None
@@ -242,31 +235,26 @@ class TestHistory:
 
 
 class TestGaps:
-    BODY: dict[str, Any] = {  # noqa: RUF012 - read-only test data
-        "symbol": "BTCUSDT",
-        "open": [
-            {
-                "source": "binance",
-                "from_seq": 4,
-                "to_seq": 5,
-                "missing": 2,
-                "detected_at": iso(NOW - timedelta(seconds=12.5)),
-                "closed_at": None,
-            },
-            {"source": "kraken", "from_seq": 10, "to_seq": 10, "detected_at": iso(NOW)},
-            "junk",
+    BODY = builders.gaps_response(
+        open_=[
+            builders.make_gap(
+                source="binance",
+                from_seq=4,
+                to_seq=5,
+                detected_at=iso(NOW - timedelta(seconds=12.5)),
+            ),
+            builders.make_gap(source="kraken", from_seq=10, to_seq=10, detected_at=iso(NOW)),
         ],
-        "closed": [
-            {
-                "source": "coinbase",
-                "from_seq": 7,
-                "to_seq": 9,
-                "missing": 3,
-                "detected_at": iso(NOW - timedelta(minutes=5)),
-                "closed_at": iso(NOW - timedelta(minutes=2)),
-            }
+        closed=[
+            builders.make_gap(
+                source="coinbase",
+                from_seq=7,
+                to_seq=9,
+                detected_at=iso(NOW - timedelta(minutes=5)),
+                closed_at=iso(NOW - timedelta(minutes=2)),
+            )
         ],
-    }
+    )
 
     def test_open_and_closed_rows(self) -> None:
         open_rows, closed_rows = gap_rows(self.BODY, NOW)
@@ -279,7 +267,7 @@ class TestGaps:
             "detected_at": NOW - timedelta(seconds=12.5),
             "open_for": "12.5 s",
         }
-        assert open_rows[1]["missing"] == 1  # computed when the body lacks it
+        assert open_rows[1]["missing"] == 1
         assert [tuple(r) for r in closed_rows] == [CLOSED_GAP_COLUMNS]
         assert closed_rows[0]["closed_at"] == NOW - timedelta(minutes=2)
         assert closed_rows[0]["lasted"] == "3.0 min"
@@ -287,4 +275,12 @@ class TestGaps:
 
     def test_nothing_to_show(self) -> None:
         assert gap_rows(None, NOW) == ([], [])
-        assert gap_rows({"open": "nope"}, NOW) == ([], [])
+        assert gap_rows(builders.gaps_response(), NOW) == ([], [])
+
+    def test_junk_never_gets_past_the_contract(self) -> None:
+        body = self.BODY.model_dump(mode="json")
+        for junk in ({**body, "open": "nope"}, {**body, "open": [*body["open"], "junk"]}):
+            with pytest.raises(ValidationError):
+                GapsResponse.model_validate(junk)
+        with pytest.raises(ValidationError):  # `missing` is part of every gap
+            GapsResponse.model_validate({**body, "open": [{**body["open"][0], "missing": None}]})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from backend.core.view import SymbolEntry
+from tests.support.builders import NOW, make_last_tick, make_view
 from ui.watchlist import (
     STATUS_LIVE,
     STATUS_WAITING,
@@ -26,31 +29,6 @@ from ui.watchlist import (
     watchlist_rows,
 )
 
-NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def make_view(symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "symbol": symbol,
-        "last_price": 67_012.5,
-        "last_ts": (NOW - timedelta(seconds=2.5)).isoformat(),
-        "last_event_id": "e-1",
-        "last_source": "binance",
-        "ticks_total": 10,
-        "sma_10": 67_000.25,
-        "vwap_1m": 67_005.0,
-        "volume_1m": 1.25,
-        "trades_1m": 7,
-        "high_1m": 67_100.0,
-        "low_1m": 66_900.0,
-        "open_1m": 66_950.0,
-        "change_1m_pct": 0.093,
-        "last_10": [],
-        "updated_at": (NOW - timedelta(seconds=2)).isoformat(),
-    }
-    view.update(overrides)
-    return view
-
 
 class TestWatchlistRows:
     def test_one_row_per_symbol_sorted_with_every_column(self) -> None:
@@ -69,9 +47,16 @@ class TestWatchlistRows:
         assert eth["age_s"] == pytest.approx(2.5)
 
     def test_missing_and_null_fields_become_none(self) -> None:
-        rows = watchlist_rows({"EURUSD": make_view("EURUSD", vwap_1m=None, last_ts=None)}, NOW)
+        view = make_view("EURUSD", vwap_1m=None, last_ts="not a time", last_received_at=iso_now())
+        rows = watchlist_rows({"EURUSD": view}, NOW)
         assert rows[0]["vwap_1m"] is None
         assert rows[0]["age_s"] is None
+
+    def test_the_contract_rejects_a_view_without_its_fields(self) -> None:
+        with pytest.raises(ValidationError):
+            make_view(last_ts=None)
+        with pytest.raises(TypeError, match="no field"):
+            make_view(price_last=1.0)
 
     def test_symbol_without_a_view_still_gets_a_row(self) -> None:
         rows = watchlist_rows({"XAUUSD": None}, NOW)
@@ -103,29 +88,29 @@ class TestMergeViews:
     def test_newer_updated_at_wins_from_either_side(self) -> None:
         old = make_view(updated_at="2025-03-01T11:00:00+00:00", last_price=1.0)
         new = make_view(updated_at="2025-03-01T11:00:01+00:00", last_price=2.0)
-        assert merge_views({"A": old}, {"A": new})["A"]["last_price"] == 2.0
-        assert merge_views({"A": new}, {"A": old})["A"]["last_price"] == 2.0
+        assert merge_views({"A": old}, {"A": new})["A"].last_price == 2.0
+        assert merge_views({"A": new}, {"A": old})["A"].last_price == 2.0
 
     def test_ticks_total_breaks_a_tie_on_updated_at(self) -> None:
         same = "2025-03-01T11:00:00+00:00"
         rest = make_view(updated_at=same, ticks_total=11, last_price=2.0)
         live = make_view(updated_at=same, ticks_total=10, last_price=1.0)
-        assert merge_views({"A": rest}, {"A": live})["A"]["last_price"] == 2.0
+        assert merge_views({"A": rest}, {"A": live})["A"].last_price == 2.0
 
     def test_live_wins_an_exact_tie(self) -> None:
         rest = make_view(last_price=1.0)
         live = make_view(last_price=2.0)
         assert merge_views({"A": rest}, {"A": live})["A"] is live
 
-    def test_missing_updated_at_falls_back_to_ticks_total(self) -> None:
-        rest = make_view(updated_at=None, ticks_total=20, last_price=2.0)
-        live = make_view(updated_at=None, ticks_total=19, last_price=1.0)
-        assert merge_views({"A": rest}, {"A": live})["A"]["last_price"] == 2.0
+    def test_unparseable_updated_at_falls_back_to_ticks_total(self) -> None:
+        rest = make_view(updated_at="", ticks_total=20, last_price=2.0)
+        live = make_view(updated_at="", ticks_total=19, last_price=1.0)
+        assert merge_views({"A": rest}, {"A": live})["A"].last_price == 2.0
 
     def test_union_of_symbols_and_null_views(self) -> None:
         merged = merge_views({"A": None, "B": make_view("B")}, {"A": make_view("A"), "C": None})
         assert set(merged) == {"A", "B", "C"}
-        assert merged["A"] is not None and merged["A"]["symbol"] == "A"
+        assert merged["A"] is not None and merged["A"].symbol == "A"
         assert merged["B"] is not None
         assert merged["C"] is None
 
@@ -136,7 +121,7 @@ class TestMergeViews:
             "B": make_view("B"),
         }
         merged = merge_views(rest, live)
-        assert merged["A"] is not None and merged["A"]["ticks_total"] == 9
+        assert merged["A"] is not None and merged["A"].ticks_total == 9
         assert "B" in merged
 
     def test_none_inputs(self) -> None:
@@ -145,8 +130,8 @@ class TestMergeViews:
 
 
 def test_freshness_orders_missing_views_first() -> None:
-    assert freshness(None) < freshness(make_view(updated_at=None, ticks_total=0))
-    assert freshness(make_view(updated_at=None)) < freshness(make_view())
+    assert freshness(None) < freshness(make_view(updated_at="", ticks_total=0))
+    assert freshness(make_view(updated_at="")) < freshness(make_view())
 
 
 def test_parse_ts() -> None:
@@ -158,15 +143,16 @@ def test_parse_ts() -> None:
 
 
 def test_views_from_symbols_keeps_null_views_and_drops_junk() -> None:
+    # Entries that are not entries at all are dropped by the API client (test_api_client).
     entries = [
-        {"symbol": "BTCUSDT", "view": make_view()},
-        {"symbol": "ETHUSDT", "view": None},
-        {"view": make_view()},
-        {"symbol": "", "view": None},
+        SymbolEntry(symbol="BTCUSDT", view=make_view()),
+        SymbolEntry(symbol="ETHUSDT", view=None),
+        SymbolEntry(symbol="", view=None),
     ]
     views = views_from_symbols(entries)
     assert set(views) == {"BTCUSDT", "ETHUSDT"}
     assert views["ETHUSDT"] is None
+    assert views["BTCUSDT"] == make_view()
 
 
 @pytest.mark.parametrize(
@@ -206,15 +192,16 @@ def test_change_color() -> None:
 
 class TestBadgesAndSparkline:
     def test_trend_is_last_10_oldest_first_skipping_junk(self) -> None:
-        view = make_view(
-            last_10=[{"price": 3.0}, {"price": "2.5"}, {"price": None}, "junk", {"price": 1.0}]
-        )
+        view = make_view(last_10=[ticked(3.0), ticked("2.5"), ticked(1.0)])
         assert trend(view) == [1.0, 2.5, 3.0]
-        assert trend(make_view(last_10=None)) == []
+        assert trend(make_view(last_10=[])) == []
+        for junk in ([{"price": None}], ["junk"], None):  # junk never gets past the contract
+            with pytest.raises(ValidationError):
+                make_view(last_10=junk)
 
     def test_rows_carry_the_trend_or_none(self) -> None:
         rows = watchlist_rows(
-            {"A": make_view(last_10=[{"price": 2.0}, {"price": 1.0}]), "B": make_view()}, NOW
+            {"A": make_view(last_10=[ticked(2.0), ticked(1.0)]), "B": make_view()}, NOW
         )
         assert rows[0]["trend"] == [1.0, 2.0]
         assert rows[1]["trend"] is None
@@ -234,7 +221,7 @@ class TestBadgesAndSparkline:
         assert status(view, NOW, 10.0).startswith("◆ stale")
 
     def test_without_received_at_the_event_time_decides(self) -> None:
-        view = make_view(last_ts=(NOW - timedelta(seconds=30)).isoformat())
+        view = make_view(last_ts=(NOW - timedelta(seconds=30)).isoformat(), last_received_at="")
         assert status(view, NOW, 10.0).startswith("◆ stale")
 
     def test_status_colors(self) -> None:
@@ -242,3 +229,12 @@ class TestBadgesAndSparkline:
         assert "9e9e9e" in status_color("◆ stale 12.0 s")
         assert "26a69a" in status_color(STATUS_LIVE)
         assert status_color(STATUS_WAITING) == ""
+
+
+def ticked(price: Any) -> Any:
+    """A `last_10` entry with this price (the rest of the tick is irrelevant here)."""
+    return make_last_tick(price=price)
+
+
+def iso_now() -> str:
+    return NOW.isoformat()
