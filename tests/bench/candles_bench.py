@@ -50,7 +50,8 @@ from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from backend.storage.candles_repo import ROLLUP_FOR, read_rollup
 from backend.storage.migrate import upgrade
 from backend.storage.ticks_repo import COLUMNS, ROLLUPS
-from tests.integration.harness import free_port, make_settings, running, settings_env
+from tests.support.processes import make_settings, running, settings_env
+from tests.support.servers import free_port
 
 LIMIT = 500
 INTERVALS = ("1m", "5m", "15m", "1h")

@@ -77,15 +77,9 @@ from backend.bus.keys import Keys
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from feeder.outcomes import parse_retry_after
-from tests.bench.pipeline.systems import Servers
-from tests.integration.harness import (
-    AUTH,
-    Processes,
-    make_settings,
-    running,
-    settings_env,
-    wait_for,
-)
+from tests.support.processes import AUTH, Processes, make_settings, running, settings_env
+from tests.support.servers import PrivateServers
+from tests.support.waiting import wait_for
 
 DEFAULT_JSON = Path("artifacts/bench/overload.json")
 SYMBOLS = ("OVA", "OVB", "OVC", "OVD", "OVE")
@@ -518,7 +512,7 @@ class Sampler(threading.Thread):
 
 def start_servers(stack: contextlib.ExitStack, tmp: Path) -> tuple[EmbeddedRedis, EmbeddedPostgres]:
     """Private embedded Redis and PostgreSQL on free ports, stopped when the stack unwinds."""
-    servers = Servers.start(stack, tmp)
+    servers = PrivateServers.start(stack, tmp)
     return servers.redis, servers.postgres
 
 

@@ -27,8 +27,10 @@ from playwright.sync_api import sync_playwright
 from backend.config import Settings
 from backend.storage.migrate import upgrade
 from tests.bench.candles_bench import create_database, fmt_bytes, say, start_servers, table
-from tests.integration.harness import free_port, make_settings, running, settings_env, wait_for
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+from tests.support.processes import make_settings, running, settings_env
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -53,14 +53,14 @@ from tests.bench.pipeline import report
 from tests.bench.pipeline.procs import RssSampler, groups_cpu
 from tests.bench.pipeline.systems import (
     BASELINE_APP,
-    Servers,
     System,
     ViewWatcher,
     product_settings,
     start_baseline,
     start_ours,
 )
-from tests.integration.harness import ROOT, settings_env
+from tests.support.processes import ROOT, settings_env
+from tests.support.servers import PrivateServers
 
 DEFAULT_JSON = Path("artifacts/bench/pipeline.json")
 MODES = ("single", "batch")
@@ -363,7 +363,7 @@ def bucket_quantiles(
 def one_run(
     system: System,
     watcher: ViewWatcher,
-    servers: Servers,
+    servers: PrivateServers,
     mode: str,
     opts: Options,
     seed: int,
@@ -466,7 +466,7 @@ def run(opts: Options) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tickstream-pipe-")))
         say(f"starting private embedded Redis and PostgreSQL in {tmp}")
-        servers = Servers.start(stack, tmp)
+        servers = PrivateServers.start(stack, tmp)
         settings = product_settings(servers)
         with redis.Redis.from_url(servers.redis.url) as client:
             client.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
