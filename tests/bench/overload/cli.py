@@ -81,20 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "high-water mark is certainly reached); keep it under HEARTBEAT_TIMEOUT_MS",
     )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, dest="json_path")
-    a = p.parse_args(argv)
-    return Options(
-        seconds=a.seconds,
-        multiple=a.multiple,
-        sustainable=a.sustainable,
-        measure_seconds=a.measure_seconds,
-        max_backlog=a.max_backlog,
-        batch=a.batch,
-        senders=a.senders,
-        drain_timeout=a.drain_timeout,
-        stall_timeout=a.stall_timeout,
-        stall_worker=a.stall_worker,
-        json_path=a.json_path,
-    )
+    return Options(**vars(p.parse_args(argv)))  # every option is a field of the same name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
-import sys
 import tempfile
 import threading
 from collections import Counter
@@ -18,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
+from tests.bench.machine import machine
 from tests.bench.overload.backlog import backlog_bound, max_handoff_ticks
 from tests.bench.overload.convergence import verify, wait_converged
 from tests.bench.overload.ledger import SYMBOLS, Ledger, Tally
@@ -32,7 +30,7 @@ from tests.bench.overload.senders import offer
 from tests.bench.overload.summary import backlog_summary, memory_summary, percentiles
 from tests.bench.overload.sustainable import SUSTAINABLE_DEFINITION, measure_sustainable
 from tests.bench.text import say
-from tests.support.processes import AUTH, Processes, make_settings, running, settings_env
+from tests.support.processes import AUTH, Processes, product_settings, running, settings_env
 from tests.support.servers import PrivateServers
 from tests.support.waiting import wait_for
 
@@ -40,15 +38,8 @@ from tests.support.waiting import wait_for
 def system_settings(redis_url: str, pg_url: str, max_backlog: int | None) -> Settings:
     """The product's defaults (not the tests' fast flushes), on our servers; MAX_BACKLOG only
     when given."""
-    d = Settings()
-    return make_settings(
-        redis_url,
-        pg_url,
-        flush_interval=d.flush_interval,
-        heartbeat_timeout_ms=d.heartbeat_timeout_ms,
-        outbox_claim_idle_ms=d.outbox_claim_idle_ms,
-        max_backlog=d.max_backlog if max_backlog is None else max_backlog,
-    )
+    given = {} if max_backlog is None else {"max_backlog": max_backlog}
+    return product_settings(redis_url, pg_url, **given)
 
 
 def stall_worker(pgid: int, seconds: float) -> Callable[[], None]:
@@ -156,15 +147,7 @@ def run(opts: Options) -> dict[str, Any]:
             stall = stall_worker(procs.procs["worker"].pid, opts.stall_worker)
             stack.callback(stall)  # SIGCONT at once if we fail before the timer fires
         took = asyncio.run(
-            offer(
-                procs.api_url,
-                ledger,
-                tally,
-                tps=target,
-                seconds=opts.seconds,
-                senders=opts.senders,
-                batch=opts.batch,
-            )
+            offer(procs.api_url, ledger, tally, opts, tps=target, seconds=opts.seconds)
         )
         sampler.sample()
         sampler.phase = "drain"
@@ -206,12 +189,7 @@ def run(opts: Options) -> dict[str, Any]:
             "symbols": list(SYMBOLS),
             "run": ledger.run,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_total": psutil.virtual_memory().total,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "sustainable": sustainable,
         "overload": overload,
         "backlog": backlog_summary(samples, max_backlog, max_handoff, bound),

@@ -9,6 +9,7 @@ import httpx
 
 from feeder.outcomes import parse_retry_after
 from tests.bench.overload.ledger import Ledger, Tally
+from tests.bench.overload.options import Options
 from tests.support.processes import AUTH
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -66,16 +67,10 @@ async def deliver(
 
 
 async def offer(
-    api_url: str,
-    ledger: Ledger,
-    tally: Tally,
-    *,
-    tps: float | None,
-    seconds: float,
-    senders: int,
-    batch: int,
+    api_url: str, ledger: Ledger, tally: Tally, opts: Options, *, tps: float | None, seconds: float
 ) -> float:
-    """Offer `tps` ticks/s (None: as fast as they go) for `seconds`; returns the time it took.
+    """Offer `tps` ticks/s (None: as fast as they go) for `seconds` from `opts.senders` senders
+    in batches of `opts.batch`; returns the time it took.
 
     Batch j is due at start + j * batch / tps. A sender that was busy re-sending takes the next
     due batch at once, so the offered demand never drops below the target while senders are free.
@@ -83,6 +78,7 @@ async def offer(
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + seconds
+    senders, batch = opts.senders, opts.batch
     interval = batch / tps if tps else 0.0
     slots = itertools.count()
     limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)

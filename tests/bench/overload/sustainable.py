@@ -40,15 +40,7 @@ def measure_sustainable(
             mark()
 
         task = asyncio.create_task(marker())
-        await offer(
-            api_url,
-            ledger,
-            tally,
-            tps=None,
-            seconds=opts.measure_seconds,
-            senders=opts.senders,
-            batch=opts.batch,
-        )
+        await offer(api_url, ledger, tally, opts, tps=None, seconds=opts.measure_seconds)
         await task
         mark()
 

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -26,7 +27,6 @@ from tests.support.processes import (
     ROOT,
     Processes,
     answers_ok,
-    make_settings,
     settings_env,
     uvicorn_command,
     worker_command,
@@ -35,18 +35,6 @@ from tests.support.servers import PrivateServers
 from tests.support.waiting import wait_for
 
 BASELINE_APP = ROOT / "tests" / "bench" / "baseline" / "app.py"
-
-
-def product_settings(servers: PrivateServers) -> Settings:
-    """The product's defaults (not the tests' fast flushes) on our private servers."""
-    d = Settings()
-    return make_settings(
-        servers.redis.url,
-        servers.postgres.url,
-        flush_interval=d.flush_interval,
-        heartbeat_timeout_ms=d.heartbeat_timeout_ms,
-        outbox_claim_idle_ms=d.outbox_claim_idle_ms,
-    )
 
 
 @dataclass
@@ -182,3 +170,34 @@ class ViewWatcher(threading.Thread):
 
     def stop(self) -> None:
         self.halt.set()  # the stream ends when the server goes; a daemon thread otherwise
+
+
+def in_views(history: list[tuple[float, int]], accepted: int, first_send: float) -> dict[str, Any]:
+    """Ticks the views took in, and the rate: accepted / (all of them in views - first send).
+
+    When the views never had them all, the rate is what they had at their last change."""
+    if not history:
+        return {"ticks": 0, "span_s": None, "tps": None, "complete": accepted == 0}
+    done = next((t for t, n in history if n >= accepted), None)
+    t_end, taken = (done, accepted) if done is not None else history[-1]
+    span = t_end - first_send
+    return {
+        "ticks": history[-1][1],
+        "span_s": round(span, 3),
+        "tps": taken / span if span > 0 else None,
+        "complete": done is not None,
+    }
+
+
+def wait_views(
+    watcher: ViewWatcher, accepted: int, timeout: float = 60.0, idle: float = 5.0
+) -> None:
+    """Until the views have taken in `accepted` ticks, or nothing moved for `idle` s."""
+    deadline = time.monotonic() + timeout
+    last, since = watcher.taken(), time.monotonic()
+    while (taken := watcher.taken()) < accepted and time.monotonic() < deadline:
+        if taken != last:
+            last, since = taken, time.monotonic()
+        elif time.monotonic() - since > idle:
+            return
+        time.sleep(0.1)
