@@ -11,39 +11,32 @@ from tests.bench.text import fmt_bytes, fmt_int, fmt_ms, fmt_ratio, table
 PRINTED_PLANS = ("1m_latest", "1h_latest")  # the JSON has every latest window's plans
 
 
-def results_table(results: Sequence[dict[str, Any]]) -> str:
-    headers = [
-        "interval/window",
-        "ticks in win",
-        "candles",
-        "HTTP p50",
-        "p95",
-        "p99",
-        "SQL p50",
-        "p95",
-        "raw p50",
-        "p95",
-        "runs",
-        "raw/SQL p50",
-        "raw/HTTP p50",
-        "check",
+def _ours_vs_raw(label: str) -> list[str]:
+    """Headers of the columns `_ours_vs_raw_cells` fills: ours, then the raw aggregation."""
+    return [f"{label} p50", "p95", "raw p50", "p95", "runs"]
+
+
+def _ours_vs_raw_cells(ours: dict[str, Any], raw: dict[str, Any]) -> list[str]:
+    return [
+        *(fmt_ms(ours[k]) for k in ("p50_ms", "p95_ms")),
+        *(fmt_ms(raw[k]) for k in ("p50_ms", "p95_ms")),
+        str(raw["runs"]),
     ]
+
+
+def results_table(results: Sequence[dict[str, Any]]) -> str:
+    headers = ["interval/window", "ticks in win", "candles", "HTTP p50", "p95", "p99"]
+    headers += [*_ours_vs_raw("SQL"), "raw/SQL p50", "raw/HTTP p50", "check"]
     rows = []
     for r in results:
-        h, o, b = r["http"], r["ours_sql"], r["baseline_sql"]
+        h = r["http"]
         rows.append(
             [
                 f"{r['interval']} {r['window']}",
                 fmt_int(r["ticks_in_window"]),
                 str(r["candles"]),
-                fmt_ms(h["p50_ms"]),
-                fmt_ms(h["p95_ms"]),
-                fmt_ms(h["p99_ms"]),
-                fmt_ms(o["p50_ms"]),
-                fmt_ms(o["p95_ms"]),
-                fmt_ms(b["p50_ms"]),
-                fmt_ms(b["p95_ms"]),
-                str(b["runs"]),
+                *(fmt_ms(h[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
+                *_ours_vs_raw_cells(r["ours_sql"], r["baseline_sql"]),
                 fmt_ratio(r["ratio_baseline_vs_sql_p50"]),
                 fmt_ratio(r["ratio_baseline_vs_http_p50"]),
                 "OK" if r["correct"] else "MISMATCH",
@@ -53,32 +46,18 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def scaling_table(points: Sequence[dict[str, Any]]) -> str:
-    headers = [
-        "loaded ticks",
-        "md_ticks+idx",
-        "ticks in win",
-        "rollup SQL p50",
-        "p95",
-        "raw p50",
-        "p95",
-        "runs",
-        "raw/rollup p50",
-    ]
+    headers = ["loaded ticks", "md_ticks+idx", "ticks in win", *_ours_vs_raw("rollup SQL")]
     rows = [
         [
             fmt_int(p["loaded_ticks"]),
             fmt_bytes(p["md_ticks_bytes"]),
             fmt_int(p["ticks_in_window"]),
-            fmt_ms(p["ours_sql"]["p50_ms"]),
-            fmt_ms(p["ours_sql"]["p95_ms"]),
-            fmt_ms(p["baseline_sql"]["p50_ms"]),
-            fmt_ms(p["baseline_sql"]["p95_ms"]),
-            str(p["baseline_sql"]["runs"]),
+            *_ours_vs_raw_cells(p["ours_sql"], p["baseline_sql"]),
             fmt_ratio(p["ratio_p50"]),
         ]
         for p in points
     ]
-    return table(headers, rows)
+    return table([*headers, "raw/rollup p50"], rows)
 
 
 def scaling_summary(points: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]) -> str:
