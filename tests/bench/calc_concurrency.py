@@ -26,7 +26,7 @@ from backend.config import Settings
 from backend.core.ticks import Tick
 from backend.embedded import EmbeddedRedis
 from tasks.calc import CalcContext, apply_batch
-from tests.integration.harness import free_port
+from tests.support.servers import free_port
 
 T0 = 1_700_000_000_000_000
 

@@ -25,10 +25,12 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 
 from backend.config import Settings
-from backend.storage.migrate import upgrade
-from tests.bench.candles_bench import create_database, fmt_bytes, say, start_servers, table
-from tests.integration.harness import free_port, make_settings, running, settings_env, wait_for
+from tests.bench.candles_bench.database import throwaway_database
+from tests.bench.text import fmt_bytes, say, table
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+from tests.support.processes import make_settings, running, settings_env
+from tests.support.servers import free_port, migrate
+from tests.support.waiting import wait_for
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -92,9 +94,9 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tickstream-soak-")))
-        admin_url, redis_url, embedded = start_servers(Settings(), stack, tmp)
-        _, db_url = create_database(admin_url, stack)
-        upgrade(Settings().model_copy(update={"pg_url": db_url}))
+        servers, _, db_url = throwaway_database(Settings(), stack, tmp)
+        redis_url, embedded = servers.redis_url, servers.embedded
+        migrate(db_url)
         settings = make_settings(redis_url, db_url, flush_interval=1.0)
         procs = stack.enter_context(running(settings_env(settings), tmp / "logs"))
         procs.start_api()

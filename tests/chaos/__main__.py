@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.chaos.run import run_scenario
 from tests.chaos.scenarios import FULL, SCENARIOS, SHORT
-from tests.chaos.verify import as_dict, format_table
+from tests.support.verify import as_dict, format_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ import psutil
 
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
-from backend.storage.migrate import upgrade
-from tests.integration.harness import Processes, free_port, make_settings, settings_env
+from tests.support.processes import Processes, make_settings, settings_env
+from tests.support.servers import PrivateServers
 
 
 @dataclass
@@ -123,33 +123,25 @@ def cluster(
 ) -> Iterator[Cluster]:
     """Servers, migrations, the API and `workers` worker processes; everything stopped on exit."""
     root.mkdir(parents=True, exist_ok=True)
-    redis = EmbeddedRedis(root / "redis", free_port(), appendfsync=appendfsync)
-    pg = EmbeddedPostgres(root / "pg", free_port())
-    redis.start()
-    try:
-        pg.start()
+    with contextlib.ExitStack() as stack:
+        servers = PrivateServers.start(stack, root, appendfsync=appendfsync)
+        redis, pg = servers.redis, servers.postgres
+        settings = make_settings(
+            redis.url,
+            pg.url,
+            heartbeat_timeout_ms=heartbeat_timeout_ms,
+            outbox_claim_idle_ms=3_000,
+        )
+        (root / "logs").mkdir(exist_ok=True)
+        procs = Processes(env=settings_env(settings) | (extra_env or {}), log_dir=root / "logs")
+        the_cluster = Cluster(redis=redis, pg=pg, settings=settings, procs=procs)
         try:
-            settings = make_settings(
-                redis.url,
-                pg.url,
-                heartbeat_timeout_ms=heartbeat_timeout_ms,
-                outbox_claim_idle_ms=3_000,
-            )
-            upgrade(settings)
-            (root / "logs").mkdir(exist_ok=True)
-            procs = Processes(env=settings_env(settings) | (extra_env or {}), log_dir=root / "logs")
-            the_cluster = Cluster(redis=redis, pg=pg, settings=settings, procs=procs)
-            try:
-                procs.start_api()
-                for _ in range(workers):
-                    the_cluster.start_worker()
-                yield the_cluster
-            finally:
-                for name in the_cluster.procs.procs:  # a SIGSTOPped worker cannot take a SIGTERM
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        the_cluster.signal(name, signal.SIGCONT)
-                procs.stop_all()
+            procs.start_api()
+            for _ in range(workers):
+                the_cluster.start_worker()
+            yield the_cluster
         finally:
-            pg.stop()
-    finally:
-        redis.stop()
+            for name in the_cluster.procs.procs:  # a SIGSTOPped worker cannot take a SIGTERM
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    the_cluster.signal(name, signal.SIGCONT)
+            procs.stop_all()

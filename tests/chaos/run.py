@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from tests.chaos.cluster import cluster
-from tests.chaos.load import Load, Stream
 from tests.chaos.scenarios import SCENARIOS, Scale
-from tests.chaos.verify import Outcome, converge
+from tests.support.load import Load, Stream
+from tests.support.verify import Outcome, converge
 
 CONVERGE_TIMEOUT_S = 120.0
 

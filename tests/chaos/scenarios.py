@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from tests.chaos.cluster import Cluster
-from tests.chaos.load import Load
-from tests.chaos.verify import stored_rows
+from tests.support.load import Load
+from tests.support.verify import stored_rows
 
 DRAIN_TIMEOUT_S = 60.0  # a worker that takes longer than this to stop on SIGTERM did not drain
 

@@ -14,17 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from backend.config import Settings
-from tests.integration.harness import (
-    AUTH,
-    Processes,
-    free_port,
-    running,
-    settings_env,
-    stored_count,
-    stored_ticks,
-    wait_for,
-)
-from tests.integration.tcp_proxy import TcpProxy
+from tests.support.processes import AUTH, Processes, running, settings_env
+from tests.support.servers import free_port
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.verify import stored_count, stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

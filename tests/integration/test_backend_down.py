@@ -25,14 +25,9 @@ from backend.api.app import create_app
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from backend.storage.migrate import upgrade
-from tests.integration.harness import (
-    basic_auth_header,
-    free_port,
-    make_settings,
-    running,
-    settings_env,
-    wait_for,
-)
+from tests.support.processes import basic_auth_header, make_settings, running, settings_env
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

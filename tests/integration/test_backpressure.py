@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, running, settings_env, stored_ticks, wait_for
+from tests.support.processes import AUTH, running, settings_env
+from tests.support.verify import stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

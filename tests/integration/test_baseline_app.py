@@ -20,7 +20,9 @@ import psycopg
 import pytest
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, free_port, wait_for
+from tests.support.processes import AUTH, Processes
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, running, settings_env, stored_count, wait_for
+from tests.support.processes import AUTH, Processes, running, settings_env
+from tests.support.verify import stored_count
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

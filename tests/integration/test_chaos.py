@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.cluster import cluster
-from tests.chaos.load import Load, Stream
 from tests.chaos.run import run_scenario
 from tests.chaos.scenarios import SCENARIOS, SHORT
-from tests.chaos.verify import converge, format_table
+from tests.support.load import Load, Stream
+from tests.support.verify import converge, format_table
 
 pytestmark = pytest.mark.integration
 

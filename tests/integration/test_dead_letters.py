@@ -15,7 +15,9 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from tests.integration.harness import AUTH, running, settings_env, stored_ticks, wait_for
+from tests.support.processes import AUTH, running, settings_env
+from tests.support.verify import stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

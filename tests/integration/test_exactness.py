@@ -17,14 +17,9 @@ import pytest
 from backend.config import Settings
 from backend.core.ticks import Tick, parse_ts_us
 from tests import reference
-from tests.integration.harness import (
-    AUTH,
-    make_settings,
-    running,
-    settings_env,
-    stored_count,
-    wait_for,
-)
+from tests.support.processes import AUTH, make_settings, running, settings_env
+from tests.support.verify import stored_count
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, running, settings_env, wait_for
+from tests.support.processes import AUTH, Processes, running, settings_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

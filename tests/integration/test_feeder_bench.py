@@ -8,7 +8,7 @@ import pytest
 
 from backend.config import Settings
 from feeder.bench import Bench, BenchConfig, format_table
-from tests.integration.harness import Processes
+from tests.support.processes import Processes
 
 pytestmark = pytest.mark.integration
 

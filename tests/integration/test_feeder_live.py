@@ -17,14 +17,9 @@ import pytest
 from pydantic import SecretStr
 
 from backend.config import Settings
-from tests.integration.harness import (
-    Processes,
-    running,
-    settings_env,
-    stored_count,
-    stored_ticks,
-    wait_for,
-)
+from tests.support.processes import Processes, running, settings_env
+from tests.support.verify import stored_count, stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
 from backend.config import Settings
-from tests.integration.harness import basic_auth_header, make_settings, running, settings_env
+from tests.support.processes import basic_auth_header, make_settings, running, settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, make_settings, running, settings_env
+from tests.support.processes import AUTH, Processes, make_settings, running, settings_env
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,9 @@ from dramatiq.brokers.redis import RedisBroker
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes, stored_count, stored_ticks, wait_for
+from tests.support.processes import AUTH, Processes
+from tests.support.verify import stored_count, stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

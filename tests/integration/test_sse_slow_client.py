@@ -39,7 +39,8 @@ from backend.bus import events
 from backend.bus.ingest import Outcome, Status
 from backend.config import Settings
 from backend.core.ticks import Tick
-from tests.integration.harness import Processes, wait_for
+from tests.support.processes import Processes
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from tests.integration.harness import AUTH, running, settings_env, wait_for
-from tests.integration.tcp_proxy import TcpProxy
+from tests.support.processes import AUTH, running, settings_env
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

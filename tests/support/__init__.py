@@ -1,1 +1,1 @@
-"""Shared test support: servers, processes, load, the exactly-once verifier and contract builders."""
+"""Shared test support: servers, processes, load, verification and contract builders."""

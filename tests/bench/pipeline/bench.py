@@ -32,73 +32,46 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.bench import text
+from tests.bench.machine import machine
 from tests.bench.pipeline import report
+from tests.bench.pipeline.counters import (
+    LATENCY_THRESHOLD_MS,
+    api_ack_buckets,
+    bucket_quantiles,
+    redis_command_usec,
+    redis_cost,
+    redis_stalls,
+)
+from tests.bench.pipeline.options import DEFAULT_JSON, MODES, SYSTEMS, Options
 from tests.bench.pipeline.procs import RssSampler, groups_cpu
+from tests.bench.pipeline.profiler import Profiler
 from tests.bench.pipeline.systems import (
     BASELINE_APP,
-    Servers,
     System,
     ViewWatcher,
-    product_settings,
+    in_views,
     start_baseline,
     start_ours,
+    wait_views,
 )
-from tests.integration.harness import ROOT, settings_env
-
-DEFAULT_JSON = Path("artifacts/bench/pipeline.json")
-MODES = ("single", "batch")
-SYSTEMS = ("ours", "baseline")
-PROFILE_RATE = 100  # py-spy samples/s
-LATENCY_THRESHOLD_MS = 50  # Redis latency monitor: record stalls at least this long
-_T0 = time.monotonic()
+from tests.support.processes import ROOT, product_settings, settings_env
+from tests.support.servers import PrivateServers
 
 
 def say(message: str) -> None:
-    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
-
-
-@dataclass
-class Options:
-    runs: int = 3
-    duration: float = 10.0
-    single_tps: float = 1_000.0
-    batch_tps: float = 10_000.0
-    batch_size: int = 500
-    batch_linger_ms: float = 50.0  # at 10,000 ticks/s a 500-tick batch fills in 50 ms
-    connections: int = 32
-    symbols: int = 5
-    api_procs: int = 1
-    worker_processes: int = 2
-    worker_threads: int = 4
-    systems: tuple[str, ...] = SYSTEMS
-    modes: tuple[str, ...] = MODES
-    baseline_wait: float = 0.0  # s to wait for tests/bench/baseline/app.py to appear
-    profile: Path | None = None  # py-spy our API and a worker during the first batch run
-    profile_seconds: float = 10.0
-    profile_mode: str = "batch"
-    json_path: Path = DEFAULT_JSON
-    plot: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def tps(self, mode: str) -> float:
-        return self.single_tps if mode == "single" else self.batch_tps
+    text.say(message, width=6)
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -149,93 +122,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
 
 
-def in_views(history: list[tuple[float, int]], accepted: int, first_send: float) -> dict[str, Any]:
-    """Ticks the views took in, and the rate: accepted / (all of them in views - first send).
-
-    When the views never had them all, the rate is what they had at their last change."""
-    if not history:
-        return {"ticks": 0, "span_s": None, "tps": None, "complete": accepted == 0}
-    done = next((t for t, n in history if n >= accepted), None)
-    t_end, taken = (done, accepted) if done is not None else history[-1]
-    span = t_end - first_send
-    return {
-        "ticks": history[-1][1],
-        "span_s": round(span, 3),
-        "tps": taken / span if span > 0 else None,
-        "complete": done is not None,
-    }
-
-
-class Profiler:
-    """py-spy record (raw collapsed stacks, GIL holders only) of our API and the worker
-    children during one run; the out dir also gets the raw stacks for flame graphs."""
-
-    def __init__(self, out_dir: Path, seconds: float) -> None:
-        self.out_dir = out_dir
-        self.seconds = seconds
-        self.procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-
-    def start(self, system: System) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        api = system.procs["api"].pid
-        worker_kids = psutil.Process(system.procs["worker"].pid).children(recursive=True)
-        targets = {"api": api}
-        for k, kid in enumerate(worker_kids[:2]):
-            targets[f"worker{k + 1}"] = kid.pid
-        for name, pid in targets.items():
-            out = self.out_dir / f"{name}.txt"
-            args = [
-                "py-spy",
-                "record",
-                "--format",
-                "raw",
-                "-o",
-                str(out),
-                "-d",
-                str(int(self.seconds)),
-                "-r",
-                str(PROFILE_RATE),
-                "--gil",  # only samples holding the GIL: where the CPU goes, not who waits
-                "-p",
-                str(pid),
-            ]
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / args[0]), *args[1:]],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            self.procs[name] = (spy, out)
-
-    def finish(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, (spy, out) in self.procs.items():
-            try:
-                spy.wait(self.seconds + 30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
-            if out.exists():
-                top = report.top_functions(out.read_text())
-                # Samples holding the GIL / samples possible: how busy the interpreter was.
-                top["gil_busy"] = round(top["samples"] / (PROFILE_RATE * self.seconds), 2)
-                result[name] = top
-        return result
-
-
-def wait_views(
-    watcher: ViewWatcher, accepted: int, timeout: float = 60.0, idle: float = 5.0
-) -> None:
-    """Until the views have taken in `accepted` ticks, or nothing moved for `idle` s."""
-    deadline = time.monotonic() + timeout
-    last, since = watcher.taken(), time.monotonic()
-    while (taken := watcher.taken()) < accepted and time.monotonic() < deadline:
-        if taken != last:
-            last, since = taken, time.monotonic()
-        elif time.monotonic() - since > idle:
-            return
-        time.sleep(0.1)
-
-
 def run_feeder(
     system: System, mode: str, opts: Options, seed: int, out: Path
 ) -> tuple[dict[str, Any] | None, str]:
@@ -279,91 +165,10 @@ def run_feeder(
     return json.loads(out.read_text()), tail
 
 
-def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
-    """Redis's own CPU accounting per command (INFO commandstats): name -> (calls, µs)."""
-    client = redis.Redis.from_url(url)
-    try:
-        stats = client.info("commandstats")
-    finally:
-        client.close()
-    return {
-        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-        for name, v in stats.items()
-        if isinstance(v, dict)
-    }
-
-
-def redis_stalls(url: str, reset: bool = True) -> dict[str, int]:
-    """Redis's own latency monitor: per event (fork, aof-write-pending-fsync, command, ...) the
-    worst stall in ms since the last reset (events over LATENCY_THRESHOLD_MS only)."""
-    client = redis.Redis.from_url(url)
-    try:
-        latest = client.execute_command("LATENCY", "LATEST")
-        if reset:
-            client.execute_command("LATENCY", "RESET")
-    finally:
-        client.close()
-    out = {}
-    for event, _ts, _last, worst, *_ in latest:
-        out[event.decode() if isinstance(event, bytes) else str(event)] = int(worst)
-    return out
-
-
-def redis_cost(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], ticks: int
-) -> dict[str, dict[str, float]]:
-    """Per command: µs of Redis CPU per accepted tick and calls per 1,000 ticks, costliest first.
-    Scripts count as `evalsha` (their inner commands are also listed under their own names)."""
-    out = {}
-    for name, (calls, usec) in after.items():
-        c0, u0 = before.get(name, (0, 0))
-        if usec > u0 and ticks:
-            out[name] = {
-                "us_per_tick": round((usec - u0) / ticks, 3),
-                "calls_per_1k": round((calls - c0) / ticks * 1000, 1),
-            }
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]["us_per_tick"]))
-
-
-def api_ack_buckets(url: str, headers: dict[str, str]) -> dict[float, float]:
-    """The API's own ingest-latency histogram (request received → acknowledged), cumulative
-    counts per upper bound, summed over endpoints. With several API processes, /metrics is
-    answered by one of them: then it is that process's view."""
-    try:
-        text = httpx.get(f"{url}/metrics", headers=headers, timeout=5).text
-    except httpx.HTTPError:
-        return {}
-    out: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "tickstream_ingest_latency_seconds":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                out[le] = out.get(le, 0.0) + sample.value
-    return out
-
-
-def bucket_quantiles(
-    before: dict[float, float], after: dict[float, float]
-) -> dict[str, float | None]:
-    """Upper bounds (ms) of the buckets holding p50 and p99 of the requests in between."""
-    delta = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
-    total = delta[-1][1] if delta else 0.0
-
-    def bound(q: float) -> float | None:
-        for le, count in delta:
-            if total and count >= q * total:
-                return le * 1000
-        return None
-
-    return {"requests": total, "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
-
-
 def one_run(
     system: System,
     watcher: ViewWatcher,
-    servers: Servers,
+    servers: PrivateServers,
     mode: str,
     opts: Options,
     seed: int,
@@ -466,8 +271,8 @@ def run(opts: Options) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tickstream-pipe-")))
         say(f"starting private embedded Redis and PostgreSQL in {tmp}")
-        servers = Servers.start(stack, tmp)
-        settings = product_settings(servers)
+        servers = PrivateServers.start(stack, tmp)
+        settings = product_settings(servers.redis.url, servers.postgres.url)
         with redis.Redis.from_url(servers.redis.url) as client:
             client.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
         systems: dict[str, System] = {}
@@ -540,12 +345,7 @@ def run(opts: Options) -> dict[str, Any]:
                 if k in ("FLUSH_INTERVAL", "BATCH_SIZE")
             },
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_total": psutil.virtual_memory().total,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "runs": runs,
         "summary": report.summarize(runs),
         "exactly_once": all(r["ok"] for r in runs) and bool(runs),

@@ -9,149 +9,66 @@ Both run for the whole benchmark; only the one being measured gets load.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
-import psycopg
 from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.config import Settings
-from backend.embedded import EmbeddedPostgres, EmbeddedRedis
-from backend.storage.migrate import upgrade
 from tests.bench.pipeline.procs import Group
-from tests.integration.harness import (
+from tests.support.processes import (
     ROOT,
-    free_port,
-    make_settings,
+    Processes,
+    answers_ok,
     settings_env,
-    wait_for,
+    uvicorn_command,
     worker_command,
 )
+from tests.support.servers import PrivateServers
+from tests.support.waiting import wait_for
 
 BASELINE_APP = ROOT / "tests" / "bench" / "baseline" / "app.py"
 
 
 @dataclass
-class Servers:
-    redis: EmbeddedRedis
-    postgres: EmbeddedPostgres
+class System(Processes):
+    """A set of subprocesses (each its own process group) answering on `url`; logs are
+    `<name>-<process>.log`."""
 
-    @classmethod
-    def start(cls, stack: contextlib.ExitStack, tmp: Path) -> Servers:
-        """Private embedded Redis and PostgreSQL on free ports, stopped when the stack unwinds."""
-        redis = EmbeddedRedis(tmp / "redis", free_port())
-        redis.start()
-        stack.callback(redis.stop)
-        pg = EmbeddedPostgres(tmp / "pg", free_port())
-        pg.start()
-        stack.callback(pg.stop)
-        upgrade(Settings().model_copy(update={"pg_url": pg.url}))
-        return cls(redis, pg)
-
-    def truncate(self) -> None:
-        """Empty md_ticks between runs, so every run's Postgres starts the same."""
-        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
-            conn.execute("TRUNCATE md_ticks")
-
-
-def product_settings(servers: Servers) -> Settings:
-    """The product's defaults (not the tests' fast flushes) on our private servers."""
-    d = Settings()
-    return make_settings(
-        servers.redis.url,
-        servers.postgres.url,
-        flush_interval=d.flush_interval,
-        heartbeat_timeout_ms=d.heartbeat_timeout_ms,
-        outbox_claim_idle_ms=d.outbox_claim_idle_ms,
-    )
-
-
-@dataclass
-class System:
-    """A set of subprocesses (each its own process group) answering on `url`."""
-
-    name: str
-    env: dict[str, str]
-    log_dir: Path
-    port: int = field(default_factory=free_port)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    name: str = "system"
     groups: list[Group] = field(default_factory=list)  # what CPU/RSS is counted over
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.api_url
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{self.name}-{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{self.name}-{name}.log"
 
     def uvicorn(self, app: str, workers: int) -> subprocess.Popen[bytes]:
-        args = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "3",
-            "--no-access-log",
-        ]
+        options = ["--timeout-graceful-shutdown", "3", "--no-access-log"]
         if workers > 1:
-            args += ["--workers", str(workers)]
-        return self.spawn("api", args)
+            options += ["--workers", str(workers)]
+        return self.spawn("api", uvicorn_command(app, self.api_port, *options))
 
     def wait_up(self) -> None:
-        def up() -> bool:
-            try:
-                return httpx.get(self.url + "/health/liveness", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 60, what=f"{self.name} liveness")
+        wait_for(
+            lambda: answers_ok(self.url + "/health/liveness"), 60, what=f"{self.name} liveness"
+        )
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        self.procs.clear()
+        self.stop_all()
 
 
 def start_ours(
-    servers: Servers,
+    servers: PrivateServers,
     settings: Settings,
     log_dir: Path,
     api_procs: int,
@@ -160,7 +77,7 @@ def start_ours(
 ) -> System:
     """The real system: API, workers; waits for the workers' heartbeats."""
     env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
-    ours = System("ours", env, log_dir)
+    ours = System(env, log_dir, name="ours")
     api = ours.uvicorn("backend.api.app:create_app", api_procs)
     worker = ours.spawn("worker", worker_command(processes, threads))
     ours.wait_up()
@@ -177,10 +94,10 @@ def start_ours(
     return ours
 
 
-def start_baseline(servers: Servers, settings: Settings, log_dir: Path) -> System:
+def start_baseline(servers: PrivateServers, settings: Settings, log_dir: Path) -> System:
     """The naive pipeline: one uvicorn process on the same PostgreSQL."""
     env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
-    base = System("baseline", env, log_dir)
+    base = System(env, log_dir, name="baseline")
     api = base.uvicorn("tests.bench.baseline.app:create_app", 1)
     base.wait_up()
     assert servers.postgres.pid is not None
@@ -253,3 +170,34 @@ class ViewWatcher(threading.Thread):
 
     def stop(self) -> None:
         self.halt.set()  # the stream ends when the server goes; a daemon thread otherwise
+
+
+def in_views(history: list[tuple[float, int]], accepted: int, first_send: float) -> dict[str, Any]:
+    """Ticks the views took in, and the rate: accepted / (all of them in views - first send).
+
+    When the views never had them all, the rate is what they had at their last change."""
+    if not history:
+        return {"ticks": 0, "span_s": None, "tps": None, "complete": accepted == 0}
+    done = next((t for t, n in history if n >= accepted), None)
+    t_end, taken = (done, accepted) if done is not None else history[-1]
+    span = t_end - first_send
+    return {
+        "ticks": history[-1][1],
+        "span_s": round(span, 3),
+        "tps": taken / span if span > 0 else None,
+        "complete": done is not None,
+    }
+
+
+def wait_views(
+    watcher: ViewWatcher, accepted: int, timeout: float = 60.0, idle: float = 5.0
+) -> None:
+    """Until the views have taken in `accepted` ticks, or nothing moved for `idle` s."""
+    deadline = time.monotonic() + timeout
+    last, since = watcher.taken(), time.monotonic()
+    while (taken := watcher.taken()) < accepted and time.monotonic() < deadline:
+        if taken != last:
+            last, since = taken, time.monotonic()
+        elif time.monotonic() - since > idle:
+            return
+        time.sleep(0.1)

@@ -14,7 +14,7 @@ from redis import Redis
 from backend.bus.keys import Keys
 from backend.config import Settings
 from tasks.broker import build_broker
-from tests.integration.harness import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

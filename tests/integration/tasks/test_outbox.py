@@ -12,7 +12,8 @@ from backend.config import Settings
 from backend.core.ticks import Tick, encode_tick
 from backend.storage.ticks_repo import write_ticks
 from tasks.outbox import OutboxFlusher, ensure_group
-from tests.integration.harness import stored_ticks, wait_for
+from tests.support.verify import stored_ticks
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 T0 = 1_795_000_000_000_000

@@ -20,17 +20,17 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.integration.harness import (
+from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+from tests.support.processes import (
     ROOT,
     Processes,
     basic_auth_header,
-    free_port,
     make_settings,
     running,
     settings_env,
-    wait_for,
 )
-from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

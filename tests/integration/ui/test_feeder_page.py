@@ -21,7 +21,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, Processes
+from tests.support.processes import AUTH, Processes
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration

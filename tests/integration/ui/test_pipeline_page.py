@@ -23,7 +23,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.config import Settings
-from tests.integration.harness import AUTH, free_port, running, settings_env, wait_for
+from tests.support.processes import AUTH, running, settings_env
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration

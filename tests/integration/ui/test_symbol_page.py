@@ -25,14 +25,10 @@ from backend.config import Settings
 from backend.core.candles import CandlesResponse
 from backend.core.gaps import GapsResponse
 from backend.core.view import SymbolsResponse, View
-from tests.integration.harness import (
-    AUTH,
-    free_port,
-    running,
-    settings_env,
-    stored_count,
-    wait_for,
-)
+from tests.support.processes import AUTH, running, settings_env
+from tests.support.servers import free_port
+from tests.support.verify import stored_count
+from tests.support.waiting import wait_for
 from ui.resources import SETTINGS_OVERRIDE_KEY
 from ui.watchlist import format_price
 

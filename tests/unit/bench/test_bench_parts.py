@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bench.pipeline.bench import bucket_quantiles, redis_cost
+from tests.bench.pipeline.counters import bucket_quantiles, redis_cost
 
 
 def test_quantiles_come_from_the_requests_between_two_scrapes() -> None:

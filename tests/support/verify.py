@@ -1,4 +1,4 @@
-"""After a scenario: wait for the system to converge, then measure the promise.
+"""The exactly-once verifier: wait for the system to converge, then measure the promise.
 
 Converged means every acknowledged event_id is in PostgreSQL and every symbol's view and 1-minute
 candles (read through the API) equal the naive reference computed from the acknowledged set
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
 from redis import Redis
 
 from backend.bus.keys import Keys
+from backend.config import Settings
 from backend.core.ticks import Tick, parse_ts_us
 from tests import reference
-from tests.chaos.cluster import Cluster
-from tests.chaos.load import Tally
+from tests.support.load import Tally
 
 EXACT_FIELDS = (
     "last_price", "last_ts", "last_event_id", "last_source", "ticks_total",
@@ -28,6 +28,18 @@ EXACT_FIELDS = (
 )  # fmt: skip
 CLOSE_FIELDS = ("sma_10", "vwap_1m", "volume_1m", "change_1m_pct")
 MINUTE_US = 60_000_000
+
+
+class System(Protocol):
+    """What the verifier reads: the system's settings and API, and who died on the way."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def api_url(self) -> str: ...
+
+    def unexpected_deaths(self) -> list[str]: ...
 
 
 @dataclass
@@ -60,6 +72,19 @@ class Outcome:
             and not self.unexpected_deaths
             and self.given_up == 0
         )
+
+
+def stored_ticks(pg_url: str) -> dict[str, tuple[Any, ...]]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT event_id, symbol, price, volume, source, seq FROM md_ticks"
+        ).fetchall()
+    return {row[0]: row for row in rows}
+
+
+def stored_count(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute("SELECT count(*) FROM md_ticks").fetchone()[0]  # type: ignore[index]
 
 
 def stored_rows(pg_url: str) -> tuple[dict[str, int], int]:
@@ -142,7 +167,7 @@ def candle_mismatches(
     return problems, overcount
 
 
-def dead_letter_count(cluster: Cluster) -> int:
+def dead_letter_count(cluster: System) -> int:
     keys = Keys.from_settings(cluster.settings)
     client = Redis.from_url(cluster.settings.effective_redis_url)
     try:
@@ -152,9 +177,7 @@ def dead_letter_count(cluster: Cluster) -> int:
         client.close()
 
 
-def converge(
-    cluster: Cluster, tally: Tally, scenario: str, timeout: float, since: float
-) -> Outcome:
+def converge(cluster: System, tally: Tally, scenario: str, timeout: float, since: float) -> Outcome:
     """Poll until converged (or `timeout`), then measure; `since` is when the clients finished."""
     acked = tally.acked_ticks()
     acked_ids = set(tally.acked)

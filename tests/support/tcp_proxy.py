@@ -9,7 +9,7 @@ import contextlib
 import socket
 import threading
 
-from tests.integration.harness import free_port
+from tests.support.servers import free_port
 
 
 class TcpProxy:
