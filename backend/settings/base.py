@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, SecretStr
@@ -46,9 +45,7 @@ def env_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return ",".join(str(item) for item in value)
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
+    return str(value)  # numbers (repr: floats round-trip exactly), paths, literals
 
 
 def _is_per_process(field: FieldInfo) -> bool:
