@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from backend.config import Settings, child_environment, get_settings
+from backend.config import LauncherSettings, child_environment, get_settings
 from backend.embedded import (
     EmbeddedServerError,
     EmbeddedServers,
@@ -48,7 +48,7 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def check_ports(settings: Settings) -> str | None:
+def check_ports(settings: LauncherSettings) -> str | None:
     """A one-line complaint if the API or UI port can't be used, else None."""
     if settings.port == settings.ui_port:
         return f"PORT and UI_PORT are both {settings.port}: give the API and the UI different ports"
@@ -65,8 +65,9 @@ def load_procfile(path: Path = PROCFILE) -> dict[str, str]:
     return dict(parse_procfile(path.read_text()).processes)
 
 
-def process_env(name: str, settings: Settings, servers: EmbeddedServers) -> dict[str, str]:
-    """The environment for one Procfile process: ours, plus server URLs, its PORT and the venv."""
+def process_env(name: str, settings: LauncherSettings, servers: EmbeddedServers) -> dict[str, str]:
+    """The environment for one Procfile process: ours, plus `settings` (`to_env`), the server
+    URLs, its PORT and the venv. Each child then builds only its own settings class from it."""
     overrides = servers.env()
     overrides["PYTHONUNBUFFERED"] = "1"  # lines reach honcho's printer as they happen
     # Point the feeder and the UI at the API we run, unless they were configured explicitly.
@@ -75,7 +76,7 @@ def process_env(name: str, settings: Settings, servers: EmbeddedServers) -> dict
         overrides["TARGET_URL"] = api_url
     if "backend_url" not in settings.model_fields_set:
         overrides["BACKEND_URL"] = api_url
-    env = child_environment(overrides)
+    env = child_environment(settings, overrides)
     # `.venv/bin/python -m backend.launcher` works without activating the venv, so put its bin
     # first: `uvicorn`, `dramatiq`, `streamlit` and `python` must be the venv's.
     venv_bin = str(Path(sys.executable).parent)
@@ -90,7 +91,7 @@ def process_env(name: str, settings: Settings, servers: EmbeddedServers) -> dict
     return env
 
 
-def _banner(settings: Settings, servers: EmbeddedServers, names: list[str]) -> str:
+def _banner(settings: LauncherSettings, servers: EmbeddedServers, names: list[str]) -> str:
     def where(embedded: bool, url: str, sub: str) -> str:
         suffix = f"  (embedded, data in {Path(settings.var_dir) / sub})" if embedded else ""
         return redact_url(url) + suffix
@@ -114,7 +115,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
-def run(settings: Settings) -> int:
+def run(settings: LauncherSettings) -> int:
     """Start everything, block until Ctrl-C/SIGTERM or a process dies, tear down. Returns rc."""
     from honcho import manager as honcho_manager
 

@@ -1,6 +1,6 @@
 """`python -m feeder [--record PATH]`: feed simulated ticks to the ingest API.
 
-This is the feeder's edge: the only place its `Settings` are built (from the environment) and
+This is the feeder's edge: the only place its `FeederSettings` are built (from the environment) and
 signals are wired. `--record PATH` (or FEEDER_RECORD_PATH) appends one JSON line per answered
 tick, `{"event_id", "outcome"}`, and a final `{"counters": ...}` line.
 """
@@ -14,14 +14,14 @@ import signal
 import sys
 from pathlib import Path
 
-from backend.config import Settings, get_settings
+from backend.config import FeederSettings, get_feeder_bench_settings, get_feeder_settings
 from feeder.client import Counters
 from feeder.runner import Runner, run_feeder
 
 log = logging.getLogger("feeder")
 
 
-async def _main(settings: Settings) -> Counters:
+async def _main(settings: FeederSettings) -> Counters:
     loop = asyncio.get_running_loop()
 
     def wire_signals(runner: Runner) -> None:
@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # the load generator: python -m feeder bench --tps N ...
         from feeder.bench_cli import main as bench_main
 
-        return bench_main(argv[1:], get_settings())
+        return bench_main(argv[1:], get_feeder_bench_settings())
     parser = argparse.ArgumentParser(
         prog="python -m feeder", description="Feed simulated ticks to the ingest API."
     )
     parser.add_argument("--record", type=Path, help="JSONL of answered ticks (FEEDER_RECORD_PATH)")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = get_feeder_settings()
     if args.record is not None:
         settings = settings.model_copy(update={"feeder_record_path": args.record})
     logging.basicConfig(

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from backend.config import Settings
+from backend.config import FeederBenchSettings
 from feeder.bench import Bench, BenchConfig, format_table
 
 
-def parse(argv: list[str], settings: Settings) -> tuple[BenchConfig, argparse.Namespace]:
+def parse(argv: list[str], settings: FeederBenchSettings) -> tuple[BenchConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(
         prog="python -m feeder bench", description="Load-test a running Tickstream."
     )
@@ -46,7 +46,7 @@ def parse(argv: list[str], settings: Settings) -> tuple[BenchConfig, argparse.Na
     return cfg, args
 
 
-def main(argv: list[str], settings: Settings) -> int:
+def main(argv: list[str], settings: FeederBenchSettings) -> int:
     cfg, args = parse(argv, settings)
     bench = Bench(cfg, settings)
     total = int(cfg.tps * cfg.duration)

@@ -22,7 +22,7 @@ from dramatiq.middleware import (
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.config import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,12 @@ class RecoveringRedisBroker(RedisBroker):
         return dispatch_or_renew_identity
 
 
-def redis_client(settings: Settings) -> Redis:
+def redis_client(settings: WorkerSettings) -> Redis:
     """A sync client (connects lazily, on first command)."""
     return Redis.from_url(settings.effective_redis_url, health_check_interval=30)
 
 
-def build_broker(settings: Settings, client: Redis | None = None) -> RecoveringRedisBroker:
+def build_broker(settings: WorkerSettings, client: Redis | None = None) -> RecoveringRedisBroker:
     """A Redis broker whose dead workers' messages come back within ~heartbeat_timeout.
 
     Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1 % of broker calls) leave a

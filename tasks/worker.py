@@ -6,7 +6,7 @@ Dramatiq imports this module in every worker process; importing it is starting a
 from __future__ import annotations
 
 from backend.bus.keys import Keys
-from backend.config import get_settings
+from backend.config import get_worker_settings
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
 from tasks.actors import register_actors
@@ -14,7 +14,7 @@ from tasks.broker import build_broker, redis_client
 from tasks.dead_letter_middleware import DeadLetterReasons
 from tasks.flusher_middleware import OutboxFlusherMiddleware
 
-settings = get_settings()
+settings = get_worker_settings()
 configure_logging(settings, service="worker")
 broker = build_broker(settings)
 broker.add_middleware(OutboxFlusherMiddleware(settings))

@@ -4,9 +4,10 @@ Everything here is built lazily on a page's first use (nothing connects at impor
 Streamlit server process, so every session shares one Redis subscription and one HTTP pool. Cached
 objects are shared between sessions: pages only read them.
 
-Settings injection: a page calls `current_settings()`, which returns the Settings object stored in
-`st.session_state[SETTINGS_OVERRIDE_KEY]` when there is one (tests and embedding) and otherwise the
-process's `get_settings()`, built once. Session state is server-side, so a browser cannot set it.
+Settings injection: a page calls `current_settings()`, which returns the UiSettings object stored
+in `st.session_state[SETTINGS_OVERRIDE_KEY]` when there is one (tests and embedding; the full
+`Settings` is one too) and otherwise the process's `get_ui_settings()`, built once. Session
+state is server-side, so a browser cannot set it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings, get_settings
+from backend.config import Settings, UiSettings, get_ui_settings
 from ui.api_client import BackendClient, BackendError
 from ui.live_feed import LiveFeed
 from ui.watchlist import View, views_from_symbols
@@ -27,31 +28,36 @@ SETTINGS_OVERRIDE_KEY = "settings_override"
 REST_SNAPSHOT_TTL_S = 2.0  # how stale the catch-up snapshot may be; also caps REST load
 
 
-def _feed_key(settings: Settings) -> tuple[str, str]:
+def _feed_key(settings: UiSettings) -> tuple[str, str]:
     """What makes two live feeds different: where they subscribe."""
     return (settings.effective_redis_url, settings.pubsub_channel)
 
 
-def backend_key(settings: Settings) -> tuple[str, str]:
+def backend_key(settings: UiSettings) -> tuple[str, str]:
     """What makes two backends different (for `hash_funcs` of every cached REST read): where
     they are and which key the UI sends."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else ""
     return (settings.backend_url, api_key)
 
 
+# Streamlit matches `hash_funcs` on the exact type: list both the UI's class and the full one
+# tests pass as a session override. Cached REST reads key on where the backend is.
+BACKEND_HASH_FUNCS = {UiSettings: backend_key, Settings: backend_key}
+
+
 @st.cache_resource(show_spinner=False)
-def get_app_settings() -> Settings:
-    """The process's Settings from the environment, built once per Streamlit server process."""
-    return get_settings()
+def get_app_settings() -> UiSettings:
+    """The process's UiSettings from the environment, built once per Streamlit server process."""
+    return get_ui_settings()
 
 
-def current_settings() -> Settings:
-    """The Settings this session runs with: the session's override if set, else the process's."""
+def current_settings() -> UiSettings:
+    """The UiSettings this session runs with: the session's override if set, else the process's."""
     override = st.session_state.get(SETTINGS_OVERRIDE_KEY)
     if override is None:
         return get_app_settings()
-    if not isinstance(override, Settings):
-        raise TypeError(f"st.session_state[{SETTINGS_OVERRIDE_KEY!r}] must be a Settings object")
+    if not isinstance(override, UiSettings):
+        raise TypeError(f"st.session_state[{SETTINGS_OVERRIDE_KEY!r}] must be a UiSettings object")
     return override
 
 
@@ -59,8 +65,12 @@ def _release_feed(feed: LiveFeed) -> None:
     feed.stop(timeout=2.0)
 
 
-@st.cache_resource(show_spinner=False, hash_funcs={Settings: _feed_key}, on_release=_release_feed)
-def get_live_feed(settings: Settings) -> LiveFeed:
+@st.cache_resource(
+    show_spinner=False,
+    hash_funcs={UiSettings: _feed_key, Settings: _feed_key},
+    on_release=_release_feed,
+)
+def get_live_feed(settings: UiSettings) -> LiveFeed:
     """The one running LiveFeed of this process for these settings' Redis and channel."""
     return LiveFeed(settings.effective_redis_url, settings.pubsub_channel).start()
 
@@ -70,9 +80,11 @@ def _release_client(client: BackendClient) -> None:
 
 
 @st.cache_resource(
-    show_spinner=False, hash_funcs={Settings: backend_key}, on_release=_release_client
+    show_spinner=False,
+    hash_funcs=BACKEND_HASH_FUNCS,
+    on_release=_release_client,
 )
-def get_backend_client(settings: Settings) -> BackendClient:
+def get_backend_client(settings: UiSettings) -> BackendClient:
     """One pooled REST client per backend URL and API key."""
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     return BackendClient(settings.backend_url, api_key)
@@ -109,13 +121,13 @@ def fetch_or_error(call: Callable[[], Any]) -> FetchResult:
     ttl=REST_SNAPSHOT_TTL_S,
     max_entries=16,
     show_spinner=False,
-    hash_funcs={Settings: backend_key},
+    hash_funcs=BACKEND_HASH_FUNCS,
 )
-def _symbols_snapshot(settings: Settings) -> tuple[FetchResult, datetime]:
+def _symbols_snapshot(settings: UiSettings) -> tuple[FetchResult, datetime]:
     return fetch_or_error(get_backend_client(settings).list_symbols), datetime.now(UTC)
 
 
-def fetch_rest_snapshot(settings: Settings) -> RestSnapshot:
+def fetch_rest_snapshot(settings: UiSettings) -> RestSnapshot:
     """`GET /symbols` as a catch-up snapshot, shared by all sessions for a couple of seconds."""
     (entries, error), fetched_at = _symbols_snapshot(settings)
     if error is not None:

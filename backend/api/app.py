@@ -41,7 +41,7 @@ from backend.bus import events
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.ingest import IngestScript
 from backend.bus.keys import Keys
-from backend.config import Settings, get_settings
+from backend.config import ApiSettings, get_api_settings
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
 
@@ -52,8 +52,8 @@ committed batches and acknowledged. Dashboards read views, history and a live SS
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_api_settings()
     metrics_ = ApiMetrics()
 
     @asynccontextmanager

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from backend.config import Settings
+from backend.config import Settings, child_environment
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for
 
@@ -182,28 +182,8 @@ def product_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("API_KEY",)}
-    env.update(
-        {
-            "REDIS_URL": settings.effective_redis_url,
-            "PG_URL": settings.effective_pg_url,
-            "REDIS_NAMESPACE": settings.redis_namespace,
-            "FLUSH_INTERVAL": str(settings.flush_interval),
-            "BATCH_SIZE": str(settings.batch_size),
-            "HEARTBEAT_TIMEOUT_MS": str(settings.heartbeat_timeout_ms),
-            "OUTBOX_CLAIM_IDLE_MS": str(settings.outbox_claim_idle_ms),
-            "MAINTENANCE_CHANCE": str(settings.maintenance_chance),
-            "CALC_SPLIT": "true" if settings.calc_split else "false",
-            "STALE_AFTER": str(settings.stale_after),
-            "INGEST_USERNAME": AUTH[0],
-            "INGEST_PASSWORD": AUTH[1],
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if settings.api_key is not None:
-        env["API_KEY"] = settings.api_key.get_secret_value()
-    return env
+    overrides = {"INGEST_USERNAME": AUTH[0], "INGEST_PASSWORD": AUTH[1], "LOG_LEVEL": "INFO"}
+    return child_environment(settings, overrides | {"PYTHONUNBUFFERED": "1"})
 
 
 @contextlib.contextmanager

@@ -77,10 +77,7 @@ def run(opts: Options) -> dict[str, Any]:
         max_handoff = max_handoff_ticks(opts.batch, opts.senders, settings.ingest_max_batch)
         bound = backlog_bound(max_backlog, opts.batch, opts.senders, settings.ingest_max_batch)
         keys = Keys.from_settings(settings)
-        env = settings_env(settings) | {
-            "MAX_BACKLOG": str(max_backlog),
-            "INGEST_MAX_BATCH": str(settings.ingest_max_batch),
-        }
+        env = settings_env(settings)  # MAX_BACKLOG, INGEST_MAX_BATCH included
         procs: Processes = stack.enter_context(running(env, log_dir))
         procs.start_api()
         procs.start_worker("worker", opts.worker_processes, opts.worker_threads)

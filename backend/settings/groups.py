@@ -1,0 +1,120 @@
+"""Settings groups: the fields one concern needs, shared by the processes that have it.
+
+Each group is a mixin; a process's settings class (backend.settings.processes) is the union of
+the groups it reads. Field and environment names are the README config table's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from backend.settings.base import SettingsBase, split_csv
+
+DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL"]
+DEFAULT_SOURCES = ["binance", "coinbase", "kraken"]
+
+
+def http_url(value: str) -> str:
+    """Render hands services `host:port`; assume plain HTTP inside the private network."""
+    value = value.rstrip("/")
+    return value if "://" in value else f"http://{value}"
+
+
+class LoggingSettings(SettingsBase):
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+
+class BusSettings(SettingsBase):
+    """Redis and the names on it: what every process that talks to the bus agrees on."""
+
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Where the launcher's embedded Redis listens; every process derives the URL from it.
+    embedded_redis_port: int = Field(default=6391, validation_alias="EMBEDDED_REDIS_PORT")
+    queue_name: str = Field(default="ticks.received", validation_alias="QUEUE_NAME")
+    pubsub_channel: str = Field(default="realtime:updates", validation_alias="PUBSUB_CHANNEL")
+    redis_namespace: str = Field(default="tickstream", validation_alias="REDIS_NAMESPACE")
+    dedup_ttl: int = Field(default=86_400, ge=1, validation_alias="DEDUP_TTL")
+    # A worker silent this long is dead: the broker redelivers its messages, /health and /stats
+    # stop counting it.
+    heartbeat_timeout_ms: int = Field(
+        default=10_000, ge=1_000, validation_alias="HEARTBEAT_TIMEOUT_MS"
+    )
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+
+class StorageSettings(SettingsBase):
+    """PostgreSQL, in the URL forms its two drivers want."""
+
+    pg_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PG_URL", "DATABASE_URL")
+    )
+    embedded_pg_port: int = Field(default=5441, validation_alias="EMBEDDED_PG_PORT")
+
+    @property
+    def uses_embedded_pg(self) -> bool:
+        return self.pg_url is None
+
+    @property
+    def effective_pg_url(self) -> str:
+        return self.pg_url or f"postgresql://postgres@127.0.0.1:{self.embedded_pg_port}/postgres"
+
+    @property
+    def psycopg_url(self) -> str:
+        """The PG URL in the plain libpq form psycopg wants (no SQLAlchemy driver suffix)."""
+        url = self.effective_pg_url
+        for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql://" + url[len(prefix) :]
+        return url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.psycopg_url[len("postgresql://") :]
+
+
+class IngestAuthSettings(SettingsBase):
+    """The feeders' HTTP Basic credentials (documented dev defaults; set real ones)."""
+
+    ingest_username: str = Field(default="ingest", validation_alias="INGEST_USERNAME")
+    ingest_password: SecretStr = Field(
+        default=SecretStr("ingest-dev-password"), validation_alias="INGEST_PASSWORD"
+    )
+
+
+class ApiKeySettings(SettingsBase):
+    """The key of the read API: the API checks it, its clients send it; no check when unset."""
+
+    api_key: SecretStr | None = Field(default=None, validation_alias="API_KEY")
+
+
+class FeedSettings(SettingsBase):
+    """What the feeders simulate by default; the API serves it as the initial feeder config."""
+
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SYMBOLS), validation_alias="SYMBOLS"
+    )
+    sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SOURCES), validation_alias="SOURCES"
+    )
+    tps: float = Field(default=10.0, ge=0, validation_alias="TPS")
+
+    @field_validator("symbols", "sources", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return split_csv(value)
+
+
+class ViewSettings(SettingsBase):
+    """When a symbol's view counts as stale (calc marks it; the API and the UI show it)."""
+
+    stale_after: float = Field(default=10.0, gt=0, validation_alias="STALE_AFTER")

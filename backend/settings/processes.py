@@ -1,0 +1,209 @@
+"""Settings per process: each process builds only its own class, once, at its edge.
+
+Every class is the union of the shared groups it reads (backend.settings.groups) and the fields
+only it reads. Groups are always listed in one order, so the launcher's `Settings`, which
+inherits every process's class, is a valid `ApiSettings`, `WorkerSettings`, ... wherever one is
+expected (tests and tools pass it around as such).
+
+    process   class                groups
+    API       ApiSettings          logging, bus, storage, ingest auth, API key, feed, view
+    worker    WorkerSettings       logging, bus, storage, view
+    feeder    FeederSettings       logging, ingest auth, feed        (no Redis, no Postgres)
+    bench     FeederBenchSettings  feeder + API key + storage        (verifies in Postgres)
+    UI        UiSettings           logging, bus (its live feed), API key, feed, view
+    launcher  Settings             all of them + embedded servers and ports
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from backend.settings.base import PER_PROCESS, SettingsBase
+from backend.settings.groups import (
+    ApiKeySettings,
+    BusSettings,
+    FeedSettings,
+    IngestAuthSettings,
+    LoggingSettings,
+    StorageSettings,
+    ViewSettings,
+    http_url,
+)
+
+
+# --- fields only one process reads ---------------------------------------------------------
+class ApiFields(SettingsBase):
+    internal_token: SecretStr = Field(
+        default=SecretStr("internal-dev-token"), validation_alias="INTERNAL_TOKEN"
+    )
+    max_tick_age: int = Field(default=7 * 86_400, ge=1, validation_alias="MAX_TICK_AGE")
+    max_future_skew: float = Field(default=5.0, ge=0, validation_alias="MAX_FUTURE_SKEW")
+    ingest_linger_ms: float = Field(default=2.0, ge=0, validation_alias="INGEST_LINGER_MS")
+    ingest_max_batch: int = Field(default=2_000, ge=1, validation_alias="INGEST_MAX_BATCH")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="MAX_BODY_BYTES")
+    max_batch_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias="MAX_BATCH_BODY_BYTES"
+    )
+    max_batch_items: int = Field(default=5_000, ge=1, validation_alias="MAX_BATCH_ITEMS")
+    # Backpressure: ingest answers 429 while this many ticks wait (for calc + for Postgres);
+    # 0 turns it off. Each waiting tick costs Redis a queue message and an outbox entry.
+    max_backlog: int = Field(default=200_000, ge=0, validation_alias="MAX_BACKLOG")
+    # Pipeline stats: one sample every STATS_INTERVAL s, kept STATS_RETENTION s (the UI's charts).
+    stats_interval: float = Field(default=2.0, ge=0.2, le=60, validation_alias="STATS_INTERVAL")
+    stats_retention: int = Field(
+        default=3_600, ge=60, le=86_400, validation_alias="STATS_RETENTION"
+    )
+
+
+class WorkerFields(SettingsBase):
+    batch_size: int = Field(default=200, ge=1, validation_alias="BATCH_SIZE")
+    flush_interval: float = Field(default=1.0, gt=0, validation_alias="FLUSH_INTERVAL")
+    maintenance_chance: int = Field(
+        default=1_000_000, ge=1, le=1_000_000, validation_alias="MAINTENANCE_CHANCE"
+    )
+    outbox_claim_idle_ms: int = Field(
+        default=10_000, ge=100, validation_alias="OUTBOX_CLAIM_IDLE_MS"
+    )
+    # An idle Dramatiq consumer backs off exponentially up to this before polling again; the
+    # CLI default (--worker-timeout, 1 s) put up to a second on the ingest→view latency of a
+    # message that arrived during the sleep. An idle poll costs Redis one small script.
+    worker_poll_max_ms: int = Field(
+        default=50, ge=5, le=5_000, validation_alias="WORKER_POLL_MAX_MS"
+    )
+    calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
+    calc_split: bool = Field(default=False, validation_alias="CALC_SPLIT")
+
+
+class FeederFields(SettingsBase):
+    target_url: str = Field(default="http://127.0.0.1:8000", validation_alias="TARGET_URL")
+    seed: int | None = Field(default=None, validation_alias="SEED")
+    ingest_mode: Literal["single", "batch"] = Field(
+        default="single", validation_alias="INGEST_MODE"
+    )
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="DUPLICATE_RATE")
+    out_of_order_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="OUT_OF_ORDER_RATE")
+    gap_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="GAP_RATE")
+    bad_tick_rate: float = Field(default=0.0, ge=0, le=1, validation_alias="BAD_TICK_RATE")
+    feeder_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}"[:128],
+        min_length=1,
+        max_length=128,
+        validation_alias="FEEDER_ID",
+        json_schema_extra=PER_PROCESS,
+    )
+    status_interval: float = Field(default=1.0, gt=0, validation_alias="STATUS_INTERVAL")
+    # JSONL of what the feeder delivered (event_id + outcome), for tests and audits; off if unset.
+    feeder_record_path: Path | None = Field(default=None, validation_alias="FEEDER_RECORD_PATH")
+
+    @field_validator("target_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        return http_url(value)
+
+
+class UiFields(SettingsBase):
+    backend_url: str = Field(default="http://127.0.0.1:8000", validation_alias="BACKEND_URL")
+    # Optional password gate of the UI (Render deploys are public); no gate when unset.
+    ui_password: SecretStr | None = Field(default=None, validation_alias="UI_PASSWORD")
+
+    @field_validator("backend_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        return http_url(value)
+
+
+class LauncherFields(SettingsBase):
+    """The embedded servers the launcher starts and the ports it gives the API and the UI."""
+
+    var_dir: Path = Field(default=Path("var"), validation_alias="VAR_DIR")
+    redis_appendfsync: str = Field(default="everysec", validation_alias="REDIS_APPENDFSYNC")
+    port: int = Field(default=8000, validation_alias="PORT")
+    ui_port: int = Field(default=8501, validation_alias="UI_PORT")
+
+
+# --- one class per process (groups in the module docstring's order) --------------------------
+class ApiSettings(
+    LoggingSettings,
+    BusSettings,
+    StorageSettings,
+    IngestAuthSettings,
+    ApiKeySettings,
+    FeedSettings,
+    ViewSettings,
+    ApiFields,
+):
+    """What the API reads (`create_app`)."""
+
+
+class WorkerSettings(LoggingSettings, BusSettings, StorageSettings, ViewSettings, WorkerFields):
+    """What a Dramatiq worker reads (`tasks.worker`)."""
+
+
+class FeederSettings(LoggingSettings, IngestAuthSettings, FeedSettings, FeederFields):
+    """What a feeder reads (`python -m feeder`): HTTP only, it may run on another host."""
+
+
+class FeederBenchSettings(
+    LoggingSettings,
+    StorageSettings,
+    IngestAuthSettings,
+    ApiKeySettings,
+    FeedSettings,
+    FeederFields,
+):
+    """The load generator (`python -m feeder bench`): the feeder's fields, plus the API key
+    (it reads the stream) and PostgreSQL (it checks every accepted tick there)."""
+
+
+class UiSettings(
+    LoggingSettings, BusSettings, ApiKeySettings, FeedSettings, ViewSettings, UiFields
+):
+    """What the Streamlit UI reads (its live feed still subscribes to Redis directly)."""
+
+
+class Settings(
+    ApiSettings, WorkerSettings, FeederSettings, FeederBenchSettings, UiSettings, LauncherFields
+):
+    """Every field: the launcher's settings (it passes them on to each child), and the one
+    object tests and tools build to drive a whole system."""
+
+
+LauncherSettings = Settings
+
+
+# --- built once per process, at its edge ------------------------------------------------------
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()
+
+
+@lru_cache(maxsize=1)
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()
+
+
+@lru_cache(maxsize=1)
+def get_feeder_settings() -> FeederSettings:
+    return FeederSettings()
+
+
+@lru_cache(maxsize=1)
+def get_feeder_bench_settings() -> FeederBenchSettings:
+    return FeederBenchSettings()
+
+
+@lru_cache(maxsize=1)
+def get_ui_settings() -> UiSettings:
+    return UiSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """All settings from the environment, built once per process (the launcher, tests, tools)."""
+    return Settings()
