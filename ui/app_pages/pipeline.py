@@ -29,7 +29,7 @@ from ui.pipeline_stats import (
     format_seconds,
     is_not_found,
 )
-from ui.resources import backend_key, current_settings, get_backend_client
+from ui.resources import BACKEND_HASH_FUNCS, current_settings, get_backend_client
 
 REFRESH_EVERY_S = 2.0
 FETCH_TTL_S = 1.5  # below the refresh period, so every refresh sees fresh data
@@ -44,9 +44,7 @@ BADGE = {
 }
 
 
-@st.cache_data(
-    ttl=FETCH_TTL_S, max_entries=16, show_spinner=False, hash_funcs={Settings: backend_key}
-)
+@st.cache_data(ttl=FETCH_TTL_S, max_entries=16, show_spinner=False, hash_funcs=BACKEND_HASH_FUNCS)
 def fetch_pipeline(settings: Settings) -> dict[str, Any]:
     """Readiness and the stats history; failures are returned (and cached), never raised.
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from backend.config import Settings
 from ui.feeder_panel import Fetched
-from ui.resources import FetchResult, backend_key, fetch_or_error, get_backend_client
+from ui.resources import BACKEND_HASH_FUNCS, FetchResult, fetch_or_error, get_backend_client
 
 CONFIG_TTL_S = 1.0  # config and status are shared by every session for this long
 HISTORY_TTL_S = 2.0
@@ -20,7 +20,7 @@ HISTORY_TTL_S = 2.0
 _CACHE: dict[str, Any] = {
     "max_entries": 16,
     "show_spinner": False,
-    "hash_funcs": {Settings: backend_key},
+    "hash_funcs": BACKEND_HASH_FUNCS,
 }
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from backend.config import Settings
 from ui.api_client import BackendError
-from ui.resources import backend_key, get_backend_client
+from ui.resources import BACKEND_HASH_FUNCS, get_backend_client
 from ui.symbol_view import Fetched
 
 VIEW_TTL_S = 0.5  # the live feed carries the fast path; REST only catches up
@@ -35,7 +35,7 @@ def _fetch(call: Callable[[], Any]) -> Raw:
         return (now, None, exc.message)
 
 
-_CACHE = {"show_spinner": False, "max_entries": 512, "hash_funcs": {Settings: backend_key}}
+_CACHE = {"show_spinner": False, "max_entries": 512, "hash_funcs": BACKEND_HASH_FUNCS}
 
 
 @st.cache_data(ttl=VIEW_TTL_S, **_CACHE)
