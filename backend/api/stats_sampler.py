@@ -155,6 +155,7 @@ class StatsSampler:
         self._pending: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+
     # --- the ingest side: in memory only, no I/O -------------------------------------------
     def reject(self, field: str, count: int = 1) -> None:
         """Count `count` rejected ticks under the reason for `field` (flushed next round)."""

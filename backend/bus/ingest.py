@@ -1,12 +1,12 @@
 """The ingest hand-off: de-duplicate, enqueue and stage for Postgres in ONE atomic Redis step.
 
-A single Lua script (`ingest.lua`), per group-committed batch, does for every tick `SET dedup NX`; then, for the
-ticks that were new, writes ONE Dramatiq message carrying all of them (the same HSET + RPUSH that
-Dramatiq's own `enqueue` does) and ONE outbox stream entry. Because it is one script, there is no
-moment at which a tick is marked seen but not queued: an acknowledged tick is always both queued
-for calc and staged for persistence. The pipeline-wide ingest counters (`ingest_accepted`,
-`ingest_duplicate`, `ingest_conflict` in the stats hash) are added in the same step, so they
-count exactly what was acknowledged, whichever API replica answered.
+A single Lua script (`ingest.lua`), per group-committed batch, does for every tick `SET dedup NX`;
+then, for the ticks that were new, writes ONE Dramatiq message carrying all of them (the same HSET +
+RPUSH that Dramatiq's own `enqueue` does) and ONE outbox stream entry. Because it is one script,
+there is no moment at which a tick is marked seen but not queued: an acknowledged tick is always
+both queued for calc and staged for persistence. The pipeline-wide ingest counters
+(`ingest_accepted`, `ingest_duplicate`, `ingest_conflict` in the stats hash) are added in the same
+step, so they count exactly what was acknowledged, whichever API replica answered.
 
 Backpressure counts ticks, not hand-offs (one hand-off carries 1 to thousands of ticks): ticks
 waiting for calc are `ingest_accepted - calc_ticks - calc_dead_ticks` (calc adds to `calc_ticks`
@@ -31,7 +31,6 @@ from redis.asyncio import Redis
 from backend.bus.keys import CALC_ACTOR, Keys
 from backend.bus.lua import IngestLua
 from backend.core.ticks import Tick, encode_content, encode_tick
-
 
 
 class BacklogFull(Exception):

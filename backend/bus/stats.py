@@ -70,8 +70,6 @@ def view_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
     return fields
 
 
-
-
 def add_counters(pipe: Any, stats_key: str, fields: dict[str, int]) -> None:
     """Queue, as one command (`hincrby_many.lua`: a step's counters and histogram buckets would
     otherwise be many commands), HINCRBY of every non-zero integer counter in `fields`."""
