@@ -5,7 +5,7 @@ Run with `uvicorn backend.api.app:create_app --factory`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -37,10 +37,17 @@ from backend.api.routes import (
 )
 from backend.api.stats_sampler import StatsSampler
 from backend.bus import events
+from backend.bus.dead_letters import DeadLetters
+from backend.bus.event_bus import EventBus
+from backend.bus.feeder_registry import FeederRegistry
 from backend.bus.group_commit import GroupCommitter
-from backend.bus.ingest import IngestScript
-from backend.bus.keys import Keys
+from backend.bus.ingest import IngestScript, Outcome
+from backend.bus.keys import CALC_B_QUEUE, Keys
+from backend.bus.probes import Probes
+from backend.bus.samples import SamplesStore
+from backend.bus.views import ViewStore
 from backend.config import Settings, get_settings
+from backend.core.ticks import Tick
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
 
@@ -65,14 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await pool.open(wait=False)
         script = IngestScript(redis, keys, settings.dedup_ttl, settings.max_backlog)
+        event_bus = EventBus(redis, settings.pubsub_channel)
 
-        async def publish_fast_path(ticks, outcomes) -> None:  # type: ignore[no-untyped-def]
-            payloads = events.ticks_received(ticks, outcomes)
-            if payloads:
-                async with redis.pipeline(transaction=False) as pipe:
-                    for payload in payloads:
-                        pipe.publish(settings.pubsub_channel, payload)
-                    await pipe.execute()
+        async def publish_fast_path(ticks: Sequence[Tick], outcomes: list[Outcome]) -> None:
+            await event_bus.publish_many(events.ticks_received(ticks, outcomes))
 
         committer = GroupCommitter(
             flush=script,
@@ -80,14 +83,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_batch=settings.ingest_max_batch,
             after_flush=publish_fast_path,
         )
-        broadcaster = Broadcaster(redis, settings.pubsub_channel, on_drop=metrics_.sse_dropped.inc)
+        broadcaster = Broadcaster(event_bus, on_drop=metrics_.sse_dropped.inc)
         sampler = StatsSampler(redis, keys, settings)
         await committer.start()
         await broadcaster.start()
         await sampler.start()
         freeze_startup_heap()
         app.state.resources = AppState(
-            settings, keys, redis, pool, committer, broadcaster, metrics_, sampler
+            settings=settings,
+            keys=keys,
+            redis=redis,
+            pg_pool=pool,
+            committer=committer,
+            broadcaster=broadcaster,
+            metrics=metrics_,
+            stats=sampler,
+            events=event_bus,
+            views=ViewStore(redis, keys, settings.pubsub_channel),
+            feeders=FeederRegistry(redis, keys, event_bus),
+            dead_letters=DeadLetters(redis, keys, (settings.queue_name, CALC_B_QUEUE)),
+            samples=SamplesStore(redis, keys),
+            probes=Probes(redis, keys),
         )
         try:
             yield

@@ -20,7 +20,7 @@ class Probes:
         self._redis = redis
         self._keys = keys
 
-    async def ping(self) -> None:
+    async def check_redis(self) -> None:
         """Raises if Redis does not answer."""
         await self._redis.ping()
 

@@ -34,14 +34,8 @@ def _fresh(res: Resources, raw: bytes) -> dict[str, Any]:
 
 @router.get("/symbols", summary="Active symbols with their latest view")
 async def list_symbols(res: Resources) -> dict[str, Any]:
-    symbols = sorted(s.decode() for s in await res.redis.hkeys(res.keys.symbols))
-    views = await res.redis.mget([res.keys.view(s) for s in symbols]) if symbols else []
-    return {
-        "symbols": [
-            {"symbol": s, "view": _fresh(res, v) if v else None}
-            for s, v in zip(symbols, views, strict=True)
-        ]
-    }
+    stored = await res.views.symbols_with_views()
+    return {"symbols": [{"symbol": s, "view": _fresh(res, v) if v else None} for s, v in stored]}
 
 
 def _unknown_symbol(symbol: str) -> ApiError:
@@ -55,7 +49,7 @@ def _unknown_symbol(symbol: str) -> ApiError:
 
 @router.get("/symbols/{symbol}/gaps", summary="Open and recently closed sequence gaps")
 async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
-    raw = await res.redis.get(res.keys.state(symbol))
+    raw = await res.views.state(symbol)
     if raw is None:
         raise _unknown_symbol(symbol)
     tracks = WindowState.from_json(raw, symbol).seqs.values()
@@ -69,7 +63,7 @@ async def get_gaps(res: Resources, symbol: SymbolPath) -> dict[str, Any]:
 
 
 async def _view(res: Resources, symbol: str) -> Response:
-    raw = await res.redis.get(res.keys.view(symbol))
+    raw = await res.views.view(symbol)
     if raw is None:
         raise _unknown_symbol(symbol)
     return _json(orjson.dumps(_fresh(res, raw)))

@@ -1,4 +1,4 @@
-"""Sample assembly (raw Redis answers → the /stats contract) and the in-memory reject counts."""
+"""Sample assembly (the ledger's gauges → the /stats contract) and the in-memory reject counts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import datetime
 import orjson
 from redis.asyncio import Redis
 
-from backend.api.stats_sampler import Readings, StatsSampler, build_sample
+from backend.api.stats_sampler import StatsSampler, build_sample
 from backend.bus.keys import Keys
+from backend.bus.ledger import Gauges, shape_gauges
 from backend.config import Settings
 from backend.core.ticks import us_to_iso
 
@@ -25,19 +26,23 @@ GAUGES = {
 }  # fmt: skip
 
 
-def readings(**overrides: object) -> Readings:
-    values: dict[str, object] = {
-        "stats": {},
-        "queue_depth": 0,
-        "calc_b_depth": 0,
-        "dead_letters": 0,
-        "outbox_entries": 0,
-        "outbox_pending": 0,
-        "workers": 0,
-        "feeders": {},
-    }
-    values.update(overrides)
-    return Readings(**values)  # type: ignore[arg-type]
+def readings(
+    *,
+    stats: dict[bytes, bytes] | None = None,
+    queue_depth: int = 0,
+    calc_b_depth: int = 0,
+    dead_letters: tuple[int, int] = (0, 0),  # calc queue, calc-b queue
+    outbox_entries: int = 0,
+    outbox_pending: int = 0,
+    workers: int = 0,
+    feeders: dict[bytes, bytes] | None = None,
+) -> Gauges:
+    """Gauges shaped from raw Redis answers, as `ledger.read_gauges` shapes them."""
+    answers = [
+        stats or {}, queue_depth, calc_b_depth, *dead_letters, outbox_entries, workers,
+        feeders or {},
+    ]  # fmt: skip
+    return shape_gauges(answers, outbox_pending)
 
 
 def feeder(seconds_ago: float, target: object = 10.0, achieved: object = 9.5) -> bytes:
@@ -110,7 +115,7 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
         readings(
             queue_depth=3,
             calc_b_depth=1,
-            dead_letters=2,
+            dead_letters=(1, 1),  # both queues count
             outbox_entries=5,
             outbox_pending=4,
             workers=2,
