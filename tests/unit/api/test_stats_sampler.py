@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import cast
+from unittest.mock import patch
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
-from backend.api.stats_sampler import StatsSampler, build_sample
+from backend.api.stats_sampler import StatsSampler, build_sample, take_sample
 from backend.bus.keys import Keys
 from backend.bus.ledger import Gauges, shape_gauges
 from backend.config import Settings
 from backend.core.ticks import us_to_iso
+from tests.unit.api.simulated_time import SimulatedTime
 
 NOW_US = 1_795_271_400_000_000
 BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
@@ -158,3 +163,76 @@ def test_backlog_counts_ticks_waiting_for_calc_and_for_postgres():
     assert build_sample(readings(stats=dead), NOW_US)["gauges"]["backlog_ticks"] == 200
     raw = {b"ingest_accepted": b"10", b"calc_ticks": b"10", b"outbox_ticks": b"-3"}
     assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 0
+
+
+# --- slots on simulated time -----------------------------------------------------------------
+INTERVAL_S = 0.5
+
+
+def timed_sampler(time_: SimulatedTime) -> tuple[StatsSampler, list[tuple[int, float]]]:
+    """A sampler on simulated time whose rounds only record (slot, when) instead of doing I/O."""
+    settings = Settings().model_copy(update={"stats_interval": INTERVAL_S})
+    sampler = StatsSampler(
+        Redis.from_url("redis://127.0.0.1:1"),
+        Keys("t", "q"),
+        settings,
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
+    rounds: list[tuple[int, float]] = []
+
+    async def record_round(slot: int) -> None:
+        rounds.append((slot, time_.now))
+
+    sampler._round = record_round  # type: ignore[method-assign]
+    return sampler, rounds
+
+
+def test_one_round_per_slot_each_just_after_its_boundary():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=100.25)  # slot 200 began at 100.0
+        sampler, rounds = timed_sampler(time_)
+        await sampler.start()
+        await time_.until_asleep(1)
+        assert rounds == [(200, 100.25)]  # the current slot at once
+        assert time_.delays == [pytest.approx(0.251, abs=1e-9)]  # 1 ms past the next boundary
+        for slot in (201, 202, 203):
+            time_.advance(time_.delays[-1])
+            await time_.until_asleep(1)
+            assert rounds[-1] == (slot, pytest.approx(slot * INTERVAL_S + 0.001, abs=1e-9))
+            assert time_.delays[-1] == pytest.approx(INTERVAL_S, abs=1e-9)
+        assert [slot for slot, _ in rounds] == [200, 201, 202, 203]
+        await sampler.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_clock_that_jumps_runs_the_current_slot_once_without_catching_up():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=100.0)
+        sampler, rounds = timed_sampler(time_)
+        await sampler.start()
+        await time_.until_asleep(1)
+        time_.advance(3 * INTERVAL_S + 0.2)  # three boundaries passed while asleep
+        await time_.until_asleep(1)
+        assert [slot for slot, _ in rounds] == [200, 203]
+        assert time_.delays[-1] == pytest.approx(INTERVAL_S - 0.2 + 0.001, abs=1e-9)
+        await sampler.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_sample_is_stamped_with_the_injected_clock():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=NOW_US / 1_000_000)
+        gauges = readings()
+
+        async def fake_read(*_args: object, **kwargs: object) -> Gauges:
+            assert kwargs["now_ms"] == pytest.approx(NOW_US / 1000)
+            return gauges
+
+        with patch("backend.api.stats_sampler.read_gauges", fake_read):
+            sample = await take_sample(cast(Redis, None), Keys("t", "q"), 10_000, time_.clock)
+        assert sample["ts_us"] == NOW_US
+
+    asyncio.run(scenario())
