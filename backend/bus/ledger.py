@@ -108,8 +108,9 @@ def _queue_reads(pipe: Any, keys: Keys, horizon_ms: float) -> None:
 async def read_gauges(
     redis: AsyncRedis, keys: Keys, *, heartbeat_timeout_ms: int, now_ms: float
 ) -> Gauges:
-    """One pipelined round trip (two when the outbox is not empty). Raises RedisError."""
-    async with redis.pipeline(transaction=False) as pipe:
+    """One round trip (two when the outbox is not empty), its reads one consistent snapshot
+    (MULTI). Raises RedisError."""
+    async with redis.pipeline(transaction=True) as pipe:
         _queue_reads(pipe, keys, now_ms - heartbeat_timeout_ms)
         answers = await pipe.execute()
     pending = 0
@@ -125,7 +126,7 @@ def read_gauges_sync(
     redis: Redis, keys: Keys, *, heartbeat_timeout_ms: int, now_ms: float
 ) -> Gauges:
     """`read_gauges` for synchronous callers (the benchmarks' samplers)."""
-    with redis.pipeline(transaction=False) as pipe:
+    with redis.pipeline(transaction=True) as pipe:
         _queue_reads(pipe, keys, now_ms - heartbeat_timeout_ms)
         answers = pipe.execute()
     pending = 0

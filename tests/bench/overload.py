@@ -74,6 +74,13 @@ import psycopg
 from redis import Redis
 
 from backend.bus.keys import Keys
+from backend.bus.ledger import (
+    CALC_TICKS,
+    INGEST_ACCEPTED,
+    OUTBOX_TICKS,
+    ROWS_WRITTEN,
+    read_gauges_sync,
+)
 from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
 from feeder.outcomes import parse_retry_after
@@ -360,11 +367,6 @@ def _rss_cpu(proc: psutil.Process) -> tuple[int, float, int]:
     return rss, cpu.user + cpu.system, pss
 
 
-def backlog_from_counters(accepted: float, calc: float, outbox_ticks: float) -> int:
-    """Ticks waiting for calc + ticks waiting for Postgres: the ingest script's arithmetic."""
-    return round(max(accepted - calc, 0) + max(outbox_ticks, 0))
-
-
 def max_handoff_ticks(batch: int, senders: int, ingest_max_batch: int) -> int:
     """The most ticks one group commit (one ingest script call) can carry here: whole requests
     of `batch` ticks while they fit in INGEST_MAX_BATCH, at least one, at most one per sender."""
@@ -454,14 +456,14 @@ class Sampler(threading.Thread):
         put("postgres (sum)", self._tree(w.postgres))
         put("bench (this)", self._tree(w.bench)[:1])
         backlog_ticks = self._stats_backlog()
-        with self.redis.pipeline(transaction=True) as pipe:  # one consistent snapshot
-            pipe.llen(self.keys.queue_list())
-            pipe.xlen(self.keys.outbox)
-            pipe.hmget(
-                self.keys.stats, "ingest_accepted", "calc_ticks", "rows_written", "outbox_ticks"
-            )
-            queue, outbox, counters = pipe.execute()
-        accepted, calc, written, outbox_ticks = (int(float(v or 0)) for v in counters)
+        gauges = read_gauges_sync(  # one consistent snapshot, the ledger's own read
+            self.redis, self.keys, heartbeat_timeout_ms=10_000, now_ms=time.time() * 1000
+        )
+        queue, outbox = gauges.queue_depth, gauges.outbox_entries
+        accepted, calc, written, outbox_ticks = (
+            int(gauges.counters.get(name, 0))
+            for name in (INGEST_ACCEPTED, CALC_TICKS, ROWS_WRITTEN, OUTBOX_TICKS)
+        )
         used = int(self.redis.info("memory")["used_memory"])
         keys = int(self.redis.dbsize())
         t = self.tally
@@ -469,7 +471,7 @@ class Sampler(threading.Thread):
             "t": round(time.monotonic() - _T0, 3),
             "phase": self.phase,
             "backlog_ticks": backlog_ticks,  # GET /stats gauges.backlog_ticks; None: no answer
-            "backlog_ticks_redis": backlog_from_counters(accepted, calc, outbox_ticks),
+            "backlog_ticks_redis": gauges.backlog_ticks,
             "outbox_ticks": outbox_ticks,
             "queue": queue,
             "outbox": outbox,
