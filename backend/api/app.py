@@ -43,6 +43,8 @@ from backend.bus.feeder_registry import FeederRegistry
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.ingest import IngestScript, Outcome
 from backend.bus.keys import CALC_B_QUEUE, Keys
+from backend.bus.ledger import LedgerReader
+from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
@@ -84,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             after_flush=publish_fast_path,
         )
         broadcaster = Broadcaster(event_bus, on_drop=metrics_.sse_dropped.inc)
-        sampler = StatsSampler(redis, keys, settings)
+        ledger = LedgerReader(redis, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms)
+        samples = SamplesStore(redis, keys)
+        sampler = StatsSampler(ledger, samples, settings)
         await committer.start()
         await broadcaster.start()
         await sampler.start()
@@ -92,7 +96,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.resources = AppState(
             settings=settings,
             keys=keys,
-            redis=redis,
             pg_pool=pool,
             committer=committer,
             broadcaster=broadcaster,
@@ -102,8 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             views=ViewStore(redis, keys, settings.pubsub_channel),
             feeders=FeederRegistry(redis, keys, event_bus),
             dead_letters=DeadLetters(redis, keys, (settings.queue_name, CALC_B_QUEUE)),
-            samples=SamplesStore(redis, keys),
+            samples=samples,
             probes=Probes(redis, keys),
+            ledger=ledger,
+            outbox=OutboxReader(redis, keys),
         )
         try:
             yield

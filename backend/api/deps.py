@@ -20,7 +20,6 @@ from fastapi.security import (
 )
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from backend.api.broadcaster import Broadcaster
 from backend.api.errors import ApiError
@@ -31,6 +30,8 @@ from backend.bus.event_bus import EventBus
 from backend.bus.feeder_registry import FeederRegistry
 from backend.bus.group_commit import GroupCommitter
 from backend.bus.keys import Keys
+from backend.bus.ledger import LedgerReader
+from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
@@ -41,13 +42,11 @@ from backend.config import Settings
 class AppState:
     """Everything the lifespan opens, reachable from requests as `request.app.state.resources`.
 
-    Routes reach Redis through the gateways (`backend.bus`); `redis` and `keys` are here for the
-    ledger's `read_gauges` and the outbox reader, which take them as arguments.
+    Routes reach Redis only through the gateways (`backend.bus`), never a client of their own.
     """
 
     settings: Settings
     keys: Keys
-    redis: Redis
     pg_pool: AsyncConnectionPool
     committer: GroupCommitter
     broadcaster: Broadcaster
@@ -59,6 +58,8 @@ class AppState:
     dead_letters: DeadLetters
     samples: SamplesStore
     probes: Probes
+    ledger: LedgerReader
+    outbox: OutboxReader
 
 
 async def get_resources(request: Request) -> AppState:

@@ -6,7 +6,8 @@ trip for them), then races the other replicas for the interval's slot (`SET … 
 that wins reads the pipeline's counters and gauges and appends the sample to a capped stream. So
 with N replicas there is still one sample per slot, and /stats/history is the same from any.
 
-`ledger.read_gauges` is the I/O, `build_sample` the pure shaping (gauges → Sample dict).
+`LedgerReader.gauges` (the ledger's one read) is the I/O, `build_sample` the pure shaping
+(gauges → Sample dict); time comes from an injected clock and sleeper.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from backend.bus import ledger, stats
-from backend.bus.keys import Keys
-from backend.bus.ledger import Gauges, read_gauges
+from backend.bus.ledger import Gauges, LedgerReader
 from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from backend.core.feeder_liveness import decode_record, is_alive, received_us
@@ -117,14 +116,10 @@ def build_sample(gauges: Gauges, now_us: int) -> dict[str, Any]:
     }
 
 
-async def take_sample(
-    redis: Redis, keys: Keys, heartbeat_timeout_ms: int, clock: Clock = time.time
-) -> dict[str, Any]:
+async def take_sample(ledger: LedgerReader, clock: Clock = time.time) -> dict[str, Any]:
     """A Sample of the whole pipeline, now (by `clock`). Raises RedisError."""
     now_s = clock()
-    gauges = await read_gauges(
-        redis, keys, heartbeat_timeout_ms=heartbeat_timeout_ms, now_ms=now_s * 1000
-    )
+    gauges = await ledger.gauges(now_ms=now_s * 1000)
     return build_sample(gauges, round(now_s * 1_000_000))
 
 
@@ -136,20 +131,18 @@ class StatsSampler:
 
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
+        ledger: LedgerReader,
+        samples: SamplesStore,
         settings: Settings,
         *,
         clock: Clock = time.time,
         sleep: Sleeper = asyncio.sleep,
     ) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._samples = SamplesStore(redis, keys)
+        self._ledger = ledger
+        self._samples = samples
         self._clock = clock
         self._sleep = sleep
         self._interval = settings.stats_interval
-        self._heartbeat_timeout_ms = settings.heartbeat_timeout_ms
         self._slot_ttl = max(1, math.ceil(settings.stats_interval * SLOT_TTL_INTERVALS))
         self._maxlen = max(1, math.ceil(settings.stats_retention / settings.stats_interval))
         self._pending: Counter[str] = Counter()
@@ -219,7 +212,7 @@ class StatsSampler:
         await self.flush_rejections()
         if not await self._samples.claim_slot(slot, ttl_s=self._slot_ttl):
             return False
-        sample = await take_sample(self._redis, self._keys, self._heartbeat_timeout_ms, self._clock)
+        sample = await take_sample(self._ledger, self._clock)
         await self._samples.append(orjson.dumps(sample), slot=slot, maxlen=self._maxlen)
         return True
 

@@ -122,6 +122,20 @@ async def read_gauges(
     return shape_gauges(answers, pending)
 
 
+class LedgerReader:
+    """`read_gauges` bound to one client and namespace: the API's gateway to the ledger."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys, *, heartbeat_timeout_ms: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._heartbeat_timeout_ms = heartbeat_timeout_ms
+
+    async def gauges(self, *, now_ms: float) -> Gauges:
+        return await read_gauges(
+            self._redis, self._keys, heartbeat_timeout_ms=self._heartbeat_timeout_ms, now_ms=now_ms
+        )
+
+
 def read_gauges_sync(
     redis: Redis, keys: Keys, *, heartbeat_timeout_ms: int, now_ms: float
 ) -> Gauges:

@@ -23,6 +23,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from backend.api.stats_sampler import StatsSampler
 from backend.bus.keys import Keys
+from backend.bus.ledger import LedgerReader
+from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from tests.integration.harness import AUTH, running, settings_env, wait_for
 from tests.integration.tcp_proxy import TcpProxy
@@ -43,8 +45,17 @@ def stats_env(settings: Settings) -> dict[str, str]:
 SIM_START = 1_800_000_000.05
 
 
-def stats_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"stats_interval": INTERVAL})
+def sampler_on(
+    client: AsyncRedis, keys: Keys, settings: Settings, time_: SimulatedTime
+) -> StatsSampler:
+    """An API replica's sampler on `client`, on simulated time."""
+    return StatsSampler(
+        LedgerReader(client, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms),
+        SamplesStore(client, keys),
+        settings.model_copy(update={"stats_interval": INTERVAL}),
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
 
 
 def tick(i: int, symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:
@@ -194,12 +205,7 @@ def test_two_replicas_write_exactly_one_sample_per_slot(settings: Settings, redi
     async def scenario() -> None:
         time_ = SimulatedTime(start=SIM_START)
         clients = [AsyncRedis.from_url(settings.effective_redis_url) for _ in range(2)]
-        replicas = [
-            StatsSampler(
-                client, keys, stats_settings(settings), clock=time_.clock, sleep=time_.sleep
-            )
-            for client in clients
-        ]
+        replicas = [sampler_on(client, keys, settings, time_) for client in clients]
         for replica in replicas:
             await replica.start()
         await time_.until_asleep(2)
@@ -231,9 +237,7 @@ def test_a_sampler_outlives_redis_outages_logging_once_and_losing_no_rejection(
     async def scenario() -> None:
         time_ = SimulatedTime(start=SIM_START)
         client = AsyncRedis.from_url(urlunsplit(url._replace(netloc=netloc)))
-        sampler = StatsSampler(
-            client, keys, stats_settings(settings), clock=time_.clock, sleep=time_.sleep
-        )
+        sampler = sampler_on(client, keys, settings, time_)
         await sampler.start()
         await time_.until_asleep(1)
         proxy.cut()

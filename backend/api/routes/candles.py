@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query
 from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.routes.symbols import SymbolPath
-from backend.bus.outbox_reader import pending_ticks
 from backend.core.candles import INTERVALS_S, Candle, bucket_start, combine
 from backend.core.ticks import parse_ts_us, us_to_iso
 from backend.storage.candles_repo import ROLLUP_FOR, read_rollup, rollup_width_us, stored_event_ids
@@ -73,7 +72,7 @@ async def get_candles(
     from_us = bucket_start(from_us, width_us)
     table = ROLLUP_FOR[interval]
 
-    live, complete = await pending_ticks(res.redis, res.keys, symbol, from_us, to_us)
+    live, complete = await res.outbox.pending_ticks(symbol, from_us, to_us)
     try:
         async with res.pg_pool.connection(timeout=2) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from backend.api.deps import ReadAuth, Resources
-from backend.bus.ledger import read_gauges
 
 router = APIRouter(tags=["ops"], dependencies=[ReadAuth])
 
@@ -18,12 +17,7 @@ router = APIRouter(tags=["ops"], dependencies=[ReadAuth])
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(res: Resources) -> Response:
     try:
-        gauges = await read_gauges(
-            res.redis,
-            res.keys,
-            heartbeat_timeout_ms=res.settings.heartbeat_timeout_ms,
-            now_ms=time.time() * 1000,
-        )
+        gauges = await res.ledger.gauges(now_ms=time.time() * 1000)
         res.metrics.set_pipeline(
             gauges.queue_depth,
             gauges.dead_letters,  # both calc queues, as /stats counts them

@@ -91,7 +91,7 @@ _UNAVAILABLE = {503: {"description": "Redis unavailable; retry"}}
 )
 async def get_stats(res: Resources) -> StatsSample:
     try:
-        sample = await take_sample(res.redis, res.keys, res.settings.heartbeat_timeout_ms)
+        sample = await take_sample(res.ledger)
     except RedisError as exc:
         raise unavailable(exc) from None
     return StatsSample.model_validate(sample)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from typing import cast
-from unittest.mock import patch
 
 import orjson
 import pytest
@@ -13,7 +12,8 @@ from redis.asyncio import Redis
 
 from backend.api.stats_sampler import StatsSampler, build_sample, take_sample
 from backend.bus.keys import Keys
-from backend.bus.ledger import Gauges, shape_gauges
+from backend.bus.ledger import Gauges, LedgerReader, shape_gauges
+from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from backend.core.ticks import us_to_iso
 from tests.unit.api.simulated_time import SimulatedTime
@@ -142,10 +142,16 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
     }
 
 
+def unconnected_gateways() -> tuple[LedgerReader, SamplesStore]:
+    """Client objects only: nothing connects until a command runs."""
+    redis, keys = Redis.from_url("redis://127.0.0.1:1"), Keys("t", "q")
+    return LedgerReader(redis, keys, heartbeat_timeout_ms=10_000), SamplesStore(redis, keys)
+
+
 def test_rejections_are_held_in_memory_by_reason_until_flushed():
     settings = Settings().model_copy(update={"stats_interval": 0.5})
     # A client object only: nothing connects until a command runs, and none does here.
-    sampler = StatsSampler(Redis.from_url("redis://127.0.0.1:1"), Keys("t", "q"), settings)
+    sampler = StatsSampler(*unconnected_gateways(), settings)
     assert sampler.pending == {}
     sampler.reject("price")
     sampler.reject("price")
@@ -173,8 +179,7 @@ def timed_sampler(time_: SimulatedTime) -> tuple[StatsSampler, list[tuple[int, f
     """A sampler on simulated time whose rounds only record (slot, when) instead of doing I/O."""
     settings = Settings().model_copy(update={"stats_interval": INTERVAL_S})
     sampler = StatsSampler(
-        Redis.from_url("redis://127.0.0.1:1"),
-        Keys("t", "q"),
+        *unconnected_gateways(),
         settings,
         clock=time_.clock,
         sleep=time_.sleep,
@@ -227,12 +232,12 @@ def test_the_sample_is_stamped_with_the_injected_clock():
         time_ = SimulatedTime(start=NOW_US / 1_000_000)
         gauges = readings()
 
-        async def fake_read(*_args: object, **kwargs: object) -> Gauges:
-            assert kwargs["now_ms"] == pytest.approx(NOW_US / 1000)
-            return gauges
+        class FakeLedger:
+            async def gauges(self, *, now_ms: float) -> Gauges:
+                assert now_ms == pytest.approx(NOW_US / 1000)
+                return gauges
 
-        with patch("backend.api.stats_sampler.read_gauges", fake_read):
-            sample = await take_sample(cast(Redis, None), Keys("t", "q"), 10_000, time_.clock)
+        sample = await take_sample(cast(LedgerReader, FakeLedger()), time_.clock)
         assert sample["ts_us"] == NOW_US
 
     asyncio.run(scenario())
