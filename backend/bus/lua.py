@@ -22,8 +22,10 @@ from redis.asyncio import Redis as AsyncRedis
 
 @cache
 def source(name: str) -> str:
-    """The text of `<name>.lua`, shipped as package data next to this module."""
-    return files("backend.bus").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    """The code of `<name>.lua` (shipped as package data next to this module) without its
+    comment lines: scripts queued in MULTI are sent whole with every EVAL."""
+    text = files("backend.bus").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
 # --- ingest (standalone, EVALSHA) -----------------------------------------------------------------
