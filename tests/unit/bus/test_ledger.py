@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from backend.bus import ledger
+import re
+
+from backend.bus import ledger, lua
 from backend.bus.ledger import Gauges, backlog_ticks, shape_gauges
 
 
@@ -59,3 +61,13 @@ def test_gauges_are_shaped_from_the_raw_answers_in_order():
 
 def test_an_empty_outbox_has_nothing_pending():
     assert shape_gauges(answers(outbox=0), outbox_pending=7).outbox_pending == 0
+
+
+def test_the_scripts_name_only_ledger_counters():
+    """The Lua scripts add to the ledger by field name: every name they use is a ledger constant,
+    so renaming a counter in the ledger without the scripts fails here."""
+    counters = {v for k, v in vars(ledger).items() if k.isupper() and isinstance(v, str)}
+    for name in ("ingest", "outbox_ack", "dead_letter_requeue"):
+        used = set(re.findall(r"'([a-z][a-z_]+)'", lua.source(name)))
+        assert used, name
+        assert used <= counters, (name, used - counters)
