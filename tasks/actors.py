@@ -7,6 +7,7 @@ they bind to the broker we built (Dramatiq's documented pitfall) and tests can b
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,38 @@ ride_out_redis_outage = retry(
 )
 
 
-def _now_us() -> int:
+ClockUs = Callable[[], int]  # wall-clock time in epoch µs
+
+
+def wall_clock_us() -> int:
     return time.time_ns() // 1_000
 
 
-def register_actors(broker: dramatiq.Broker, settings: Settings, redis: Redis) -> Actors:
+class MissingCurrentMessage(RuntimeError):
+    """calc ran without Dramatiq's CurrentMessage middleware, so it cannot name its batch."""
+
+
+def current_message_id() -> str:
+    """The running message's id: the name of its batch's done-marker.
+
+    Without it every batch would share one marker and a later batch would be skipped as already
+    applied, silently; so a broker built without CurrentMessage is an error, not a default.
+    """
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        raise MissingCurrentMessage(
+            "calc_ticks needs the dramatiq.middleware.CurrentMessage middleware on its broker "
+            "(tasks.broker.build_broker adds it): without the message id, batches cannot be "
+            "applied exactly once"
+        )
+    return str(message.message_id)
+
+
+def register_actors(
+    broker: dramatiq.Broker, settings: Settings, redis: Redis, clock_us: ClockUs = wall_clock_us
+) -> Actors:
+    """`clock_us` is calc's notion of now (view `updated_at`, staleness, latencies): injected
+    so tests can run calc on simulated time."""
     ctx = CalcContext(
         redis=redis,
         keys=Keys.from_settings(settings),
@@ -63,14 +91,13 @@ def register_actors(broker: dramatiq.Broker, settings: Settings, redis: Redis) -
 
     def calc_ticks(ticks: list[list[Any]]) -> None:
         """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks."""
-        message = CurrentMessage.get_current_message()
-        message_id = message.message_id if message is not None else "no-message"
+        message_id = current_message_id()
         decoded = [decode_tick(raw) for raw in ticks]
-        ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, _now_us())
+        ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, clock_us())
 
     def calc_view(symbols: list[str]) -> None:
         """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
-        ride_out_redis_outage(build_views)(ctx, symbols, _now_us())
+        ride_out_redis_outage(build_views)(ctx, symbols, clock_us())
 
     options = {"broker": broker, "max_retries": settings.calc_max_retries}
     return Actors(

@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 import psycopg
 from redis import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from backend.bus import stats
-from backend.bus.keys import OUTBOX_GROUP, Keys
+from backend.bus.keys import Keys
+from backend.bus.outbox import Entry, OutboxStream
 from backend.core.ticks import Tick, decode_tick
 from backend.storage.ticks_repo import write_ticks
 
@@ -34,34 +34,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 
-# Acknowledge and delete written entries; take the ticks of the entries this call really deleted
-# off the `outbox_ticks` backlog counter (an entry two flushers wrote is counted off once).
-ACK_LUA = """
-local deleted = 0
-for i = 2, #ARGV, 2 do
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
-    deleted = deleted + tonumber(ARGV[i + 1])
-  end
-end
-if deleted > 0 then
-  redis.call('HINCRBY', KEYS[2], 'outbox_ticks', -deleted)
-end
-return deleted
-"""
-
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-def ensure_group(redis: Redis, keys: Keys) -> None:
-    """Create the consumer group from the stream's start ("0"), so nothing staged is skipped."""
-    try:
-        redis.xgroup_create(keys.outbox, OUTBOX_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 @dataclass
@@ -84,9 +59,11 @@ class OutboxFlusher:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    _stream: OutboxStream = field(init=False)
+
     # --- lifecycle -------------------------------------------------------------------------
     def __post_init__(self) -> None:
-        self._ack_script = self.redis.register_script(ACK_LUA)
+        self._stream = OutboxStream(self.redis, self.keys)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="outbox-flusher", daemon=True)
@@ -117,7 +94,7 @@ class OutboxFlusher:
     # --- one iteration -----------------------------------------------------------------------
     def step(self) -> None:
         if not self._group_ready:
-            ensure_group(self.redis, self.keys)
+            self._stream.ensure_group()
             self._group_ready = True
         now = time.monotonic()
         # Only claim with empty hands: while we retry a batch, our own entries grow idle too.
@@ -143,10 +120,10 @@ class OutboxFlusher:
         assert self._first_pending_at is not None
         return time.monotonic() - self._first_pending_at >= self.flush_interval_s
 
-    def _add(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _add(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
             if not fields:  # deleted under us (already written by another flusher)
-                self.redis.xack(self.keys.outbox, OUTBOX_GROUP, entry_id)
+                self._stream.ack_gone(entry_id)
                 continue
             if entry_id in self._pending_ids:
                 continue
@@ -158,26 +135,21 @@ class OutboxFlusher:
             self._pending_ticks.extend(ticks)
 
     def _read(self, block_ms: int) -> None:
-        response = self.redis.xreadgroup(
-            OUTBOX_GROUP, self.name, {self.keys.outbox: ">"}, count=16, block=block_ms
-        )
-        for _stream, entries in response or []:
-            self._add(entries)
+        self._add(self._stream.read(self.name, count=16, block_ms=block_ms))
 
     def _claim_idle(self) -> None:
         """Take over entries a dead (or stuck) flusher read but never acknowledged."""
-        start = "0-0"
+        start: str | bytes = "0-0"
         while True:
-            result = self.redis.xautoclaim(
-                self.keys.outbox, OUTBOX_GROUP, self.name, self.claim_idle_ms, start, count=64
+            claimed = self._stream.claim_idle(
+                self.name, min_idle_ms=self.claim_idle_ms, start=start, count=64
             )
-            next_start, entries = result[0], result[1]
-            if entries:
-                log.info("outbox flusher: claimed %d idle entries", len(entries))
-                self._add(entries)
-            if next_start in (b"0-0", "0-0") or len(self._pending_ticks) >= self.batch_size:
+            if claimed.entries:
+                log.info("outbox flusher: claimed %d idle entries", len(claimed.entries))
+                self._add(claimed.entries)
+            if claimed.done or len(self._pending_ticks) >= self.batch_size:
                 return
-            start = next_start
+            start = claimed.next_start
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -202,15 +174,12 @@ class OutboxFlusher:
             return
         elapsed = time.monotonic() - started
         self._backoff_s = 0.0
-        ack_args: list[bytes | int | str] = [OUTBOX_GROUP]
-        for entry_id, size in zip(self._pending_ids, self._pending_sizes, strict=True):
-            ack_args += (entry_id, size)
-        with self.redis.pipeline(transaction=True) as pipe:
-            self._ack_script(keys=[self.keys.outbox, self.keys.stats], args=ack_args, client=pipe)
-            stats.record(
-                pipe, self.keys.stats, stats.flush_fields(rows, len(self._pending_ticks), elapsed)
-            )
-            pipe.execute()
+        self._stream.ack_written(
+            list(zip(self._pending_ids, self._pending_sizes, strict=True)),
+            rows_written=rows,
+            ticks=len(self._pending_ticks),
+            seconds=elapsed,
+        )
         self._pending_ids.clear()
         self._pending_sizes.clear()
         self._pending_ticks.clear()

@@ -5,6 +5,7 @@ Dramatiq imports this module in every worker process; importing it is starting a
 
 from __future__ import annotations
 
+from backend.bus.dead_letters import DeadLetterRecorder
 from backend.bus.keys import Keys
 from backend.config import get_worker_settings
 from backend.logs import configure_logging
@@ -18,6 +19,7 @@ settings = get_worker_settings()
 configure_logging(settings, service="worker")
 broker = build_broker(settings)
 broker.add_middleware(OutboxFlusherMiddleware(settings))
-broker.add_middleware(DeadLetterReasons(redis_client(settings), Keys.from_settings(settings)))
+keys = Keys.from_settings(settings)
+broker.add_middleware(DeadLetterReasons(DeadLetterRecorder(redis_client(settings), keys)))
 actors = register_actors(broker, settings, redis_client(settings))
 freeze_startup_heap()

@@ -1,4 +1,4 @@
-"""One Redis pub/sub subscriber per Streamlit server process.
+"""One Redis pub/sub subscriber (`backend.bus.event_bus`) per Streamlit server process.
 
 `LiveFeed` runs a daemon thread that listens on the realtime channel and keeps the latest view (W)
 per symbol plus a few recent events and counters. Streamlit sessions never touch Redis themselves:
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from backend.bus.event_bus import SyncSubscription
 from backend.core.events import SymbolUpdated, decode_event
 from backend.core.view import View
 from ui.watchlist import freshness
@@ -225,11 +226,11 @@ class LiveFeed:
         """Subscribe, pump messages, and on any failure back off and subscribe again."""
         delay = self._backoff_initial
         while not self._stop_event.is_set():
-            client: redis.Redis | None = None
-            pubsub: Any = None
+            subscription: SyncSubscription | None = None
             try:
-                client = redis.Redis.from_url(
+                subscription = SyncSubscription(
                     self.redis_url,
+                    self.channel,
                     socket_connect_timeout=self._connect_timeout,
                     socket_timeout=max(5.0, self._poll_timeout * 4),
                     socket_keepalive=True,
@@ -237,24 +238,24 @@ class LiveFeed:
                     client_name=self.client_name,
                     retry=Retry(NoBackoff(), 0),  # this loop owns reconnects and the backoff
                 )
-                pubsub = client.pubsub()
-                pubsub.subscribe(self.channel)
+                subscription.open()
                 while not self._stop_event.is_set():
-                    message = pubsub.get_message(timeout=self._poll_timeout)
-                    if message is None:
+                    delivery = subscription.get(timeout=self._poll_timeout)
+                    if delivery is None:
                         continue
-                    if message.get("type") == "subscribe":
+                    if delivery.subscribed:
                         self._set_connected()
                         delay = self._backoff_initial
-                    elif message.get("type") == "message":
-                        self.ingest(message["data"])
+                    elif delivery.payload is not None:
+                        self.ingest(delivery.payload)
             except (redis.RedisError, OSError) as exc:
                 self._set_disconnected(_describe(exc))
             except Exception as exc:  # never let the subscriber die quietly
                 logger.exception("live feed crashed; restarting")
                 self._set_disconnected(_describe(exc))
             finally:
-                _close_quietly(pubsub, client)
+                if subscription is not None:
+                    _close_quietly(*subscription.resources())
             if self._stop_event.wait(delay * random.uniform(0.8, 1.2)):
                 break
             delay = min(delay * 2, self._backoff_max)

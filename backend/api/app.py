@@ -5,7 +5,7 @@ Run with `uvicorn backend.api.app:create_app --factory`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -38,10 +38,19 @@ from backend.api.routes import (
 )
 from backend.api.stats_sampler import StatsSampler
 from backend.bus import events
+from backend.bus.dead_letters import DeadLetters
+from backend.bus.event_bus import EventBus
+from backend.bus.feeder_registry import FeederRegistry
 from backend.bus.group_commit import GroupCommitter
-from backend.bus.ingest import IngestScript
-from backend.bus.keys import Keys
+from backend.bus.ingest import IngestScript, Outcome
+from backend.bus.keys import CALC_B_QUEUE, Keys
+from backend.bus.ledger import LedgerReader
+from backend.bus.outbox_reader import OutboxReader
+from backend.bus.probes import Probes
+from backend.bus.samples import SamplesStore
+from backend.bus.views import ViewStore
 from backend.config import ApiSettings, get_api_settings
+from backend.core.ticks import Tick
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
 
@@ -66,14 +75,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         await pool.open(wait=False)
         script = IngestScript(redis, keys, settings.dedup_ttl, settings.max_backlog)
+        event_bus = EventBus(redis, settings.pubsub_channel)
 
-        async def publish_fast_path(ticks, outcomes) -> None:  # type: ignore[no-untyped-def]
-            payloads = events.ticks_received(ticks, outcomes)
-            if payloads:
-                async with redis.pipeline(transaction=False) as pipe:
-                    for payload in payloads:
-                        pipe.publish(settings.pubsub_channel, payload)
-                    await pipe.execute()
+        async def publish_fast_path(ticks: Sequence[Tick], outcomes: list[Outcome]) -> None:
+            await event_bus.publish_many(events.ticks_received(ticks, outcomes))
 
         committer = GroupCommitter(
             flush=script,
@@ -81,14 +86,30 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             max_batch=settings.ingest_max_batch,
             after_flush=publish_fast_path,
         )
-        broadcaster = Broadcaster(redis, settings.pubsub_channel, on_drop=metrics_.sse_dropped.inc)
-        sampler = StatsSampler(redis, keys, settings)
+        broadcaster = Broadcaster(event_bus, on_drop=metrics_.sse_dropped.inc)
+        ledger = LedgerReader(redis, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms)
+        samples = SamplesStore(redis, keys)
+        sampler = StatsSampler(ledger, samples, settings)
         await committer.start()
         await broadcaster.start()
         await sampler.start()
         freeze_startup_heap()
         app.state.resources = AppState(
-            settings, keys, redis, pool, committer, broadcaster, metrics_, sampler
+            settings=settings,
+            keys=keys,
+            pg_pool=pool,
+            committer=committer,
+            broadcaster=broadcaster,
+            metrics=metrics_,
+            stats=sampler,
+            events=event_bus,
+            views=ViewStore(redis, keys, settings.pubsub_channel),
+            feeders=FeederRegistry(redis, keys, event_bus),
+            dead_letters=DeadLetters(redis, keys, (settings.queue_name, CALC_B_QUEUE)),
+            samples=samples,
+            probes=Probes(redis, keys),
+            ledger=ledger,
+            outbox=OutboxReader(redis, keys),
         )
         try:
             yield

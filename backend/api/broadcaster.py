@@ -12,7 +12,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+import orjson
+
+from backend.bus.event_bus import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,7 @@ class Subscriber:
 
 @dataclass
 class Broadcaster:
-    redis: Redis
-    channel: str
+    events: EventBus
     on_drop: Callable[[], None] = lambda: None
     subscribers: set[Subscriber] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
@@ -84,23 +85,17 @@ class Broadcaster:
                 self.on_drop()
 
     async def _run(self) -> None:
-        import orjson
-
         backoff = 0.5
         while True:
             try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.channel)
+                async with self.events.subscribe() as payloads:
                     backoff = 0.5
-                    async for message in pubsub.listen():
-                        raw = message["data"]
-                        if not isinstance(raw, bytes | bytearray):
-                            continue
+                    async for raw in payloads:
                         try:
                             symbol = orjson.loads(raw).get("symbol")
                         except (orjson.JSONDecodeError, AttributeError):
                             continue
-                        self.publish_local(bytes(raw), symbol)
+                        self.publish_local(raw, symbol)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from backend.bus import ledger
 from backend.bus.stats import (
     FLUSH_BUCKETS,
     INF,
@@ -47,7 +48,9 @@ class ApiMetrics:
             "tickstream_queue_depth", "Messages waiting in the calc queue", registry=r
         )
         self.dead_letters = Gauge(
-            "tickstream_dead_letters", "Messages in the calc dead-letter queue", registry=r
+            "tickstream_dead_letters",
+            "Messages in the dead-letter queues of both calc queues",
+            registry=r,
         )
         self.outbox_depth = Gauge(
             "tickstream_outbox_entries", "Outbox batches waiting for Postgres", registry=r
@@ -112,18 +115,18 @@ class ApiMetrics:
         self.dead_letters.set(dead)
         self.outbox_depth.set(outbox)
         self.outbox_pending.set(pending)
-        self.rows_written.set(counters.get("rows_written", 0))
-        self.flush_count.set(counters.get("flush_count", 0))
-        self.flush_ticks.set(counters.get("flush_ticks_sum", 0))
-        self.flush_seconds.set(counters.get("flush_seconds_sum", 0))
+        self.rows_written.set(counters.get(ledger.ROWS_WRITTEN, 0))
+        self.flush_count.set(counters.get(ledger.FLUSH_COUNT, 0))
+        self.flush_ticks.set(counters.get(ledger.FLUSH_TICKS_SUM, 0))
+        self.flush_seconds.set(counters.get(ledger.FLUSH_SECONDS_SUM, 0))
         for bound in FLUSH_BUCKETS:
             self.flush_le.labels(le=str(bound)).set(counters.get(f"flush_seconds_le_{bound}", 0))
-        self.calc_batches.set(counters.get("calc_batches", 0))
-        self.calc_ticks.set(counters.get("calc_ticks", 0))
-        self.late_ticks.set(counters.get("late_ticks", 0))
-        self.calc_conflicts.set(counters.get("calc_conflicts", 0))
-        self.gaps_opened.set(counters.get("gaps_opened", 0))
-        self.gaps_closed.set(counters.get("gaps_closed", 0))
+        self.calc_batches.set(counters.get(ledger.CALC_BATCHES, 0))
+        self.calc_ticks.set(counters.get(ledger.CALC_TICKS, 0))
+        self.late_ticks.set(counters.get(ledger.LATE_TICKS, 0))
+        self.calc_conflicts.set(counters.get(ledger.CALC_CONFLICTS, 0))
+        self.gaps_opened.set(counters.get(ledger.GAPS_OPENED, 0))
+        self.gaps_closed.set(counters.get(ledger.GAPS_CLOSED, 0))
         for outcome in ("accepted", "duplicate", "conflict", "shed"):
             self.pipeline_ticks.labels(outcome=outcome, reason="").set(
                 counters.get(f"ingest_{outcome}", 0)

@@ -6,7 +6,8 @@ trip for them), then races the other replicas for the interval's slot (`SET … 
 that wins reads the pipeline's counters and gauges and appends the sample to a capped stream. So
 with N replicas there is still one sample per slot, and /stats/history is the same from any.
 
-`read_readings` is the I/O, `build_sample` the pure shaping (raw Redis answers → Sample dict).
+`LedgerReader.gauges` (the ledger's one read) is the I/O, `build_sample` the pure shaping
+(gauges → Sample dict); time comes from an injected clock and sleeper.
 """
 
 from __future__ import annotations
@@ -17,49 +18,38 @@ import logging
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from backend.api.routes.feeder import ALIVE_WITHIN_S, received_us
-from backend.bus import stats
-from backend.bus.keys import CALC_B_QUEUE, OUTBOX_GROUP, Keys
+from backend.bus import ledger, stats
+from backend.bus.ledger import Gauges, LedgerReader
+from backend.bus.samples import SamplesStore
 from backend.config import Settings
+from backend.core.feeder_liveness import decode_record, is_alive, received_us
 from backend.core.ticks import us_to_iso
 
 log = logging.getLogger(__name__)
 
+Clock = Callable[[], float]  # wall-clock seconds since the epoch
+Sleeper = Callable[[float], Awaitable[None]]
+
 # Cumulative counters of a sample (0 when absent): integers, except the summed seconds.
 INT_COUNTERS = (
-    *stats.INGEST_FIELDS,
-    "calc_batches",
-    "calc_ticks",
-    "late_ticks",
-    "gaps_opened",
-    "gaps_closed",
-    "rows_written",
-    "flush_count",
-    "flush_ticks_sum",
+    *ledger.INGEST_FIELDS,
+    ledger.CALC_BATCHES,
+    ledger.CALC_TICKS,
+    ledger.LATE_TICKS,
+    ledger.GAPS_OPENED,
+    ledger.GAPS_CLOSED,
+    ledger.ROWS_WRITTEN,
+    ledger.FLUSH_COUNT,
+    ledger.FLUSH_TICKS_SUM,
 )
-FLOAT_COUNTERS = ("flush_seconds_sum",)
+FLOAT_COUNTERS = (ledger.FLUSH_SECONDS_SUM,)
 SLOT_TTL_INTERVALS = 5  # a slot marker outlives any replica's late attempt at the same slot
-
-
-@dataclass(frozen=True, slots=True)
-class Readings:
-    """Redis's raw answers for one sample: what `read_readings` fetches, `build_sample` shapes."""
-
-    stats: dict[bytes, bytes]
-    queue_depth: int
-    calc_b_depth: int
-    dead_letters: int
-    outbox_entries: int
-    outbox_pending: int
-    workers: int
-    feeders: dict[bytes, bytes]
 
 
 def _rate(value: Any) -> float:
@@ -74,12 +64,9 @@ def _feeder_gauges(feeders: dict[bytes, bytes], now_us: int) -> dict[str, Any]:
     alive = 0
     target = achieved = 0.0
     for raw in feeders.values():
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
+        record = decode_record(raw)
         received = received_us(record)
-        if received is None or now_us - received > ALIVE_WITHIN_S * 1_000_000:
+        if received is None or not is_alive(received, now_us):
             continue
         alive += 1
         target += _rate(record.get("target_tps"))
@@ -91,20 +78,9 @@ def _feeder_gauges(feeders: dict[bytes, bytes], now_us: int) -> dict[str, Any]:
     }
 
 
-def backlog_ticks(values: dict[str, float]) -> int:
-    """Ticks waiting for calc plus ticks waiting for Postgres: what MAX_BACKLOG is checked against
-    (the same arithmetic as the ingest script's)."""
-    waiting_calc = (
-        values.get("ingest_accepted", 0)
-        - values.get("calc_ticks", 0)
-        - values.get("calc_dead_ticks", 0)
-    )
-    return round(max(waiting_calc, 0) + max(values.get("outbox_ticks", 0), 0))
-
-
-def build_sample(readings: Readings, now_us: int) -> dict[str, Any]:
-    """The Sample dict (the /stats and /stats/history contract) from raw Redis answers."""
-    values = stats.parse(readings.stats)
+def build_sample(gauges: Gauges, now_us: int) -> dict[str, Any]:
+    """The Sample dict (the /stats and /stats/history contract) from the ledger's gauges."""
+    values = gauges.counters
     counters: dict[str, Any] = {name: round(values.get(name, 0)) for name in INT_COUNTERS}
     counters.update({name: values.get(name, 0.0) for name in FLOAT_COUNTERS})
     rejected = {
@@ -128,63 +104,45 @@ def build_sample(readings: Readings, now_us: int) -> dict[str, Any]:
         "flush_seconds_le": flush_le,
         "view_latency_le": view_le,
         "gauges": {
-            "backlog_ticks": backlog_ticks(values),
-            "queue_depth": readings.queue_depth,
-            "calc_b_depth": readings.calc_b_depth,
-            "dead_letters": readings.dead_letters,
-            "outbox_entries": readings.outbox_entries,
-            "outbox_pending": readings.outbox_pending,
-            "workers": readings.workers,
-            **_feeder_gauges(readings.feeders, now_us),
+            "backlog_ticks": gauges.backlog_ticks,
+            "queue_depth": gauges.queue_depth,
+            "calc_b_depth": gauges.calc_b_depth,
+            "dead_letters": gauges.dead_letters,
+            "outbox_entries": gauges.outbox_entries,
+            "outbox_pending": gauges.outbox_pending,
+            "workers": gauges.workers,
+            **_feeder_gauges(gauges.feeder_statuses, now_us),
         },
     }
 
 
-async def read_readings(redis: Redis, keys: Keys, heartbeat_timeout_ms: int) -> Readings:
-    """One pipelined round trip (two when the outbox is not empty). Raises RedisError."""
-    horizon_ms = time.time() * 1000 - heartbeat_timeout_ms
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.stats)
-        pipe.llen(keys.queue_list())
-        pipe.llen(keys.queue_list(CALC_B_QUEUE))
-        pipe.zcard(keys.dead_letters())
-        pipe.zcard(keys.dead_letters(CALC_B_QUEUE))
-        pipe.xlen(keys.outbox)
-        pipe.zcount(keys.heartbeats, horizon_ms, "+inf")
-        pipe.hgetall(keys.feeder_status)
-        raw_stats, depth, b_depth, dead, b_dead, outbox, workers, feeders = await pipe.execute()
-    pending = 0
-    if outbox:
-        try:
-            pending = (await redis.xpending(keys.outbox, OUTBOX_GROUP))["pending"]
-        except RedisError:
-            pending = 0  # no consumer group yet: nothing is pending
-    return Readings(
-        stats=raw_stats,
-        queue_depth=depth,
-        calc_b_depth=b_depth,
-        dead_letters=dead + b_dead,
-        outbox_entries=outbox,
-        outbox_pending=pending,
-        workers=workers,
-        feeders=feeders,
-    )
-
-
-async def take_sample(redis: Redis, keys: Keys, heartbeat_timeout_ms: int) -> dict[str, Any]:
-    """A Sample of the whole pipeline, now. Raises RedisError."""
-    readings = await read_readings(redis, keys, heartbeat_timeout_ms)
-    return build_sample(readings, time.time_ns() // 1_000)
+async def take_sample(ledger: LedgerReader, clock: Clock = time.time) -> dict[str, Any]:
+    """A Sample of the whole pipeline, now (by `clock`). Raises RedisError."""
+    now_s = clock()
+    gauges = await ledger.gauges(now_ms=now_s * 1000)
+    return build_sample(gauges, round(now_s * 1_000_000))
 
 
 class StatsSampler:
-    """Counts this process's rejections and, once per slot across replicas, records a sample."""
+    """Counts this process's rejections and, once per slot across replicas, records a sample.
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
-        self._redis = redis
-        self._keys = keys
+    Time comes from `clock` and waiting from `sleep`, so tests drive the slots on simulated time.
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerReader,
+        samples: SamplesStore,
+        settings: Settings,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleeper = asyncio.sleep,
+    ) -> None:
+        self._ledger = ledger
+        self._samples = samples
+        self._clock = clock
+        self._sleep = sleep
         self._interval = settings.stats_interval
-        self._heartbeat_timeout_ms = settings.heartbeat_timeout_ms
         self._slot_ttl = max(1, math.ceil(settings.stats_interval * SLOT_TTL_INTERVALS))
         self._maxlen = max(1, math.ceil(settings.stats_retention / settings.stats_interval))
         self._pending: Counter[str] = Counter()
@@ -219,13 +177,13 @@ class StatsSampler:
     async def _run(self) -> None:
         last_slot: int | None = None
         while True:
-            slot = int(time.time() / self._interval)
+            slot = int(self._clock() / self._interval)
             if slot != last_slot:
                 last_slot = slot
                 await self._round(slot)
             # Wake just after the next slot boundary, when the other replicas wake too.
-            delay = (slot + 1) * self._interval - time.time()
-            await asyncio.sleep(max(delay, 0.0) + 0.001)
+            delay = (slot + 1) * self._interval - self._clock()
+            await self._sleep(max(delay, 0.0) + 0.001)
 
     async def _round(self, slot: int) -> None:
         """`run_once`, never raising: the API must outlive any Redis outage (logged once)."""
@@ -252,16 +210,10 @@ class StatsSampler:
     async def run_once(self, slot: int) -> bool:
         """Flush rejections; if this replica wins `slot`, append a sample. True if it did."""
         await self.flush_rejections()
-        won = await self._redis.set(self._keys.stats_slot(slot), b"1", nx=True, ex=self._slot_ttl)
-        if not won:
+        if not await self._samples.claim_slot(slot, ttl_s=self._slot_ttl):
             return False
-        sample = await take_sample(self._redis, self._keys, self._heartbeat_timeout_ms)
-        await self._redis.xadd(
-            self._keys.stats_samples,
-            {"s": orjson.dumps(sample), "slot": slot},
-            maxlen=self._maxlen,
-            approximate=True,
-        )
+        sample = await take_sample(self._ledger, self._clock)
+        await self._samples.append(orjson.dumps(sample), slot=slot, maxlen=self._maxlen)
         return True
 
     async def flush_rejections(self) -> None:
@@ -273,10 +225,7 @@ class StatsSampler:
         batch = self.pending
         if not batch:
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for reason, count in batch.items():
-                pipe.hincrby(self._keys.stats, stats.REJECTED_PREFIX + reason, count)
-            await pipe.execute()
+        await self._samples.add_rejections(batch)
         self._pending.subtract(batch)
         for reason in batch:
             if self._pending[reason] <= 0:

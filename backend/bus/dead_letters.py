@@ -4,7 +4,8 @@ A message that fails after its retries is moved by the Redis broker to `<queue>.
 of ids by time) with its body in `<queue>.XQ.msgs`; the worker's `DeadLetterReasons` middleware
 records why in `Keys.dead_letter_reasons`. Requeueing puts the same message (same message_id, so
 calc's done-marker still makes it idempotent) back on its queue with its retry count reset, in
-one Lua step per message that only moves it if nobody changed it meanwhile.
+one Lua step per message (`dead_letter_requeue.lua`) that only moves it if nobody changed it
+meanwhile.
 """
 
 from __future__ import annotations
@@ -14,29 +15,15 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
+from backend.bus import ledger
 from backend.bus.keys import CALC_ACTOR, Keys
+from backend.bus.lua import requeue_dead_letter
 
 # Ticks of dead-lettered calc batches: not waiting for calc any more, so not in the backlog.
-DEAD_TICKS_FIELD = "calc_dead_ticks"
-
-# KEYS: xq, xq.msgs, queue list, queue msgs, reasons, stats.
-# ARGV: message_id, expected body, new body, ticks it carries (back into the backlog).
-REQUEUE_LUA = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return 0
-end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
-redis.call('RPUSH', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
-if tonumber(ARGV[4]) > 0 then
-  redis.call('HINCRBY', KEYS[6], 'calc_dead_ticks', -tonumber(ARGV[4]))
-end
-return 1
-"""
+DEAD_TICKS_FIELD = ledger.CALC_DEAD_TICKS
 
 
 def dead_letter_ticks(
@@ -107,24 +94,6 @@ def describe(
     }
 
 
-async def list_dead(
-    redis: Redis, keys: Keys, queues: Sequence[str], limit: int
-) -> list[dict[str, Any]]:
-    """Newest first, across `queues`, at most `limit`."""
-    found: list[tuple[float, str, str]] = []
-    for queue in queues:
-        entries = await redis.zrevrange(keys.dead_letters(queue), 0, limit - 1, withscores=True)
-        found += [(score, queue, member.decode()) for member, score in entries]
-    found.sort(reverse=True)
-    found = found[:limit]
-    out = []
-    for score, queue, message_id in found:
-        raw = await redis.hget(keys.dead_letter_messages(queue), message_id)
-        reason = await redis.hget(keys.dead_letter_reasons, message_id)
-        out.append(describe(queue, message_id, raw, score, reason))
-    return out
-
-
 def reset_for_retry(raw: bytes) -> bytes:
     """The message body with its retry bookkeeping cleared (orjson keeps floats exact)."""
     body = orjson.loads(raw)
@@ -136,43 +105,101 @@ def reset_for_retry(raw: bytes) -> bytes:
     return orjson.dumps(body)
 
 
-async def requeue(
-    redis: Redis, keys: Keys, queues: Sequence[str], message_ids: Iterable[str] | None
-) -> dict[str, list[str]]:
-    """Move dead letters (all, or the given ids) back to their queues."""
-    script = redis.register_script(REQUEUE_LUA)
-    wanted = None if message_ids is None else set(message_ids)
-    requeued: list[str] = []
-    for queue in queues:
-        ids = [m.decode() for m in await redis.zrange(keys.dead_letters(queue), 0, -1)]
-        for message_id in ids:
-            if wanted is not None and message_id not in wanted:
-                continue
+class DeadLetters:
+    """The dead letters of the calc queues, for the admin routes."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys, queues: Sequence[str]) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.queues = tuple(queues)
+
+    async def count(self) -> int:
+        """Dead letters across every queue."""
+        total = 0
+        for queue in self.queues:
+            total += await self._redis.zcard(self._keys.dead_letters(queue))
+        return total
+
+    async def list(self, limit: int) -> list[dict[str, Any]]:
+        """Newest first, across the queues, at most `limit`."""
+        redis, keys = self._redis, self._keys
+        found: list[tuple[float, str, str]] = []
+        for queue in self.queues:
+            entries = await redis.zrevrange(keys.dead_letters(queue), 0, limit - 1, withscores=True)
+            found += [(score, queue, member.decode()) for member, score in entries]
+        found.sort(reverse=True)
+        out = []
+        for score, queue, message_id in found[:limit]:
             raw = await redis.hget(keys.dead_letter_messages(queue), message_id)
-            if raw is None:
-                continue
-            try:
-                new = reset_for_retry(raw)
-                body = orjson.loads(raw)
-                # The marker is named after the Dramatiq message id; the dead-letter list holds
-                # the broker's per-enqueue id (a retry gets a new one).
-                calc_id = str(body.get("message_id") or message_id)
-                done = applied_symbols(await redis.hkeys(keys.calc_done(calc_id)))
-                ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"), done)
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                continue  # unreadable: leave it for a human
-            moved = await script(
-                keys=[
-                    keys.dead_letters(queue),
-                    keys.dead_letter_messages(queue),
-                    keys.queue_list(queue),
-                    keys.queue_messages(queue),
-                    keys.dead_letter_reasons,
-                    keys.stats,
-                ],
-                args=[message_id, raw, new, ticks],
-            )
-            if moved:
-                requeued.append(message_id)
-    missing = sorted((wanted or set()) - set(requeued))
-    return {"requeued": requeued, "not_found": missing}
+            reason = await redis.hget(keys.dead_letter_reasons, message_id)
+            out.append(describe(queue, message_id, raw, score, reason))
+        return out
+
+    async def requeue(self, message_ids: Iterable[str] | None) -> dict[str, list[str]]:
+        """Move dead letters (all, or the given ids) back to their queues, and count them
+        (`dead_letters_requeued`)."""
+        redis, keys = self._redis, self._keys
+        wanted = None if message_ids is None else set(message_ids)
+        requeued: list[str] = []
+        for queue in self.queues:
+            ids = [m.decode() for m in await redis.zrange(keys.dead_letters(queue), 0, -1)]
+            for message_id in ids:
+                if wanted is not None and message_id not in wanted:
+                    continue
+                raw = await redis.hget(keys.dead_letter_messages(queue), message_id)
+                if raw is None:
+                    continue
+                try:
+                    new = reset_for_retry(raw)
+                    body = orjson.loads(raw)
+                    # The marker is named after the Dramatiq message id; the dead-letter list
+                    # holds the broker's per-enqueue id (a retry gets a new one).
+                    calc_id = str(body.get("message_id") or message_id)
+                    done = applied_symbols(await redis.hkeys(keys.calc_done(calc_id)))
+                    ticks = dead_letter_ticks(body.get("actor_name"), body.get("args"), done)
+                except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                    continue  # unreadable: leave it for a human
+                moved = await requeue_dead_letter(
+                    redis,
+                    dead_letters=keys.dead_letters(queue),
+                    dead_letter_messages=keys.dead_letter_messages(queue),
+                    queue_list=keys.queue_list(queue),
+                    queue_messages=keys.queue_messages(queue),
+                    reasons=keys.dead_letter_reasons,
+                    stats=keys.stats,
+                    message_id=message_id,
+                    expected_body=raw,
+                    new_body=new,
+                    ticks=ticks,
+                )
+                if moved:
+                    requeued.append(message_id)
+        if requeued:
+            await redis.hincrby(keys.stats, ledger.DEAD_LETTERS_REQUEUED, len(requeued))
+        missing = sorted((wanted or set()) - set(requeued))
+        return {"requeued": requeued, "not_found": missing}
+
+
+class DeadLetterRecorder:
+    """The worker's side: why a message was dead-lettered, and its ticks out of the backlog."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    def record(self, message_id: str, actor_name: str | None, args: Any, reason: bytes) -> None:
+        """Store `reason`, keep the batch's done-marker, move its unapplied ticks out of the
+        backlog (`calc_dead_ticks`), in one MULTI. Raises RedisError."""
+        marker = self._keys.calc_done(message_id)
+        # The symbols the batch did apply: their ticks are not waiting, and the marker that says
+        # so must outlive the dead letter (a requeue after its TTL would apply them twice). The
+        # requeued batch's next applied symbol sets the TTL again.
+        done = applied_symbols(self._redis.hkeys(marker))
+        ticks = dead_letter_ticks(actor_name, args, done)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.dead_letter_reasons, message_id, reason)
+            if done:
+                pipe.persist(marker)
+            if ticks:  # no longer waiting for calc: out of the backlog until requeued
+                pipe.hincrby(self._keys.stats, DEAD_TICKS_FIELD, ticks)
+            pipe.execute()

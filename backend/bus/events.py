@@ -26,8 +26,15 @@ from backend.core.ticks import Tick, us_to_iso
 from backend.core.view import View
 
 
-def symbol_updated(symbol: str, view: View | Mapping[str, Any]) -> bytes:
-    """`symbol.updated` for calc's `View`.
+def view_json(view: View | Mapping[str, Any]) -> bytes:
+    """The stored and published bytes of a view (calc's `View`, or an external mapping)."""
+    return view.to_json_bytes() if isinstance(view, View) else orjson.dumps(view)
+
+
+def symbol_updated(
+    symbol: str, view: View | Mapping[str, Any], encoded_view: bytes | None = None
+) -> bytes:
+    """`symbol.updated` for calc's `View` (`encoded_view`: its bytes, when the caller has them).
 
     A mapping is a view computed outside the pipeline (`/internal/agg-update`), which may be
     partial: it is published as given, and readers that need a whole `View` drop it.
@@ -36,7 +43,7 @@ def symbol_updated(symbol: str, view: View | Mapping[str, Any]) -> bytes:
         # `encode_event(SymbolUpdated(...))`, byte for byte, assembled around the view's own
         # bytes: this runs once per view on calc's hot path.
         head = orjson.dumps({"type": SYMBOL_UPDATED, "symbol": symbol, "ts": view.last_ts})
-        return head[:-1] + b',"view":' + view.to_json_bytes() + b"}"
+        return head[:-1] + b',"view":' + (encoded_view or view.to_json_bytes()) + b"}"
     return orjson.dumps(
         {"type": SYMBOL_UPDATED, "symbol": symbol, "ts": view["last_ts"], "view": view}
     )

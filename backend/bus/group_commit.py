@@ -57,10 +57,6 @@ class GroupCommitter:
         while self._queue:
             await self._flush_once()
 
-    @property
-    def queued_ticks(self) -> int:
-        return self._queued_ticks
-
     async def submit(self, ticks: Sequence[Tick]) -> list[Outcome]:
         if self._wakeup is None or self._task is None:
             raise RuntimeError("GroupCommitter is not started")

@@ -43,9 +43,6 @@ class Keys:
         """Hash message_id -> JSON {error, traceback, failed_at_ms}: why each was dead-lettered."""
         return f"{self.namespace}:dlq:reasons"
 
-    def delay_queue(self, queue: str | None = None) -> str:
-        return f"{self.queue_list(queue)}.DQ"
-
     @property
     def heartbeats(self) -> str:
         """Dramatiq's sorted set of worker heartbeats (score: last beat, epoch ms)."""
@@ -75,6 +72,11 @@ class Keys:
 
     def view(self, symbol: str) -> str:
         return f"{self.namespace}:view:{symbol}"
+
+    @property
+    def view_order(self) -> str:
+        """Hash symbol -> the stored view's event order (`lua.view_order`): W never goes back."""
+        return f"{self.namespace}:view-order"
 
     @property
     def symbols(self) -> str:

@@ -28,3 +28,14 @@ async def pending_ticks(
             if tick.symbol == symbol and from_us <= tick.ts_us < to_us:
                 ticks.setdefault(tick.event_id, tick)
     return list(ticks.values()), complete
+
+
+class OutboxReader:
+    """`pending_ticks` bound to one client and namespace (the candles route's gateway)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def pending_ticks(self, symbol: str, from_us: int, to_us: int) -> tuple[list[Tick], bool]:
+        return await pending_ticks(self._redis, self._keys, symbol, from_us, to_us)

@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
+from backend.bus.lua import queue_hincrby_many
 from backend.core.ticks import TickIn
 
 # Upper bounds (seconds) of the flush latency histogram.
@@ -23,7 +24,6 @@ VIEW_LATENCY_BUCKETS = FLUSH_BUCKETS
 INF = "+Inf"
 VIEW_LATENCY_PREFIX = "view_latency_le_"
 REJECTED_PREFIX = "rejected:"
-INGEST_FIELDS = ("ingest_accepted", "ingest_duplicate", "ingest_conflict", "ingest_shed")
 
 # Reasons a rejected tick is counted under (`rejection_reason`): the tick's fields, `body` (not
 # a JSON object) and `unavailable` (Redis down, 503).
@@ -70,20 +70,10 @@ def view_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
     return fields
 
 
-# One command for many counters: a calc step used to queue one HINCRBY per histogram bucket and
-# counter (up to ~16), which was a third of its commands. EVAL, not EVALSHA: inside MULTI a
-# NOSCRIPT error would fail this command alone while the rest of the transaction applied.
-HINCRBY_MANY_LUA = (
-    "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end "
-    "return #ARGV / 2"
-)
-
-
 def add_counters(pipe: Any, stats_key: str, fields: dict[str, int]) -> None:
-    """Queue, as one command, HINCRBY of every non-zero integer counter in `fields`."""
-    flat = [part for name, value in fields.items() if value for part in (name, value)]
-    if flat:
-        pipe.eval(HINCRBY_MANY_LUA, 1, stats_key, *flat)
+    """Queue, as one command (`hincrby_many.lua`: a step's counters and histogram buckets would
+    otherwise be many commands), HINCRBY of every non-zero integer counter in `fields`."""
+    queue_hincrby_many(pipe, key=stats_key, increments=fields)
 
 
 def record(pipe: Any, stats_key: str, fields: dict[str, float]) -> None:

@@ -93,6 +93,7 @@ def test_reads_need_the_api_key_when_it_is_set(settings: Settings, tmp_path):
 def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: Settings):
     procs.start_api()
     view = {"last_price": 42.0, "last_ts": "2026-11-21T10:00:00Z", "ticks_total": 3}
+    bearer = {"authorization": "Bearer internal-dev-token"}
     with httpx.Client(base_url=procs.api_url, timeout=5) as client:
         body = {"symbol": "EXT1", "view": view, "ts": "2026-11-21T10:00:00Z"}
         assert client.post("/internal/agg-update", json=body).status_code == 401
@@ -103,6 +104,20 @@ def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: 
         )
         assert r.status_code == 200, r.text
         assert client.get("/symbols/EXT1").json()["last_price"] == 42.0
+        # An older view after a newer one does not move W backwards.
+        older = {**body, "view": {**view, "last_price": 41.0, "last_ts": "2026-11-21T09:59:59Z"}}
+        r = client.post("/internal/agg-update", json=older, headers=bearer)
+        assert r.status_code == 200 and r.json()["status"] == "superseded", r.text
+        assert client.get("/symbols/EXT1").json()["last_price"] == 42.0
+        newer = {**body, "view": {**view, "last_price": 43.0, "last_ts": "2026-11-21T10:00:01Z"}}
+        assert client.post("/internal/agg-update", json=newer, headers=bearer).json() == {
+            "status": "stored",
+            "symbol": "EXT1",
+        }
+        assert client.get("/symbols/EXT1").json()["last_price"] == 43.0
+        unreadable = {**body, "view": {**view, "last_ts": "yesterday"}}
+        r = client.post("/internal/agg-update", json=unreadable, headers=bearer)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "view.last_ts"
         bad = {**body, "symbol": "lower"}
         r = client.post(
             "/internal/agg-update", json=bad, headers={"authorization": "Bearer internal-dev-token"}

@@ -1,11 +1,14 @@
 """GET /stats and /stats/history against real Redis, Postgres, API and worker processes.
 
 The counters must equal exactly what was sent, whichever replica answered; N API replicas must
-write one sample per slot; a Redis outage must lose no rejection counts and never stop the API.
+write one sample per slot (tested on simulated time: the samplers take a clock and a sleeper); a
+Redis outage must lose no rejection counts and never stop the API.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -13,14 +16,20 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 import pytest
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
+from backend.api.stats_sampler import StatsSampler
 from backend.bus.keys import Keys
+from backend.bus.ledger import LedgerReader
+from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
+from tests.unit.api.simulated_time import SimulatedTime
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +39,24 @@ BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", 
 
 def stats_env(settings: Settings) -> dict[str, str]:
     return {**settings_env(settings), "STATS_INTERVAL": str(INTERVAL)}
+
+
+# Simulated start: a little into a slot, so each advance by INTERVAL passes exactly one boundary
+# (and the 1 ms the sampler waits past it).
+SIM_START = 1_800_000_000.05
+
+
+def sampler_on(
+    client: AsyncRedis, keys: Keys, settings: Settings, time_: SimulatedTime
+) -> StatsSampler:
+    """An API replica's sampler on `client`, on simulated time."""
+    return StatsSampler(
+        LedgerReader(client, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms),
+        SamplesStore(client, keys),
+        settings.model_copy(update={"stats_interval": INTERVAL}),
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
 
 
 def tick(i: int, symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:
@@ -148,42 +175,96 @@ def test_stats_count_exactly_what_was_sent_and_history_grows(settings: Settings,
                 assert [d["field"] for d in r.json()["detail"]] == ["minutes"]
 
 
-def test_two_api_replicas_write_one_sample_per_slot(
-    settings: Settings, tmp_path: Path, redis_client: Redis
-):
+def test_two_api_replicas_count_toward_the_same_totals(settings: Settings, tmp_path: Path):
     env = stats_env(settings)
-    key = Keys.from_settings(settings).stats_samples
     with running(env, tmp_path / "a") as a, running(env, tmp_path / "b") as b:
         a.start_api()
         b.start_api()
-        started = redis_client.xlen(key)
-        wait_for(lambda: redis_client.xlen(key) >= started + 15, 30, what="15 more samples")
         # Both replicas answer ingest and both count toward the same pipeline-wide totals.
         for procs, offset in ((a, 0), (b, 100)):
             with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
                 batch = [tick(offset + i) for i in range(3)] + [tick(offset + 50, price=-1)]
                 assert client.post("/ingest/ticks", json=batch).json()["accepted"] == 3
-        with httpx.Client(base_url=a.api_url, timeout=5) as client:
-            wait_for(
-                lambda: (
-                    (s := client.get("/stats").json())["counters"]["ingest_accepted"] == 6
-                    and s["rejected"] == {"price": 2}
-                ),
-                10,
-                what="both replicas' counts in /stats",
-            )
-        entries = redis_client.xrange(key)
-        slots = [int(fields[b"slot"]) for _, fields in entries]
-        # Each replica tries every slot; SET NX lets exactly one of them write it.
-        assert len(slots) == len(set(slots)), "two samples were written for one slot"
-        assert slots == sorted(slots)
-        # From the API: never more samples than slots elapsed (with both replicas writing
-        # every slot there would be about twice as many).
-        with httpx.Client(base_url=b.api_url, timeout=5) as client:
-            samples = client.get("/stats/history", params={"minutes": 1}).json()["samples"]
-        span_s = (samples[-1]["ts_us"] - samples[0]["ts_us"]) / 1_000_000
-        assert len(samples) >= 15
-        assert len(samples) <= span_s / INTERVAL + 2
+        for procs in (a, b):
+            with httpx.Client(base_url=procs.api_url, timeout=5) as client:
+                wait_for(
+                    lambda client=client: (
+                        (s := client.get("/stats").json())["counters"]["ingest_accepted"] == 6
+                        and s["rejected"] == {"price": 2}
+                    ),
+                    10,
+                    what="both replicas' counts in /stats",
+                )
+
+
+def test_two_replicas_write_exactly_one_sample_per_slot(settings: Settings, redis_client: Redis):
+    """Two samplers (two API replicas) on one simulated clock: each tries every slot, SET NX lets
+    exactly one write it, so there is one sample per slot elapsed, in slot order."""
+    keys = Keys.from_settings(settings)
+    slots_run = 15
+
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=SIM_START)
+        clients = [AsyncRedis.from_url(settings.effective_redis_url) for _ in range(2)]
+        replicas = [sampler_on(client, keys, settings, time_) for client in clients]
+        for replica in replicas:
+            await replica.start()
+        await time_.until_asleep(2)
+        for _ in range(slots_run - 1):
+            time_.advance(INTERVAL)
+            await time_.until_asleep(2)  # both replicas have tried this slot
+        for replica, client in zip(replicas, clients, strict=True):
+            await replica.stop()
+            await client.aclose()
+
+    asyncio.run(scenario())
+    entries = redis_client.xrange(keys.stats_samples)
+    slots = [int(fields[b"slot"]) for _, fields in entries]
+    assert len(slots) == slots_run, "not exactly one sample per slot"
+    assert slots == list(range(slots[0], slots[0] + slots_run))  # every slot, in order
+    stamps = [orjson.loads(fields[b"s"])["ts_us"] for _, fields in entries]
+    assert stamps == sorted(stamps)  # stamped with the simulated clock, slot by slot
+
+
+def test_a_sampler_outlives_redis_outages_logging_once_and_losing_no_rejection(
+    settings: Settings, redis_client: Redis, caplog: pytest.LogCaptureFixture
+):
+    url = urlsplit(settings.effective_redis_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    netloc = url.netloc.replace(f"{url.hostname}:{url.port}", f"127.0.0.1:{proxy.port}")
+    keys = Keys.from_settings(settings)
+    rounds_down = 6
+
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=SIM_START)
+        client = AsyncRedis.from_url(urlunsplit(url._replace(netloc=netloc)))
+        sampler = sampler_on(client, keys, settings, time_)
+        await sampler.start()
+        await time_.until_asleep(1)
+        proxy.cut()
+        sampler.reject("unavailable", 3)
+        sampler.reject("price")
+        for _ in range(rounds_down):  # several rounds fail meanwhile
+            time_.advance(INTERVAL)
+            await time_.until_asleep(1)
+        assert sampler.pending == {"unavailable": 3, "price": 1}  # kept, not dropped
+        proxy.restore()
+        time_.advance(INTERVAL)
+        await time_.until_asleep(1)
+        assert sampler.pending == {}
+        await sampler.stop()
+        await client.aclose()
+
+    with caplog.at_level(logging.INFO, logger="backend.api.stats_sampler"):
+        try:
+            asyncio.run(scenario())
+        finally:
+            proxy.cut()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("stats sampler: round failed" in m for m in messages) == 1, messages
+    assert "stats sampler: recovered" in messages
+    stored = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats).items()}
+    assert stored == {"rejected:unavailable": 3, "rejected:price": 1}
 
 
 def test_redis_outage_keeps_rejections_and_the_api_alive(settings: Settings, tmp_path: Path):
@@ -204,7 +285,12 @@ def test_redis_outage_keeps_rejections_and_the_api_alive(settings: Settings, tmp
                 r = client.get("/stats")
                 assert r.status_code == 503 and r.json()["error"] == "unavailable"
                 assert client.get("/stats/history").status_code == 503
-                time.sleep(INTERVAL * 6)  # several sampler rounds fail meanwhile
+                # A sampler round fails meanwhile (the in-process test above counts several).
+                wait_for(
+                    lambda: "stats sampler: round failed" in procs.log("api"),
+                    10,
+                    what="a failed sampler round",
+                )
                 assert client.get("/health/liveness").status_code == 200
                 proxy.restore()
                 sample = wait_for(

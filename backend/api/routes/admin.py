@@ -14,8 +14,6 @@ from redis.exceptions import RedisError
 
 from backend.api.deps import AdminAuth, Resources
 from backend.api.routes.feeder import unavailable
-from backend.bus import dead_letters
-from backend.bus.keys import CALC_B_QUEUE
 
 router = APIRouter(tags=["admin"], dependencies=[AdminAuth])
 
@@ -30,19 +28,13 @@ class RequeueRequest(BaseModel):
     )
 
 
-def _queues(res: Resources) -> tuple[str, str]:
-    return (res.settings.queue_name, CALC_B_QUEUE)
-
-
 @router.get("/admin/dead-letters", summary="Messages that failed after their retries")
 async def list_dead_letters(
     res: Resources, limit: Annotated[int, Query(ge=1, le=1_000)] = 100
 ) -> dict[str, Any]:
     try:
-        items = await dead_letters.list_dead(res.redis, res.keys, _queues(res), limit)
-        total = 0
-        for queue in _queues(res):
-            total += await res.redis.zcard(res.keys.dead_letters(queue))
+        items = await res.dead_letters.list(limit)
+        total = await res.dead_letters.count()
     except RedisError as exc:
         raise unavailable(exc) from None
     return {"total": total, "dead_letters": items}
@@ -60,10 +52,7 @@ async def requeue_dead_letters(
     ],
 ) -> dict[str, Any]:
     try:
-        result = await dead_letters.requeue(res.redis, res.keys, _queues(res), request.message_ids)
-        count = len(result["requeued"])
-        if count:
-            await res.redis.hincrby(res.keys.stats, "dead_letters_requeued", count)
+        result = await res.dead_letters.requeue(request.message_ids)
     except RedisError as exc:
         raise unavailable(exc) from None
-    return {"count": count, **result}
+    return {"count": len(result["requeued"]), **result}

@@ -19,7 +19,6 @@ from backend.api.deps import ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.failures import postgres_unavailable
 from backend.api.routes.symbols import SymbolPath
-from backend.bus.outbox_reader import pending_ticks
 from backend.core.candles import (
     INTERVALS_S,
     Candle,
@@ -85,7 +84,7 @@ async def get_candles(
     from_us = bucket_start(from_us, width_us)
     table = ROLLUP_FOR[interval]
 
-    live, complete = await pending_ticks(res.redis, res.keys, symbol, from_us, to_us)
+    live, complete = await res.outbox.pending_ticks(symbol, from_us, to_us)
     try:
         async with res.pg_pool.connection(timeout=2) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

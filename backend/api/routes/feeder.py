@@ -20,43 +20,34 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Depends
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, ValidationError
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from backend.api.deps import IngestAuth, ReadAuth, Resources
 from backend.api.errors import ApiError
 from backend.api.failures import redis_unavailable
 from backend.bus import events
+from backend.bus.feeder_registry import ConfigContended
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederConfigUpdate, FeederStatus
+from backend.core.feeder_liveness import (
+    ALIVE_WITHIN_S,
+    decode_record,
+    is_alive,
+    is_forgotten,
+    received_us,
+)
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["feeder"])
 
-ALIVE_WITHIN_S = 5.0  # a feeder reports every second; silent longer than this → not alive
-FORGET_AFTER_S = 3600.0  # entries of feeders silent longer than this are pruned (and not listed)
-PRUNE_EVERY_S = 60  # at most one prune pass per minute, whichever API replica gets there first
 MAX_CAS_ATTEMPTS = 100  # optimistic retries of one PUT under contention before a 503
 
 _basic = HTTPBasic(auto_error=False)
 _api_key = APIKeyHeader(name="x-api-key", auto_error=False)
-
-# Delete hash entries only if they still hold the value the pruner saw: a feeder that reported in
-# between keeps its fresh entry.
-_COMPARE_AND_DELETE = """
-local n = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    n = n + 1
-  end
-end
-return n
-"""
 
 
 def _same(a: str, b: str) -> bool:
@@ -202,7 +193,7 @@ _PUT_EXAMPLES: dict[str, Any] = {
 )
 async def get_config(res: Resources) -> FeederConfig:
     try:
-        raw = await res.redis.get(res.keys.feeder_config)
+        raw = await res.feeders.config()
     except RedisError as exc:
         raise unavailable(exc) from None
     return _load_config(raw, res.settings)
@@ -222,22 +213,13 @@ async def put_config(
     res: Resources,
     update: Annotated[FeederConfigUpdate, Body(openapi_examples=_PUT_EXAMPLES)],
 ) -> FeederConfig:
-    key = res.keys.feeder_config
+    def change(raw: bytes | None) -> FeederConfig:
+        return merge_update(_load_config(raw, res.settings), update, datetime.now(UTC))
+
     try:
-        async with res.redis.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_CAS_ATTEMPTS):
-                try:
-                    await pipe.watch(key)
-                    current = _load_config(await pipe.get(key), res.settings)
-                    new = merge_update(current, update, datetime.now(UTC))
-                    event = events.feeder_config_changed(new)
-                    pipe.multi()
-                    pipe.set(key, new.model_dump_json())
-                    pipe.publish(res.settings.pubsub_channel, event)
-                    await pipe.execute()
-                    return new
-                except WatchError:
-                    continue  # another PUT won this round: merge into its result
+        return await res.feeders.change_config(change, max_attempts=MAX_CAS_ATTEMPTS)
+    except ConfigContended:
+        pass  # too many concurrent changes
     except RedisError as exc:
         raise unavailable(exc) from None
     raise ApiError(
@@ -260,53 +242,11 @@ async def put_config(
 async def post_status(res: Resources, status: FeederStatus) -> StatusAck:
     now_us = time.time_ns() // 1_000
     reported = events.feeder_status_reported(status, now_us)
-    record = reported.model_dump_json(exclude={"type"})
     try:
-        async with res.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(res.keys.feeder_status, status.feeder_id, record)
-            pipe.publish(res.settings.pubsub_channel, events.encode(reported))
-            pipe.set(res.keys.feeder_status_prune, b"1", nx=True, ex=PRUNE_EVERY_S)
-            *_, prune_due = await pipe.execute()
-        if prune_due:
-            await _prune(res, now_us)
+        await res.feeders.post_status(reported, now_us=now_us)
     except RedisError as exc:
         raise unavailable(exc) from None
     return StatusAck()
-
-
-def received_us(record: Any) -> int | None:
-    """`received_at` of a stored record in epoch µs, None if the record is unusable."""
-    if not isinstance(record, dict) or not isinstance(record.get("received_at"), str):
-        return None
-    try:
-        received = datetime.fromisoformat(record["received_at"])
-    except ValueError:
-        return None
-    if received.tzinfo is None:
-        return None
-    return int(received.timestamp() * 1_000_000)
-
-
-def _decode(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-
-
-async def _prune(res: Resources, now_us: int) -> None:
-    """Forget feeders silent for over FORGET_AFTER_S (and unreadable entries)."""
-    cutoff_us = now_us - int(FORGET_AFTER_S * 1_000_000)
-    entries = await res.redis.hgetall(res.keys.feeder_status)
-    stale: list[bytes] = []
-    for feeder_id, raw in entries.items():
-        received = received_us(_decode(raw))
-        if received is None or received < cutoff_us:
-            stale += [feeder_id, raw]
-    if stale:
-        script = res.redis.register_script(_COMPARE_AND_DELETE)
-        removed = await script(keys=[res.keys.feeder_status], args=stale)
-        log.info("feeder status: pruned %s silent feeder(s)", removed)
 
 
 @router.get(
@@ -319,18 +259,18 @@ async def _prune(res: Resources, now_us: int) -> None:
 )
 async def get_status(res: Resources) -> FeederStatusList:
     try:
-        entries = await res.redis.hgetall(res.keys.feeder_status)
+        entries = await res.feeders.statuses()
     except RedisError as exc:
         raise unavailable(exc) from None
     now_us = time.time_ns() // 1_000
     feeders: list[FeederStatusEntry] = []
     for feeder_id, raw in entries.items():
-        record = _decode(raw)
+        record = decode_record(raw)
         received = received_us(record)
-        if received is None or now_us - received > FORGET_AFTER_S * 1_000_000:
+        if received is None or is_forgotten(received, now_us):
             continue
         record["feeder_id"] = feeder_id.decode(errors="replace")
-        record["alive"] = now_us - received <= ALIVE_WITHIN_S * 1_000_000
+        record["alive"] = is_alive(received, now_us)
         try:
             feeders.append(FeederStatusEntry.model_validate(record))
         except ValidationError:

@@ -37,7 +37,7 @@ async def _check(coro: Any, timeout: float = 2.0) -> dict[str, Any]:
 @router.get("/health/readiness")
 async def readiness(res: Resources) -> JSONResponse:
     async def redis_ok() -> None:
-        await res.redis.ping()
+        await res.probes.check_redis()
 
     async def postgres_ok() -> None:
         # A fresh connection, not the pool's: it proves Postgres answers now.
@@ -46,11 +46,10 @@ async def readiness(res: Resources) -> JSONResponse:
             await conn.execute("SELECT 1")
 
     async def broker_ok() -> dict[str, Any]:
-        horizon_ms = time.time() * 1000 - res.settings.heartbeat_timeout_ms
-        heartbeats = f"{res.keys.dramatiq_namespace}:__heartbeats__"
-        workers = await res.redis.zcount(heartbeats, horizon_ms, "+inf")
-        depth = await res.redis.llen(res.keys.queue_list())
-        return {"workers": workers, "queue_depth": depth}
+        health = await res.probes.broker(
+            heartbeat_timeout_ms=res.settings.heartbeat_timeout_ms, now_ms=time.time() * 1000
+        )
+        return {"workers": health.workers, "queue_depth": health.queue_depth}
 
     names = ("redis", "postgres", "broker")
     results = await asyncio.gather(_check(redis_ok()), _check(postgres_ok()), _check(broker_ok()))

@@ -91,7 +91,7 @@ _UNAVAILABLE = {503: {"description": "Redis unavailable; retry"}}
 )
 async def get_stats(res: Resources) -> StatsSample:
     try:
-        sample = await take_sample(res.redis, res.keys, res.settings.heartbeat_timeout_ms)
+        sample = await take_sample(res.ledger)
     except RedisError as exc:
         raise unavailable(exc) from None
     return StatsSample.model_validate(sample)
@@ -112,11 +112,11 @@ async def get_stats(res: Resources) -> StatsSample:
 async def get_stats_history(res: Resources, minutes: Minutes = 15) -> Response:
     since_ms = int(time.time() * 1000) - minutes * 60_000
     try:
-        entries = await res.redis.xrange(res.keys.stats_samples, min=since_ms, max="+")
+        stored = await res.samples.since(since_ms)
     except RedisError as exc:
         raise unavailable(exc) from None
     # The samples are stored as JSON we wrote: splice them rather than parse and re-encode.
-    samples = b",".join(fields[b"s"] for _, fields in entries if b"s" in fields)
+    samples = b",".join(stored)
     head = orjson.dumps(
         {"interval_s": res.settings.stats_interval, "retention_s": res.settings.stats_retention}
     )

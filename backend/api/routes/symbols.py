@@ -42,18 +42,9 @@ def _fresh(res: Resources, raw: bytes) -> dict[str, Any]:
     "/symbols", summary="Active symbols with their latest view", response_model=SymbolsResponse
 )
 async def list_symbols(res: Resources) -> Response:
-    symbols = sorted(s.decode() for s in await res.redis.hkeys(res.keys.symbols))
-    views = await res.redis.mget([res.keys.view(s) for s in symbols]) if symbols else []
-    return _json(
-        orjson.dumps(
-            {
-                "symbols": [
-                    {"symbol": s, "view": _fresh(res, v) if v else None}
-                    for s, v in zip(symbols, views, strict=True)
-                ]
-            }
-        )
-    )
+    stored = await res.views.symbols_with_views()
+    body = {"symbols": [{"symbol": s, "view": _fresh(res, v) if v else None} for s, v in stored]}
+    return _json(orjson.dumps(body))
 
 
 def _unknown_symbol(symbol: str) -> ApiError:
@@ -71,7 +62,7 @@ def _unknown_symbol(symbol: str) -> ApiError:
     response_model=GapsResponse,
 )
 async def get_gaps(res: Resources, symbol: SymbolPath) -> GapsResponse:
-    raw = await res.redis.get(res.keys.state(symbol))
+    raw = await res.views.state(symbol)
     if raw is None:
         raise _unknown_symbol(symbol)
     tracks = WindowState.from_json(raw, symbol).seqs.values()
@@ -85,7 +76,7 @@ async def get_gaps(res: Resources, symbol: SymbolPath) -> GapsResponse:
 
 
 async def _view(res: Resources, symbol: str) -> Response:
-    raw = await res.redis.get(res.keys.view(symbol))
+    raw = await res.views.view(symbol)
     if raw is None:
         raise _unknown_symbol(symbol)
     return _json(orjson.dumps(_fresh(res, raw)))

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 
-def backlog_from_counters(accepted: float, calc: float, outbox_ticks: float) -> int:
-    """Ticks waiting for calc + ticks waiting for Postgres: the ingest script's arithmetic."""
-    return round(max(accepted - calc, 0) + max(outbox_ticks, 0))
-
-
 def max_handoff_ticks(batch: int, senders: int, ingest_max_batch: int) -> int:
     """The most ticks one group commit (one ingest script call) can carry here: whole requests
     of `batch` ticks while they fit in INGEST_MAX_BATCH, at least one, at most one per sender."""

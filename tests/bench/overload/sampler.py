@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,13 @@ import psutil
 from redis import Redis
 
 from backend.bus.keys import Keys
-from tests.bench.overload.backlog import backlog_from_counters
+from backend.bus.ledger import (
+    CALC_TICKS,
+    INGEST_ACCEPTED,
+    OUTBOX_TICKS,
+    ROWS_WRITTEN,
+    read_gauges_sync,
+)
 from tests.bench.overload.ledger import Tally
 from tests.bench.text import elapsed, say
 
@@ -119,14 +126,14 @@ class Sampler(threading.Thread):
         put("postgres (sum)", self._tree(w.postgres))
         put("bench (this)", self._tree(w.bench)[:1])
         backlog_ticks = self._stats_backlog()
-        with self.redis.pipeline(transaction=True) as pipe:  # one consistent snapshot
-            pipe.llen(self.keys.queue_list())
-            pipe.xlen(self.keys.outbox)
-            pipe.hmget(
-                self.keys.stats, "ingest_accepted", "calc_ticks", "rows_written", "outbox_ticks"
-            )
-            queue, outbox, counters = pipe.execute()
-        accepted, calc, written, outbox_ticks = (int(float(v or 0)) for v in counters)
+        gauges = read_gauges_sync(  # one consistent snapshot, the ledger's own read
+            self.redis, self.keys, heartbeat_timeout_ms=10_000, now_ms=time.time() * 1000
+        )
+        queue, outbox = gauges.queue_depth, gauges.outbox_entries
+        accepted, calc, written, outbox_ticks = (
+            int(gauges.counters.get(name, 0))
+            for name in (INGEST_ACCEPTED, CALC_TICKS, ROWS_WRITTEN, OUTBOX_TICKS)
+        )
         used = int(self.redis.info("memory")["used_memory"])
         keys = int(self.redis.dbsize())
         t = self.tally
@@ -134,7 +141,7 @@ class Sampler(threading.Thread):
             "t": round(elapsed(), 3),
             "phase": self.phase,
             "backlog_ticks": backlog_ticks,  # GET /stats gauges.backlog_ticks; None: no answer
-            "backlog_ticks_redis": backlog_from_counters(accepted, calc, outbox_ticks),
+            "backlog_ticks_redis": gauges.backlog_ticks,
             "outbox_ticks": outbox_ticks,
             "queue": queue,
             "outbox": outbox,

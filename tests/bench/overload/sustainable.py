@@ -9,6 +9,7 @@ from typing import Any
 from redis import Redis
 
 from backend.bus.keys import Keys
+from backend.bus.ledger import CALC_TICKS, INGEST_ACCEPTED, ROWS_WRITTEN, read_gauges_sync
 from tests.bench.overload.ledger import Ledger, Tally
 from tests.bench.overload.options import Options
 from tests.bench.overload.senders import offer
@@ -28,9 +29,11 @@ def measure_sustainable(
     marks: list[tuple[float, int, int, int]] = []
 
     def mark() -> None:
+        counters = read_gauges_sync(
+            redis, keys, heartbeat_timeout_ms=10_000, now_ms=time.time() * 1000
+        ).counters
         accepted, calc, written = (
-            int(float(v or 0))
-            for v in redis.hmget(keys.stats, "ingest_accepted", "calc_ticks", "rows_written")
+            int(counters.get(name, 0)) for name in (INGEST_ACCEPTED, CALC_TICKS, ROWS_WRITTEN)
         )
         marks.append((time.monotonic(), accepted, calc, written))
 

@@ -8,10 +8,11 @@ import pytest
 from redis import Redis
 
 from backend.bus.keys import OUTBOX_GROUP, Keys
+from backend.bus.outbox import OutboxStream
 from backend.config import Settings
 from backend.core.ticks import Tick, encode_tick
 from backend.storage.ticks_repo import write_ticks
-from tasks.outbox import OutboxFlusher, ensure_group
+from tasks.outbox import OutboxFlusher
 from tests.support.verify import stored_ticks
 from tests.support.waiting import wait_for
 
@@ -32,7 +33,7 @@ def test_dead_flushers_entries_are_claimed_written_once_and_deleted(
     settings: Settings, redis_client: Redis
 ):
     keys = Keys.from_settings(settings)
-    ensure_group(redis_client, keys)
+    OutboxStream(redis_client, keys).ensure_group()
     stage(redis_client, keys, batch("a", 30))
     stage(redis_client, keys, batch("b", 30))
     # A flusher reads both entries and dies before writing them.
@@ -76,7 +77,7 @@ def test_flusher_holds_its_batch_while_postgres_is_unreachable(
     settings: Settings, redis_client: Redis
 ):
     keys = Keys.from_settings(settings)
-    ensure_group(redis_client, keys)
+    OutboxStream(redis_client, keys).ensure_group()
     stage(redis_client, keys, batch("d", 10))
     flusher = OutboxFlusher(
         redis=redis_client,

@@ -11,10 +11,10 @@ import asyncio
 from typing import cast
 
 import orjson
-from redis.asyncio import Redis
 
 from backend.api.broadcaster import Broadcaster, Subscriber
 from backend.bus import events
+from backend.bus.event_bus import EventBus
 from backend.bus.ingest import Outcome, Status
 from backend.core.ticks import Tick
 
@@ -42,7 +42,7 @@ def drain(sub: Subscriber) -> list[int]:
 def broadcaster(drops: list[int] | None = None) -> Broadcaster:
     """A broadcaster whose on_drop appends to `drops`; publish_local never uses its Redis."""
     on_drop = (lambda: drops.append(1)) if drops is not None else (lambda: None)
-    return Broadcaster(redis=cast(Redis, None), channel="realtime:updates", on_drop=on_drop)
+    return Broadcaster(events=cast(EventBus, None), on_drop=on_drop)
 
 
 def test_queue_is_bounded_at_1000_by_default() -> None:

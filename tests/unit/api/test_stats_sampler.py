@@ -1,16 +1,22 @@
-"""Sample assembly (raw Redis answers → the /stats contract) and the in-memory reject counts."""
+"""Sample assembly (the ledger's gauges → the /stats contract) and the in-memory reject counts."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import cast
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
-from backend.api.stats_sampler import Readings, StatsSampler, build_sample
+from backend.api.stats_sampler import StatsSampler, build_sample, take_sample
 from backend.bus.keys import Keys
+from backend.bus.ledger import Gauges, LedgerReader, shape_gauges
+from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from backend.core.ticks import us_to_iso
+from tests.unit.api.simulated_time import SimulatedTime
 
 NOW_US = 1_795_271_400_000_000
 BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
@@ -25,19 +31,23 @@ GAUGES = {
 }  # fmt: skip
 
 
-def readings(**overrides: object) -> Readings:
-    values: dict[str, object] = {
-        "stats": {},
-        "queue_depth": 0,
-        "calc_b_depth": 0,
-        "dead_letters": 0,
-        "outbox_entries": 0,
-        "outbox_pending": 0,
-        "workers": 0,
-        "feeders": {},
-    }
-    values.update(overrides)
-    return Readings(**values)  # type: ignore[arg-type]
+def readings(
+    *,
+    stats: dict[bytes, bytes] | None = None,
+    queue_depth: int = 0,
+    calc_b_depth: int = 0,
+    dead_letters: tuple[int, int] = (0, 0),  # calc queue, calc-b queue
+    outbox_entries: int = 0,
+    outbox_pending: int = 0,
+    workers: int = 0,
+    feeders: dict[bytes, bytes] | None = None,
+) -> Gauges:
+    """Gauges shaped from raw Redis answers, as `ledger.read_gauges` shapes them."""
+    answers = [
+        stats or {}, queue_depth, calc_b_depth, *dead_letters, outbox_entries, workers,
+        feeders or {},
+    ]  # fmt: skip
+    return shape_gauges(answers, outbox_pending)
 
 
 def feeder(seconds_ago: float, target: object = 10.0, achieved: object = 9.5) -> bytes:
@@ -110,7 +120,7 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
         readings(
             queue_depth=3,
             calc_b_depth=1,
-            dead_letters=2,
+            dead_letters=(1, 1),  # both queues count
             outbox_entries=5,
             outbox_pending=4,
             workers=2,
@@ -132,10 +142,16 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
     }
 
 
+def unconnected_gateways() -> tuple[LedgerReader, SamplesStore]:
+    """Client objects only: nothing connects until a command runs."""
+    redis, keys = Redis.from_url("redis://127.0.0.1:1"), Keys("t", "q")
+    return LedgerReader(redis, keys, heartbeat_timeout_ms=10_000), SamplesStore(redis, keys)
+
+
 def test_rejections_are_held_in_memory_by_reason_until_flushed():
     settings = Settings().model_copy(update={"stats_interval": 0.5})
     # A client object only: nothing connects until a command runs, and none does here.
-    sampler = StatsSampler(Redis.from_url("redis://127.0.0.1:1"), Keys("t", "q"), settings)
+    sampler = StatsSampler(*unconnected_gateways(), settings)
     assert sampler.pending == {}
     sampler.reject("price")
     sampler.reject("price")
@@ -153,3 +169,75 @@ def test_backlog_counts_ticks_waiting_for_calc_and_for_postgres():
     assert build_sample(readings(stats=dead), NOW_US)["gauges"]["backlog_ticks"] == 200
     raw = {b"ingest_accepted": b"10", b"calc_ticks": b"10", b"outbox_ticks": b"-3"}
     assert build_sample(readings(stats=raw), NOW_US)["gauges"]["backlog_ticks"] == 0
+
+
+# --- slots on simulated time -----------------------------------------------------------------
+INTERVAL_S = 0.5
+
+
+def timed_sampler(time_: SimulatedTime) -> tuple[StatsSampler, list[tuple[int, float]]]:
+    """A sampler on simulated time whose rounds only record (slot, when) instead of doing I/O."""
+    settings = Settings().model_copy(update={"stats_interval": INTERVAL_S})
+    sampler = StatsSampler(
+        *unconnected_gateways(),
+        settings,
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
+    rounds: list[tuple[int, float]] = []
+
+    async def record_round(slot: int) -> None:
+        rounds.append((slot, time_.now))
+
+    sampler._round = record_round  # type: ignore[method-assign]
+    return sampler, rounds
+
+
+def test_one_round_per_slot_each_just_after_its_boundary():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=100.25)  # slot 200 began at 100.0
+        sampler, rounds = timed_sampler(time_)
+        await sampler.start()
+        await time_.until_asleep(1)
+        assert rounds == [(200, 100.25)]  # the current slot at once
+        assert time_.delays == [pytest.approx(0.251, abs=1e-9)]  # 1 ms past the next boundary
+        for slot in (201, 202, 203):
+            time_.advance(time_.delays[-1])
+            await time_.until_asleep(1)
+            assert rounds[-1] == (slot, pytest.approx(slot * INTERVAL_S + 0.001, abs=1e-9))
+            assert time_.delays[-1] == pytest.approx(INTERVAL_S, abs=1e-9)
+        assert [slot for slot, _ in rounds] == [200, 201, 202, 203]
+        await sampler.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_clock_that_jumps_runs_the_current_slot_once_without_catching_up():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=100.0)
+        sampler, rounds = timed_sampler(time_)
+        await sampler.start()
+        await time_.until_asleep(1)
+        time_.advance(3 * INTERVAL_S + 0.2)  # three boundaries passed while asleep
+        await time_.until_asleep(1)
+        assert [slot for slot, _ in rounds] == [200, 203]
+        assert time_.delays[-1] == pytest.approx(INTERVAL_S - 0.2 + 0.001, abs=1e-9)
+        await sampler.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_sample_is_stamped_with_the_injected_clock():
+    async def scenario() -> None:
+        time_ = SimulatedTime(start=NOW_US / 1_000_000)
+        gauges = readings()
+
+        class FakeLedger:
+            async def gauges(self, *, now_ms: float) -> Gauges:
+                assert now_ms == pytest.approx(NOW_US / 1000)
+                return gauges
+
+        sample = await take_sample(cast(LedgerReader, FakeLedger()), time_.clock)
+        assert sample["ts_us"] == NOW_US
+
+    asyncio.run(scenario())

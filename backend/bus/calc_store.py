@@ -1,0 +1,183 @@
+"""calc's Redis: per-symbol window sorted sets, state, done-marker, view write, calc-b enqueue.
+
+Each symbol step is one optimistic transaction: WATCH the symbol's state (and the batch's
+done-marker), read, then MULTI/EXEC the writes; a concurrent write aborts the EXEC and the step
+is run again. `CalcStore.transact` owns that loop; the calc logic (tasks/calc.py) gets a
+`SymbolTxn` to read and queue through. Every key comes from the `Keys` the store is given, so a
+replay can run the same calc into a namespace of its own.
+
+The reads and writes are shaped for few round trips: the marker and the state are read in one
+script, the step's counters go in one command, and each window member is encoded once for both
+sorted sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import orjson
+from redis import Redis, WatchError
+from redis.client import Pipeline
+
+from backend.bus import ledger, stats, views
+from backend.bus.ingest import dramatiq_message_parts
+from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
+from backend.bus.lua import CalcStepRead, read_calc_step
+from backend.core.view import View
+from backend.core.window import Entry, WindowDelta
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class RedisWindowStore:
+    """The window's ticks in a sorted set. Members lead with the event_id and a NUL, so Redis
+    orders equal timestamps by event_id, exactly as (ts, event_id) does in Python."""
+
+    def __init__(self, pipe: Pipeline, key: str, prices_key: str) -> None:
+        self.pipe = pipe  # in WATCH (immediate) mode: reads run now, under the watch
+        self.key = key
+        self.prices_key = prices_key  # the same members, scored by price: high/low in O(log n)
+
+    @staticmethod
+    def member(entry: Entry) -> bytes:
+        return entry[1].encode() + b"\x00" + orjson.dumps([entry[2], entry[3], entry[4]])
+
+    @staticmethod
+    def decode(raw: list[tuple[bytes, float]]) -> list[Entry]:
+        out: list[Entry] = []
+        for member, score in raw:
+            event_id, _, rest = member.partition(b"\x00")
+            price, volume, source = orjson.loads(rest)
+            out.append((int(score), event_id.decode(), float(price), float(volume), source))
+        return out
+
+    def upto(self, cutoff_us: int) -> list[Entry]:
+        return self.decode(self.pipe.zrangebyscore(self.key, "-inf", cutoff_us, withscores=True))
+
+    def first_after(self, cutoff_us: int) -> Entry | None:
+        raw = self.pipe.zrangebyscore(
+            self.key, f"({cutoff_us}", "+inf", start=0, num=1, withscores=True
+        )
+        entries = self.decode(raw)
+        return entries[0] if entries else None
+
+    def extremes_without(self, evicted: list[Entry]) -> tuple[float | None, float | None]:
+        gone = {self.member(e) for e in evicted}
+        depth = len(gone)  # the first depth + 1 by price hold at least one that stays, if any
+
+        def first_kept(raw: list[tuple[bytes, float]]) -> float | None:
+            return next((score for member, score in raw if member not in gone), None)
+
+        high = first_kept(self.pipe.zrevrange(self.prices_key, 0, depth, withscores=True))
+        low = first_kept(self.pipe.zrange(self.prices_key, 0, depth, withscores=True))
+        return high, low
+
+
+class SymbolTxn:
+    """One attempt at one symbol's transaction: reads under WATCH, then writes after `begin()`."""
+
+    def __init__(self, pipe: Pipeline, keys: Keys, channel: str, symbol: str) -> None:
+        self._pipe = pipe
+        self._keys = keys
+        self._channel = channel
+        self.symbol = symbol
+        self.window = RedisWindowStore(pipe, keys.window(symbol), keys.window_prices(symbol))
+
+    # --- reads (under WATCH) -----------------------------------------------------------------
+    def read_marker_and_state(self, message_id: str) -> CalcStepRead:
+        """WATCH the batch's marker and the state; whether the batch applied the symbol, and the
+        state, in one round trip."""
+        marker, state_key = self._keys.calc_done(message_id), self._keys.state(self.symbol)
+        self._pipe.watch(marker, state_key)
+        return read_calc_step(self._pipe, done_marker=marker, state=state_key, symbol=self.symbol)
+
+    def read_state(self) -> bytes | None:
+        """WATCH the state and read it."""
+        state_key = self._keys.state(self.symbol)
+        self._pipe.watch(state_key)
+        return self._pipe.get(state_key)
+
+    # --- writes (queued in MULTI) --------------------------------------------------------------
+    def begin(self) -> None:
+        self._pipe.multi()
+
+    def apply_delta(self, delta: WindowDelta) -> None:
+        # Raw commands with flat arguments: redis-py's zadd() re-walks a dict per call, and each
+        # member is encoded once for both sorted sets.
+        pipe, key, prices_key = self._pipe, self.window.key, self.window.prices_key
+        if delta.add:
+            members = [RedisWindowStore.member(e) for e in delta.add]
+            by_time: list[bytes | int | float] = ["ZADD", key]
+            by_price: list[bytes | int | float] = ["ZADD", prices_key]
+            for entry, member in zip(delta.add, members, strict=True):
+                by_time += (entry[0], member)
+                by_price += (entry[2], member)
+            pipe.execute_command(*by_time)
+            pipe.execute_command(*by_price)
+        if delta.cutoff_us is not None:
+            pipe.zremrangebyscore(key, "-inf", delta.cutoff_us)
+        if delta.evict:
+            pipe.zrem(prices_key, *(RedisWindowStore.member(e) for e in delta.evict))
+
+    def put_state(self, raw_state: bytes) -> None:
+        self._pipe.set(self._keys.state(self.symbol), raw_state)
+
+    def write_view(self, view: View, *, last_ts_us: int, last_event_id: str, now_us: int) -> None:
+        """The guarded view write and its `symbol.updated` publication (`views.queue_write`)."""
+        views.queue_write(
+            self._pipe, self._keys, self._channel, symbol=self.symbol, view=view,
+            last_ts_us=last_ts_us, last_event_id=last_event_id, now_us=now_us,
+        )  # fmt: skip
+
+    def enqueue_calc_b(self, symbols: list[str]) -> None:
+        """The same HSET + RPUSH as Dramatiq's enqueue, inside our MULTI: atomic with the state."""
+        message_id = str(uuid.uuid4())
+        head, tail = dramatiq_message_parts(
+            CALC_B_QUEUE, message_id, int(time.time() * 1000), CALC_B_ACTOR
+        )
+        body = b",".join(orjson.dumps(s) for s in symbols)
+        self._pipe.hset(self._keys.queue_messages(CALC_B_QUEUE), message_id, head + body + tail)
+        self._pipe.rpush(self._keys.queue_list(CALC_B_QUEUE), message_id)
+
+    def mark_done(self, message_id: str, ttl_s: int) -> None:
+        """Record that batch `message_id` applied this symbol (a redelivery then skips it)."""
+        marker = self._keys.calc_done(message_id)
+        self._pipe.hset(marker, self.symbol, b"1")
+        self._pipe.expire(marker, ttl_s)
+
+    def add_counters(self, counters: dict[str, int]) -> None:
+        stats.add_counters(self._pipe, self._keys.stats, counters)
+
+    def commit(self) -> None:
+        """EXEC; raises WatchError if a watched key changed since it was read."""
+        self._pipe.execute()
+
+
+class CalcStore:
+    def __init__(self, redis: Redis, keys: Keys, channel: str) -> None:
+        self._redis = redis
+        self.keys = keys
+        self._channel = channel
+
+    def transact(
+        self, symbol: str, step: Callable[[SymbolTxn], T], *, count_conflicts: bool = True
+    ) -> T:
+        """Run `step` until its transaction commits without a concurrent write in between.
+
+        A redone attempt is counted (`calc_conflicts`) when `count_conflicts`: how often workers
+        collide on one symbol is the figure that tells whether more workers would help.
+        """
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    return step(SymbolTxn(pipe, self.keys, self._channel, symbol))
+                except WatchError:
+                    log.debug("calc: concurrent update on %s, retrying", symbol)
+                    if count_conflicts:
+                        self._redis.hincrby(self.keys.stats, ledger.CALC_CONFLICTS, 1)

@@ -1,0 +1,161 @@
+"""Every Lua script of Tickstream, each in its own `.lua` file beside this module, behind a typed
+wrapper that takes named arguments (KEYS and ARGV positions are this module's business only).
+
+Two ways to run a script:
+- on its own (ingest, requeue, prune): `register_script`, i.e. EVALSHA with a fall-back to EVAL
+  when the server does not have it yet;
+- queued inside a caller's MULTI (outbox ack, counters, view write): plain EVAL. Inside MULTI a
+  NOSCRIPT error would fail that one command while the rest of the transaction applied, so these
+  always send the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from redis.asyncio import Redis as AsyncRedis
+
+
+@cache
+def source(name: str) -> str:
+    """The code of `<name>.lua` (shipped as package data next to this module) without its
+    comment lines: scripts queued in MULTI are sent whole with every EVAL."""
+    text = files("backend.bus").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+
+
+# --- ingest (standalone, EVALSHA) -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IngestReply:
+    """What the ingest script answered: the backlog it shed the batch at, or one status per tick
+    (1 accepted, 2 duplicate, else the content stored by the first write: a conflict)."""
+
+    shed_at_backlog: int | None
+    statuses: list[int | bytes]
+
+
+class IngestLua:
+    def __init__(self, redis: AsyncRedis) -> None:
+        self._script = redis.register_script(source("ingest"))
+
+    async def __call__(
+        self,
+        *,
+        queue_list: str,
+        queue_messages: str,
+        outbox: str,
+        stats: str,
+        dedup_ttl_s: int,
+        dedup_prefix: str,
+        max_backlog: int,
+        message_id: str,
+        message_head: bytes,
+        message_tail: bytes,
+        ticks: Sequence[tuple[str, bytes, bytes]],
+    ) -> IngestReply:
+        """`ticks`: (event_id, content for the duplicate check, encoded tick) per tick."""
+        args: list[bytes | str | int] = [
+            dedup_ttl_s, message_id, message_head, message_tail, dedup_prefix, max_backlog,
+        ]  # fmt: skip
+        for event_id, content, encoded in ticks:
+            args += (event_id, content, encoded)
+        raw = await self._script(keys=[queue_list, queue_messages, outbox, stats], args=args)
+        if isinstance(raw, int):
+            return IngestReply(shed_at_backlog=raw, statuses=[])
+        return IngestReply(shed_at_backlog=None, statuses=list(raw))
+
+
+# --- dead letters, feeder registry (standalone, EVALSHA) ------------------------------------------
+async def requeue_dead_letter(
+    redis: AsyncRedis,
+    *,
+    dead_letters: str,
+    dead_letter_messages: str,
+    queue_list: str,
+    queue_messages: str,
+    reasons: str,
+    stats: str,
+    message_id: str,
+    expected_body: bytes,
+    new_body: bytes,
+    ticks: int,
+) -> bool:
+    """Move one dead letter back to its queue; False if its body changed since it was read."""
+    script = redis.register_script(source("dead_letter_requeue"))
+    moved = await script(
+        keys=[dead_letters, dead_letter_messages, queue_list, queue_messages, reasons, stats],
+        args=[message_id, expected_body, new_body, ticks],
+    )
+    return bool(moved)
+
+
+async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[bytes, bytes]) -> int:
+    """Delete the fields of hash `key` that still hold the expected values; how many were."""
+    if not expected:
+        return 0
+    script = redis.register_script(source("hash_compare_and_delete"))
+    args = [part for item in expected.items() for part in item]
+    return int(await script(keys=[key], args=args))
+
+
+# --- queued inside a caller's MULTI (EVAL) --------------------------------------------------------
+def queue_hincrby_many(pipe: Any, *, key: str, increments: Mapping[str, int]) -> bool:
+    """Queue, as one command, HINCRBY of every non-zero increment; False if none was queued."""
+    flat = [part for name, value in increments.items() if value for part in (name, value)]
+    if flat:
+        pipe.eval(source("hincrby_many"), 1, key, *flat)
+    return bool(flat)
+
+
+def queue_outbox_ack(
+    pipe: Any, *, outbox: str, stats: str, group: str, entries: Sequence[tuple[bytes, int]]
+) -> None:
+    """Queue XACK + XDEL of `entries` (id, ticks it carries); its reply (`int`) is the number of
+    ticks taken off `outbox_ticks`."""
+    args: list[bytes | int | str] = [group]
+    for entry_id, ticks in entries:
+        args += (entry_id, ticks)
+    pipe.eval(source("outbox_ack"), 2, outbox, stats, *args)
+
+
+def view_order(last_ts_us: int, last_event_id: str) -> str:
+    """A view's position in event order as a string whose plain order is event order."""
+    return f"{max(last_ts_us, 0):020d}:{last_event_id}"
+
+
+def queue_view_write(
+    pipe: Any,
+    *,
+    view_key: str,
+    symbols_key: str,
+    order_key: str,
+    symbol: str,
+    order: str,
+    view_json: bytes,
+    now_us: int,
+    channel: str,
+    event: bytes,
+) -> None:
+    """Queue the guarded view write (SET view, HSET symbols, PUBLISH), refused when the stored
+    view is newer; its reply is 1 if written, 0 if refused."""
+    pipe.eval(
+        source("view_write"), 3, view_key, symbols_key, order_key,
+        symbol, order, view_json, now_us, channel, event,
+    )  # fmt: skip
+
+
+# --- under WATCH, immediate (EVAL) ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CalcStepRead:
+    already_applied: bool
+    raw_state: bytes | None
+
+
+def read_calc_step(pipe: Any, *, done_marker: str, state: str, symbol: str) -> CalcStepRead:
+    """On a WATCHing pipeline (immediate mode): the batch's marker for `symbol` and the state."""
+    done, raw = pipe.eval(source("calc_read_step"), 2, done_marker, state, symbol)
+    return CalcStepRead(already_applied=bool(done), raw_state=raw)
