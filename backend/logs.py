@@ -7,10 +7,10 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-from backend.config import Settings
+from backend.settings import LoggingSettings
 
 
-def configure_logging(settings: Settings, service: str) -> None:
+def configure_logging(settings: LoggingSettings, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(

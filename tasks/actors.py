@@ -23,8 +23,8 @@ from tenacity import (
 )
 
 from backend.bus.keys import CALC_ACTOR, CALC_B_ACTOR, CALC_B_QUEUE, Keys
-from backend.config import Settings
 from backend.core.ticks import decode_tick
+from backend.settings import WorkerSettings
 from tasks.calc import CalcContext, apply_batch, build_views
 
 
@@ -76,7 +76,10 @@ def current_message_id() -> str:
 
 
 def register_actors(
-    broker: dramatiq.Broker, settings: Settings, redis: Redis, clock_us: ClockUs = wall_clock_us
+    broker: dramatiq.Broker,
+    settings: WorkerSettings,
+    redis: Redis,
+    clock_us: ClockUs = wall_clock_us,
 ) -> Actors:
     """`clock_us` is calc's notion of now (view `updated_at`, staleness, latencies): injected
     so tests can run calc on simulated time."""

@@ -9,14 +9,14 @@ import dramatiq
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import WorkerSettings
 from tasks.outbox import OutboxFlusher
 
 log = logging.getLogger(__name__)
 
 
 class OutboxFlusherMiddleware(dramatiq.Middleware):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.flusher: OutboxFlusher | None = None
 

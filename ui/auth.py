@@ -10,7 +10,7 @@ import hmac
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 
 AUTHENTICATED_KEY = "ui_authenticated"
 
@@ -20,7 +20,7 @@ def password_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def password_gate(settings: Settings) -> bool:
+def password_gate(settings: UiSettings) -> bool:
     """True when the session may see the app; otherwise draws the login form and returns False."""
     if settings.ui_password is None or st.session_state.get(AUTHENTICATED_KEY):
         return True

@@ -35,7 +35,7 @@ from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
-from backend.config import Settings
+from backend.settings import ApiSettings
 
 
 @dataclass
@@ -45,7 +45,7 @@ class AppState:
     Routes reach Redis only through the gateways (`backend.bus`), never a client of their own.
     """
 
-    settings: Settings
+    settings: ApiSettings
     keys: Keys
     pg_pool: AsyncConnectionPool
     committer: GroupCommitter

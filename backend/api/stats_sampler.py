@@ -27,9 +27,9 @@ from redis.exceptions import RedisError
 from backend.bus import ledger, stats
 from backend.bus.ledger import Gauges, LedgerReader
 from backend.bus.samples import SamplesStore
-from backend.config import Settings
 from backend.core.feeder_liveness import decode_record, is_alive, received_us
 from backend.core.ticks import us_to_iso
+from backend.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class StatsSampler:
         self,
         ledger: LedgerReader,
         samples: SamplesStore,
-        settings: Settings,
+        settings: ApiSettings,
         *,
         clock: Clock = time.time,
         sleep: Sleeper = asyncio.sleep,

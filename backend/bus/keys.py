@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.config import Settings
+from backend.settings import BusSettings
 
 CALC_ACTOR = "calc_ticks"  # calc-a + calc-b in one step (default), or calc-a alone (CALC_SPLIT)
 CALC_B_ACTOR = "calc_view"  # calc-b when CALC_SPLIT: builds W from the stored state
@@ -18,7 +18,7 @@ class Keys:
     queue_name: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Keys:
+    def from_settings(cls, settings: BusSettings) -> Keys:
         return cls(namespace=settings.redis_namespace, queue_name=settings.queue_name)
 
     @property

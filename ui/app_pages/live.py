@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.banners import feed_banner
 from ui.live_feed import FeedSnapshot
 from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
@@ -76,7 +76,7 @@ def _feed_status(snap: FeedSnapshot, now: datetime) -> str:
 
 
 @st.fragment(run_every=REFRESH_EVERY_S)
-def live_watchlist(settings: Settings) -> None:
+def live_watchlist(settings: UiSettings) -> None:
     """The self-refreshing part of the page: banners, the watchlist table, the feed status.
 
     A row selection hands over to a full run before anything is drawn (see

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.api_client import BackendError, BackendUnavailable
 from ui.charts_pipeline import pipeline_figures
 from ui.pipeline_health import HealthPart, health_parts
@@ -45,7 +45,7 @@ BADGE = {
 
 
 @st.cache_data(ttl=FETCH_TTL_S, max_entries=16, show_spinner=False, hash_funcs=BACKEND_HASH_FUNCS)
-def fetch_pipeline(settings: Settings) -> dict[str, Any]:
+def fetch_pipeline(settings: UiSettings) -> dict[str, Any]:
     """Readiness and the stats history; failures are returned (and cached), never raised.
 
     Plain dicts only: st.cache_data pickles what it caches, and an instance of one of our classes
@@ -85,7 +85,7 @@ def fetch_pipeline(settings: Settings) -> dict[str, Any]:
     }
 
 
-def load_snapshot(settings: Settings) -> PipelineSnapshot:
+def load_snapshot(settings: UiSettings) -> PipelineSnapshot:
     """The cached answers, with the history digested into the charts' data."""
     fetched = dict(fetch_pipeline(settings))
     history = fetched.pop("history", None)
@@ -181,7 +181,7 @@ def render_charts(stats: PipelineStats) -> None:
 
 
 @st.fragment(run_every=REFRESH_EVERY_S)
-def pipeline_panel(settings: Settings) -> None:
+def pipeline_panel(settings: UiSettings) -> None:
     """The self-refreshing part of the page: banner, health, headline figures, charts."""
     snap = load_snapshot(settings)
     render_banner(snap)

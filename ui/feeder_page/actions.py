@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.api_client import BackendError
 from ui.feeder_page.fetch import fetch_config, forget_config
 from ui.feeder_page.form_state import BASE_KEY, flash, set_base, widget_key
@@ -26,7 +26,7 @@ from ui.feeder_panel import (
 from ui.resources import get_backend_client
 
 
-def apply_form(settings: Settings, generation: int) -> None:
+def apply_form(settings: UiSettings, generation: int) -> None:
     base = st.session_state.get(BASE_KEY)
     if base is None:
         return
@@ -49,7 +49,7 @@ def apply_form(settings: Settings, generation: int) -> None:
     flash("success", f"Applied config v{new.get('version')}: {describe_update(base, update)}.")
 
 
-def reload_form(settings: Settings) -> None:
+def reload_form(settings: UiSettings) -> None:
     forget_config()
     fetched = fetch_config(settings)
     if fetched.value is None:
@@ -59,7 +59,7 @@ def reload_form(settings: Settings) -> None:
     flash("info", f"Form reloaded from config v{fetched.value.get('version')}.")
 
 
-def _send_burst(settings: Settings, update: dict[str, Any]) -> None:
+def _send_burst(settings: UiSettings, update: dict[str, Any]) -> None:
     try:
         new = get_backend_client(settings).put_feeder_config(update)
     except BackendError as exc:
@@ -72,12 +72,12 @@ def _send_burst(settings: Settings, update: dict[str, Any]) -> None:
     flash(*burst_outcome(update, new, datetime.now(UTC)))
 
 
-def start_burst(settings: Settings) -> None:
+def start_burst(settings: UiSettings) -> None:
     state = st.session_state
     _send_burst(
         settings, burst_update(state["feeder_burst_multiplier"], state["feeder_burst_seconds"])
     )
 
 
-def cancel_burst(settings: Settings) -> None:
+def cancel_burst(settings: UiSettings) -> None:
     _send_burst(settings, dict(CANCEL_BURST))

@@ -10,8 +10,8 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
 from backend.core.feeder_config import MAX_TPS
+from backend.settings import UiSettings
 from ui.feeder_page.actions import apply_form, cancel_burst, reload_form, start_burst
 from ui.feeder_page.form_state import BASE_KEY, GEN_KEY, ensure_base, show_flash, widget_key
 from ui.feeder_panel import (
@@ -30,7 +30,7 @@ RATE_LABELS = {
 }
 
 
-def render_controls(settings: Settings) -> None:
+def render_controls(settings: UiSettings) -> None:
     """The form (one Apply → one PUT) and the burst buttons; outside the live fragment."""
     show_flash()
     error = ensure_base(settings)

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.feeder_panel import Fetched
 from ui.resources import BACKEND_HASH_FUNCS, FetchResult, fetch_or_error, get_backend_client
 
@@ -25,22 +25,22 @@ _CACHE: dict[str, Any] = {
 
 
 @st.cache_data(ttl=CONFIG_TTL_S, **_CACHE)
-def _config(settings: Settings) -> FetchResult:
+def _config(settings: UiSettings) -> FetchResult:
     return fetch_or_error(get_backend_client(settings).get_feeder_config)
 
 
 @st.cache_data(ttl=CONFIG_TTL_S, **_CACHE)
-def _status(settings: Settings) -> FetchResult:
+def _status(settings: UiSettings) -> FetchResult:
     return fetch_or_error(get_backend_client(settings).get_feeder_status)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, **_CACHE)
-def _rate_history(settings: Settings, minutes: int) -> FetchResult:
+def _rate_history(settings: UiSettings, minutes: int) -> FetchResult:
     client = get_backend_client(settings)
     return fetch_or_error(lambda: client.get_stats_history(minutes)["samples"])
 
 
-def fetch_config(settings: Settings) -> Fetched:
+def fetch_config(settings: UiSettings) -> Fetched:
     """`GET /feeder/config`, shared by all sessions for a second (failures too)."""
     return Fetched(*_config(settings))
 
@@ -50,11 +50,11 @@ def forget_config() -> None:
     _config.clear()
 
 
-def fetch_status(settings: Settings) -> Fetched:
+def fetch_status(settings: UiSettings) -> Fetched:
     """`GET /feeder/status` → the list of feeders."""
     return Fetched(*_status(settings))
 
 
-def fetch_rate_history(settings: Settings, minutes: int) -> Fetched:
+def fetch_rate_history(settings: UiSettings, minutes: int) -> Fetched:
     """`GET /stats/history` samples (an older backend has none: the page falls back)."""
     return Fetched(*_rate_history(settings, minutes))

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.feeder_page.fetch import fetch_config
 
 BASE_KEY = "feeder_form_base"  # the config the form was built from (what Apply diffs against)
@@ -49,7 +49,7 @@ def set_base(config: dict[str, Any], *, rebuild: bool) -> None:
         st.session_state[GEN_KEY] = st.session_state.get(GEN_KEY, 0) + 1
 
 
-def ensure_base(settings: Settings) -> str | None:
+def ensure_base(settings: UiSettings) -> str | None:
     """Load the form's config on first use; the error (for a banner) when it cannot be had."""
     if st.session_state.get(BASE_KEY) is not None:
         return None

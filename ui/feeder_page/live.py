@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.feeder_page.fetch import fetch_config, fetch_status
 from ui.feeder_page.form_state import BASE_KEY
 from ui.feeder_page.rate_chart import render_chart
@@ -16,7 +16,7 @@ REFRESH_EVERY_S = 1.0
 
 
 @st.fragment(run_every=REFRESH_EVERY_S)
-def live_status(settings: Settings) -> None:
+def live_status(settings: UiSettings) -> None:
     """The self-refreshing part: config badges, per-feeder status, totals, the rate chart."""
     now = datetime.now(UTC)
     config = fetch_config(settings)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.feeder_page.fetch import fetch_rate_history
 from ui.feeder_panel import (
     choose_points,
@@ -21,7 +21,7 @@ CHART_MINUTES = 5
 RING_KEY = "feeder_rate_points"  # this session's own TPS samples, when /stats/history is missing
 
 
-def render_chart(settings: Settings, totals: dict[str, float] | None, now: datetime) -> None:
+def render_chart(settings: UiSettings, totals: dict[str, float] | None, now: datetime) -> None:
     """Target vs achieved TPS: the server's history when it has one, else this session's own
     samples (a ring buffer fed by every refresh's totals)."""
     buffer = st.session_state.get(RING_KEY)

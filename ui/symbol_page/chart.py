@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.charts import candlestick_figure, empty_figure
 from ui.symbol_page.fallback import failure_banner, last_good
 from ui.symbol_page.fetch import fetch_candles, fetch_view
@@ -19,7 +19,7 @@ CHART_CONFIG = {"displaylogo": False, "scrollZoom": True}
 
 @st.fragment(run_every=CHART_EVERY_S)
 def live_chart(
-    settings: Settings, symbol: str, interval: str, range_key: str, sma_period: int
+    settings: UiSettings, symbol: str, interval: str, range_key: str, sma_period: int
 ) -> None:
     """Candles + SMA + VWAP + volume, redrawn every couple of seconds unless paused.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.resources import fetch_rest_snapshot, get_live_feed
 from ui.symbol_view import (
     DEFAULT_INTERVAL,
@@ -45,7 +45,7 @@ def sync_query_params(values: dict[str, str]) -> None:
 
 
 @st.fragment(run_every=WAIT_EVERY_S)
-def wait_for_symbols(settings: Settings) -> None:
+def wait_for_symbols(settings: UiSettings) -> None:
     """With nothing to pick yet, poll and rerun the page once: it recovers by itself."""
     rest = fetch_rest_snapshot(settings)
     if rest.views or get_live_feed(settings).snapshot().views:
@@ -56,7 +56,7 @@ def wait_for_symbols(settings: Settings) -> None:
         st.info("No symbols yet: waiting for the first ticks…", icon="⏳")
 
 
-def render_controls(settings: Settings) -> Controls | None:
+def render_controls(settings: UiSettings) -> Controls | None:
     """The pickers, filled from the URL; None (and a self-recovering wait) with no symbol yet."""
     raw_symbol = st.query_params.get("symbol")
     requested = normalize_symbol(raw_symbol)

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.api_client import BackendError
 from ui.resources import BACKEND_HASH_FUNCS, get_backend_client
 from ui.symbol_view import Fetched
@@ -39,40 +39,40 @@ _CACHE = {"show_spinner": False, "max_entries": 512, "hash_funcs": BACKEND_HASH_
 
 
 @st.cache_data(ttl=VIEW_TTL_S, **_CACHE)
-def _cached_view(settings: Settings, symbol: str) -> Raw:
+def _cached_view(settings: UiSettings, symbol: str) -> Raw:
     return _fetch(lambda: get_backend_client(settings).get_view(symbol))
 
 
 @st.cache_data(ttl=CANDLES_TTL_S, **_CACHE)
-def _cached_candles(settings: Settings, symbol: str, interval: str, limit: int) -> Raw:
+def _cached_candles(settings: UiSettings, symbol: str, interval: str, limit: int) -> Raw:
     return _fetch(lambda: get_backend_client(settings).get_candles(symbol, interval, limit=limit))
 
 
 @st.cache_data(ttl=TABLES_TTL_S, **_CACHE)
-def _cached_history(settings: Settings, symbol: str, limit: int) -> Raw:
+def _cached_history(settings: UiSettings, symbol: str, limit: int) -> Raw:
     return _fetch(lambda: get_backend_client(settings).get_history(symbol, limit=limit))
 
 
 @st.cache_data(ttl=TABLES_TTL_S, **_CACHE)
-def _cached_gaps(settings: Settings, symbol: str) -> Raw:
+def _cached_gaps(settings: UiSettings, symbol: str) -> Raw:
     return _fetch(lambda: get_backend_client(settings).get_gaps(symbol))
 
 
-def fetch_view(settings: Settings, symbol: str) -> Fetched:
+def fetch_view(settings: UiSettings, symbol: str) -> Fetched:
     """`GET /symbols/{symbol}`: W, or `data=None` when the backend has no ticks for it."""
     return Fetched(*_cached_view(settings, symbol))
 
 
-def fetch_candles(settings: Settings, symbol: str, interval: str, limit: int) -> Fetched:
+def fetch_candles(settings: UiSettings, symbol: str, interval: str, limit: int) -> Fetched:
     """`GET /symbols/{symbol}/candles`, the current bucket included."""
     return Fetched(*_cached_candles(settings, symbol, interval, limit))
 
 
-def fetch_history(settings: Settings, symbol: str, limit: int) -> Fetched:
+def fetch_history(settings: UiSettings, symbol: str, limit: int) -> Fetched:
     """`GET /symbols/{symbol}/history?limit=N`, newest first."""
     return Fetched(*_cached_history(settings, symbol, limit))
 
 
-def fetch_gaps(settings: Settings, symbol: str) -> Fetched:
+def fetch_gaps(settings: UiSettings, symbol: str) -> Fetched:
     """`GET /symbols/{symbol}/gaps`: open and recently closed sequence gaps."""
     return Fetched(*_cached_gaps(settings, symbol))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.symbol_page.fallback import failure_banner, last_good
 from ui.symbol_page.fetch import fetch_gaps, fetch_view
 from ui.symbol_page.logic import open_gaps_message
@@ -17,7 +17,7 @@ GAPS_EVERY_S = 3.0
 
 
 @st.fragment(run_every=GAPS_EVERY_S)
-def live_gaps(settings: Settings, symbol: str) -> None:
+def live_gaps(settings: UiSettings, symbol: str) -> None:
     """Open gaps first and loud; recently closed ones below, quieter."""
     known = fetch_view(settings, symbol)
     if known.error is None and known.data is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.symbol_page.fallback import failure_banner, last_good
 from ui.symbol_page.fetch import fetch_history, fetch_view
 from ui.symbol_page.logic import history_caption
@@ -14,7 +14,7 @@ HISTORY_EVERY_S = 3.0
 
 
 @st.fragment(run_every=HISTORY_EVERY_S)
-def live_history(settings: Settings, symbol: str, limit: int) -> None:
+def live_history(settings: UiSettings, symbol: str, limit: int) -> None:
     """The last `limit` stored ticks, newest first, with a CSV download of exactly those rows."""
     result = fetch_history(settings, symbol, limit)
     shown = last_good("history", (symbol, limit), result)

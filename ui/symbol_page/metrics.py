@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from backend.config import Settings
+from backend.settings import UiSettings
 from ui.banners import feed_banner
 from ui.resources import get_live_feed
 from ui.symbol_page.fallback import last_good
@@ -19,7 +19,7 @@ METRICS_EVERY_S = 0.5
 
 
 @st.fragment(run_every=METRICS_EVERY_S)
-def live_metrics(settings: Settings, symbol: str) -> None:
+def live_metrics(settings: UiSettings, symbol: str) -> None:
     """W as metric cards: the process's live feed first, the cached REST view merged in."""
     now = datetime.now(UTC)
     snap = get_live_feed(settings).snapshot()

@@ -30,7 +30,6 @@ from backend.api.errors import ApiError
 from backend.api.failures import redis_unavailable
 from backend.bus import events
 from backend.bus.feeder_registry import ConfigContended
-from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederConfigUpdate, FeederStatus
 from backend.core.feeder_liveness import (
     ALIVE_WITHIN_S,
@@ -39,6 +38,7 @@ from backend.core.feeder_liveness import (
     is_forgotten,
     received_us,
 )
+from backend.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class StatusAck(BaseModel):
 
 
 # --- pure helpers ---------------------------------------------------------------------------
-def default_config(settings: Settings) -> FeederConfig:
+def default_config(settings: ApiSettings) -> FeederConfig:
     """The config before any PUT: what the feeder would run from its own Settings."""
     return FeederConfig(
         symbols=list(settings.symbols), sources=list(settings.sources), tps=settings.tps
@@ -149,7 +149,7 @@ def unavailable(exc: Exception) -> ApiError:
     return redis_unavailable(exc)
 
 
-def _load_config(raw: bytes | None, settings: Settings) -> FeederConfig:
+def _load_config(raw: bytes | None, settings: ApiSettings) -> FeederConfig:
     if raw is None:
         try:
             return default_config(settings)
