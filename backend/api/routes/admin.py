@@ -33,8 +33,10 @@ async def list_dead_letters(
     res: Resources, limit: Annotated[int, Query(ge=1, le=1_000)] = 100
 ) -> dict[str, Any]:
     try:
-        items = await res.dead_letters.list(limit)
+        # Counted first: a letter that arrives in between is then listed but not counted, never
+        # counted but missing from the list (letters only leave by a requeue).
         total = await res.dead_letters.count()
+        items = await res.dead_letters.list(limit)
     except RedisError as exc:
         raise unavailable(exc) from None
     return {"total": total, "dead_letters": items}
