@@ -106,6 +106,19 @@ def _base_layout(fig: go.Figure, symbol: str, interval: str) -> None:
     )
 
 
+def _overlay(
+    x: Sequence[datetime | None],
+    y: Sequence[float | None],
+    *,
+    name: str,
+    mode: str,
+    line: dict[str, Any],
+    **style: Any,
+) -> go.Scatter:
+    """A line over the candles; a missing value stays a gap rather than a line drawn across it."""
+    return go.Scatter(x=x, y=y, mode=mode, name=name, line=line, connectgaps=False, **style)
+
+
 def empty_figure(symbol: str, interval: str, message: str) -> go.Figure:
     """A blank chart carrying `message`: the page keeps its layout instead of jumping."""
     fig = go.Figure()
@@ -162,7 +175,7 @@ def candlestick_figure(
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.75, 0.25]
     )
-    fig.add_trace(
+    price_pane = (
         go.Candlestick(
             x=x,
             open=opens,
@@ -173,34 +186,24 @@ def candlestick_figure(
             increasing={"line": {"color": UP_COLOR}, "fillcolor": UP_COLOR},
             decreasing={"line": {"color": DOWN_COLOR}, "fillcolor": DOWN_COLOR},
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=sma_values,
-            mode="lines",
+        _overlay(
+            x,
+            sma_values,
             name=f"SMA {sma_period}",
+            mode="lines",
             line={"color": SMA_COLOR, "width": 1.5},
-            connectgaps=False,
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=vwaps,
-            mode="lines+markers",
+        _overlay(
+            x,
+            vwaps,
             name="VWAP",
+            mode="lines+markers",
             line={"color": VWAP_COLOR, "width": 1, "dash": "dot"},
             marker={"size": 3, "color": VWAP_COLOR},
-            connectgaps=False,
         ),
-        row=1,
-        col=1,
     )
+    for trace in price_pane:
+        fig.add_trace(trace, row=1, col=1)
     fig.add_trace(
         go.Bar(
             x=x,

@@ -18,6 +18,44 @@ from backend.bus.stats import (
     VIEW_LATENCY_PREFIX,
 )
 
+# Pipeline-wide figures are Gauges, not Counters: each is set from Redis at scrape, never
+# incremented here. A table per group keeps the names and help texts in one readable place;
+# the groups are declared in the order /metrics lists them.
+_GaugeTable = tuple[tuple[str, str, str], ...]  # (key, metric name, help text)
+
+# What is waiting where now; keyed by the `set_pipeline` argument that carries it.
+_BACKLOG_GAUGES: _GaugeTable = (
+    ("depth", "tickstream_queue_depth", "Messages waiting in the calc queue"),
+    ("dead", "tickstream_dead_letters", "Messages in the dead-letter queues of both calc queues"),
+    ("outbox", "tickstream_outbox_entries", "Outbox batches waiting for Postgres"),
+    ("pending", "tickstream_outbox_pending", "Outbox batches read by a flusher, not yet committed"),
+)
+
+# Running totals, each keyed by the ledger counter it shows.
+_FLUSH_TOTALS: _GaugeTable = (
+    (ledger.ROWS_WRITTEN, "tickstream_rows_written_total", "Rows inserted into md_ticks"),
+    (ledger.FLUSH_COUNT, "tickstream_flushes_total", "Committed Postgres flushes"),
+    (ledger.FLUSH_TICKS_SUM, "tickstream_flush_ticks_total", "Ticks in committed flushes"),
+    (ledger.FLUSH_SECONDS_SUM, "tickstream_flush_seconds_total", "Time spent in committed flushes"),
+)
+_CALC_TOTALS: _GaugeTable = (
+    (ledger.CALC_BATCHES, "tickstream_calc_batches_total", "Batches applied by calc"),
+    (ledger.CALC_TICKS, "tickstream_calc_ticks_total", "Ticks applied by calc"),
+    (ledger.LATE_TICKS, "tickstream_late_ticks_total", "Ticks older than the latest held"),
+    (
+        ledger.CALC_CONFLICTS,
+        "tickstream_calc_conflicts_total",
+        "calc transactions redone because another worker changed the symbol first",
+    ),
+    (ledger.GAPS_OPENED, "tickstream_gaps_opened_total", "Sequence gaps opened"),
+    (ledger.GAPS_CLOSED, "tickstream_gaps_closed_total", "Sequence gaps closed"),
+)
+
+
+def _gauges(table: _GaugeTable, registry: CollectorRegistry) -> dict[str, Gauge]:
+    """One unlabelled gauge a row, registered in the table's order, keyed by the row's key."""
+    return {key: Gauge(name, help_text, registry=registry) for key, name, help_text in table}
+
 
 @dataclass
 class ApiMetrics:
@@ -44,54 +82,15 @@ class ApiMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
             registry=r,
         )
-        self.queue_depth = Gauge(
-            "tickstream_queue_depth", "Messages waiting in the calc queue", registry=r
-        )
-        self.dead_letters = Gauge(
-            "tickstream_dead_letters",
-            "Messages in the dead-letter queues of both calc queues",
-            registry=r,
-        )
-        self.outbox_depth = Gauge(
-            "tickstream_outbox_entries", "Outbox batches waiting for Postgres", registry=r
-        )
-        self.outbox_pending = Gauge(
-            "tickstream_outbox_pending",
-            "Outbox batches read by a flusher, not yet committed",
-            registry=r,
-        )
-        self.rows_written = Gauge(
-            "tickstream_rows_written_total", "Rows inserted into md_ticks", registry=r
-        )
-        self.flush_count = Gauge(
-            "tickstream_flushes_total", "Committed Postgres flushes", registry=r
-        )
-        self.flush_ticks = Gauge(
-            "tickstream_flush_ticks_total", "Ticks in committed flushes", registry=r
-        )
-        self.flush_seconds = Gauge(
-            "tickstream_flush_seconds_total", "Time spent in committed flushes", registry=r
-        )
+        self.backlog = _gauges(_BACKLOG_GAUGES, r)
+        self.flush_totals = _gauges(_FLUSH_TOTALS, r)
         self.flush_le = Gauge(
             "tickstream_flush_seconds_le",
             "Committed flushes no slower than `le` seconds",
             ["le"],
             registry=r,
         )
-        self.calc_batches = Gauge(
-            "tickstream_calc_batches_total", "Batches applied by calc", registry=r
-        )
-        self.calc_ticks = Gauge("tickstream_calc_ticks_total", "Ticks applied by calc", registry=r)
-        self.late_ticks = Gauge(
-            "tickstream_late_ticks_total", "Ticks older than the latest held", registry=r
-        )
-        self.calc_conflicts = Gauge(
-            "tickstream_calc_conflicts_total",
-            "calc transactions redone because another worker changed the symbol first",
-            registry=r,
-        )
-        self.gaps_opened = Gauge("tickstream_gaps_opened_total", "Sequence gaps opened", registry=r)
-        self.gaps_closed = Gauge("tickstream_gaps_closed_total", "Sequence gaps closed", registry=r)
+        self.calc_totals = _gauges(_CALC_TOTALS, r)
         self.pipeline_ticks = Gauge(
             "tickstream_pipeline_ticks_total",
             "Ticks answered by all API replicas, by outcome (and reason, for rejections)",
@@ -111,22 +110,13 @@ class ApiMetrics:
     def set_pipeline(
         self, depth: int, dead: int, outbox: int, pending: int, counters: dict[str, float]
     ) -> None:
-        self.queue_depth.set(depth)
-        self.dead_letters.set(dead)
-        self.outbox_depth.set(outbox)
-        self.outbox_pending.set(pending)
-        self.rows_written.set(counters.get(ledger.ROWS_WRITTEN, 0))
-        self.flush_count.set(counters.get(ledger.FLUSH_COUNT, 0))
-        self.flush_ticks.set(counters.get(ledger.FLUSH_TICKS_SUM, 0))
-        self.flush_seconds.set(counters.get(ledger.FLUSH_SECONDS_SUM, 0))
+        backlog = {"depth": depth, "dead": dead, "outbox": outbox, "pending": pending}
+        for name, gauge in self.backlog.items():
+            gauge.set(backlog[name])
+        for counter, gauge in (*self.flush_totals.items(), *self.calc_totals.items()):
+            gauge.set(counters.get(counter, 0))
         for bound in FLUSH_BUCKETS:
             self.flush_le.labels(le=str(bound)).set(counters.get(f"flush_seconds_le_{bound}", 0))
-        self.calc_batches.set(counters.get(ledger.CALC_BATCHES, 0))
-        self.calc_ticks.set(counters.get(ledger.CALC_TICKS, 0))
-        self.late_ticks.set(counters.get(ledger.LATE_TICKS, 0))
-        self.calc_conflicts.set(counters.get(ledger.CALC_CONFLICTS, 0))
-        self.gaps_opened.set(counters.get(ledger.GAPS_OPENED, 0))
-        self.gaps_closed.set(counters.get(ledger.GAPS_CLOSED, 0))
         for outcome in ("accepted", "duplicate", "conflict", "shed"):
             self.pipeline_ticks.labels(outcome=outcome, reason="").set(
                 counters.get(f"ingest_{outcome}", 0)

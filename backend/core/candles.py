@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from backend.core.contract import Contract
 from backend.core.ticks import Tick, us_to_iso
 from backend.core.timestamps import IsoTime
 
@@ -88,10 +89,8 @@ class Candle:
         }
 
 
-class CandleBar(BaseModel):
+class CandleBar(Contract):
     """One OHLCV candle of `GET /symbols/{symbol}/candles`; `ts` is its bucket's start."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ts: IsoTime
     open: float
@@ -103,21 +102,17 @@ class CandleBar(BaseModel):
     vwap: float | None = Field(description="Volume-weighted price; null when volume is 0")
 
 
-class CandlesLive(BaseModel):
+class CandlesLive(Contract):
     """How much of the answer came from ticks not yet in PostgreSQL."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     pending_ticks_included: int
     complete: bool = Field(description="False when the outbox could not be read in full")
 
 
-class CandlesResponse(BaseModel):
+class CandlesResponse(Contract):
     """`GET /symbols/{symbol}/candles`: candles oldest first over [from, to)."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
-    )
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
 
     symbol: str
     interval: Interval

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
+from backend.core.contract import Contract
 from backend.core.feeder_config import FeederConfig, FeederStatus
 from backend.core.timestamps import IsoTime
 from backend.core.view import View
@@ -20,10 +21,8 @@ FEEDER_CONFIG = "feeder.config"
 FEEDER_STATUS = "feeder.status"
 
 
-class SymbolUpdated(BaseModel):
+class SymbolUpdated(Contract):
     """calc stored a new view W of `symbol`; `ts` is the view's `last_ts`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["symbol.updated"] = SYMBOL_UPDATED
     symbol: str
@@ -31,10 +30,8 @@ class SymbolUpdated(BaseModel):
     view: View
 
 
-class TickReceived(BaseModel):
+class TickReceived(Contract):
     """The latest new tick of `symbol` in one ingest batch, and how many new ticks it had."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["tick.received"] = TICK_RECEIVED
     symbol: str
@@ -46,10 +43,8 @@ class TickReceived(BaseModel):
     count: int = Field(ge=1)
 
 
-class FeederConfigChanged(BaseModel):
+class FeederConfigChanged(Contract):
     """An operator changed the feeders' config (`PUT /feeder/config`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["feeder.config"] = FEEDER_CONFIG
     config: FeederConfig

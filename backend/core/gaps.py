@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from backend.core.contract import Contract
 from backend.core.ticks import us_to_iso
 from backend.core.timestamps import IsoTime
 
@@ -72,10 +73,8 @@ class Gap:
         }
 
 
-class GapRecord(BaseModel):
+class GapRecord(Contract):
     """A sequence gap of one source: `from_seq..to_seq` (inclusive) never arrived (yet)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str
     from_seq: int
@@ -85,10 +84,8 @@ class GapRecord(BaseModel):
     closed_at: IsoTime | None = Field(description="Null while the gap is open")
 
 
-class GapsResponse(BaseModel):
+class GapsResponse(Contract):
     """`GET /symbols/{symbol}/gaps`: open gaps by (source, from_seq), closed newest first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str
     open: list[GapRecord]

@@ -14,8 +14,9 @@ import decimal
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from backend.core.contract import Contract
 from backend.core.ticks import us_to_iso
 from backend.core.timestamps import IsoTime
 from backend.core.window import WindowState
@@ -24,10 +25,8 @@ DEFAULT_STALE_AFTER_S = 10.0
 _VWAP = decimal.Context(prec=34)
 
 
-class LastTick(BaseModel):
+class LastTick(Contract):
     """One of the 10 latest ticks of a symbol, newest first in `View.last_10`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ts: IsoTime
     price: float
@@ -36,13 +35,11 @@ class LastTick(BaseModel):
     event_id: str
 
 
-class View(BaseModel):
+class View(Contract):
     """W: the latest figures of one symbol (the 1-minute window is on event time).
 
     Frozen, so a view can be shared between threads and sessions without a defensive copy.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str
     last_price: float
@@ -157,18 +154,14 @@ def comparable(view: View | None) -> dict[str, Any] | None:
     return view.model_dump(exclude=set(VIEW_FIELDS_EXCLUDED_FROM_EQUALITY))
 
 
-class SymbolEntry(BaseModel):
+class SymbolEntry(Contract):
     """One active symbol of `GET /symbols`; `view` is null until calc has computed it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str
     view: View | None
 
 
-class SymbolsResponse(BaseModel):
+class SymbolsResponse(Contract):
     """`GET /symbols`: every active symbol, sorted, with its latest view."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbols: list[SymbolEntry]

@@ -39,12 +39,9 @@ def apply_form(settings: UiSettings, generation: int) -> None:
     if not update:
         flash("info", f"Nothing to apply: the form matches config v{base.get('version')}.")
         return
-    try:
-        new = get_backend_client(settings).put_feeder_config(update)
-    except BackendError as exc:
-        flash("error", f"Not applied — {exc.message}")
+    new = _put_config(settings, update, failed="Not applied")
+    if new is None:
         return
-    forget_config()
     set_base(new, rebuild=True)
     flash("success", f"Applied config v{new.get('version')}: {describe_update(base, update)}.")
 
@@ -59,13 +56,22 @@ def reload_form(settings: UiSettings) -> None:
     flash("info", f"Form reloaded from config v{fetched.value.get('version')}.")
 
 
-def _send_burst(settings: UiSettings, update: dict[str, Any]) -> None:
+def _put_config(settings: UiSettings, update: dict[str, Any], failed: str) -> dict[str, Any] | None:
+    """PUT `update` and return the new config, forgetting the cached one so this rerun reads
+    it fresh; or flash "`failed` — <why>" and return None."""
     try:
         new = get_backend_client(settings).put_feeder_config(update)
     except BackendError as exc:
-        flash("error", f"Burst not changed — {exc.message}")
-        return
+        flash("error", f"{failed} — {exc.message}")
+        return None
     forget_config()
+    return new
+
+
+def _send_burst(settings: UiSettings, update: dict[str, Any]) -> None:
+    new = _put_config(settings, update, failed="Burst not changed")
+    if new is None:
+        return
     base = st.session_state.get(BASE_KEY)
     if base is not None and form_fields(new) == form_fields(base):
         set_base(new, rebuild=False)  # only the burst moved: keep the user's edits

@@ -10,18 +10,21 @@ import streamlit as st
 
 from ui.feeder_page.logic import config_badges, drift_note, total_row
 from ui.feeder_panel import STATUS_COLUMNS, status_rows, status_totals
+from ui.table_columns import counts
 
 STATUS_COLUMN_CONFIG = {
     "feeder_id": st.column_config.TextColumn("Feeder", pinned=True),
     "status": st.column_config.TextColumn("Status", help="Alive = reported within 5 s"),
-    "sent": st.column_config.NumberColumn("Sent", format="localized"),
-    "accepted": st.column_config.NumberColumn("Accepted", format="localized"),
-    "duplicates": st.column_config.NumberColumn("Duplicates", format="localized"),
-    "conflicts": st.column_config.NumberColumn("Conflicts", format="localized"),
-    "rejected": st.column_config.NumberColumn("Rejected", format="localized"),
-    "retries": st.column_config.NumberColumn("Retries", format="localized"),
-    "dropped": st.column_config.NumberColumn("Dropped", format="localized"),
-    "buffered": st.column_config.NumberColumn("Buffered", format="localized"),
+    **counts(
+        sent="Sent",
+        accepted="Accepted",
+        duplicates="Duplicates",
+        conflicts="Conflicts",
+        rejected="Rejected",
+        retries="Retries",
+        dropped="Dropped",
+        buffered="Buffered",
+    ),
     "target_tps": st.column_config.NumberColumn("Target TPS", format="%.1f"),
     "achieved_tps": st.column_config.NumberColumn("Achieved TPS", format="%.1f"),
     "config_version": st.column_config.TextColumn("Config", help="Config version it runs"),

@@ -12,8 +12,17 @@ from ui.symbol_page.fallback import failure_banner, last_good
 from ui.symbol_page.fetch import fetch_gaps, fetch_view
 from ui.symbol_page.logic import open_gaps_message
 from ui.symbol_view import CLOSED_GAP_COLUMNS, OPEN_GAP_COLUMNS, gap_rows
+from ui.table_columns import times_of_day, whole_numbers
 
 GAPS_EVERY_S = 3.0
+
+GAP_COLUMN_CONFIG = {  # for both tables: each shows the columns it has
+    "source": st.column_config.TextColumn("Source"),
+    **whole_numbers(from_seq="From seq", to_seq="To seq", missing="Missing"),
+    **times_of_day(detected_at="Detected (UTC)", closed_at="Closed (UTC)"),
+    "open_for": st.column_config.TextColumn("Open for"),
+    "lasted": st.column_config.TextColumn("Lasted"),
+}
 
 
 @st.fragment(run_every=GAPS_EVERY_S)
@@ -29,21 +38,11 @@ def live_gaps(settings: UiSettings, symbol: str) -> None:
     if shown is None:
         return
     open_rows, closed_rows = gap_rows(shown.data, datetime.now(UTC))
-    config = {
-        "source": st.column_config.TextColumn("Source"),
-        "from_seq": st.column_config.NumberColumn("From seq", format="%d"),
-        "to_seq": st.column_config.NumberColumn("To seq", format="%d"),
-        "missing": st.column_config.NumberColumn("Missing", format="%d"),
-        "detected_at": st.column_config.DatetimeColumn("Detected (UTC)", format="HH:mm:ss.SSS"),
-        "closed_at": st.column_config.DatetimeColumn("Closed (UTC)", format="HH:mm:ss.SSS"),
-        "open_for": st.column_config.TextColumn("Open for"),
-        "lasted": st.column_config.TextColumn("Lasted"),
-    }
     if open_rows:
         st.error(open_gaps_message(open_rows), icon="🕳️")
         st.dataframe(
             pd.DataFrame(open_rows, columns=list(OPEN_GAP_COLUMNS)),
-            column_config=config,
+            column_config=GAP_COLUMN_CONFIG,
             hide_index=True,
         )
     else:
@@ -52,6 +51,6 @@ def live_gaps(settings: UiSettings, symbol: str) -> None:
         st.caption("Recently closed")
         st.dataframe(
             pd.DataFrame(closed_rows, columns=list(CLOSED_GAP_COLUMNS)),
-            column_config=config,
+            column_config=GAP_COLUMN_CONFIG,
             hide_index=True,
         )

@@ -10,10 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
 from backend.api.deps import AdminAuth, Resources
-from backend.api.routes.feeder import unavailable
 
 router = APIRouter(tags=["admin"], dependencies=[AdminAuth])
 
@@ -32,13 +30,10 @@ class RequeueRequest(BaseModel):
 async def list_dead_letters(
     res: Resources, limit: Annotated[int, Query(ge=1, le=1_000)] = 100
 ) -> dict[str, Any]:
-    try:
-        # Counted first: a letter that arrives in between is then listed but not counted, never
-        # counted but missing from the list (letters only leave by a requeue).
-        total = await res.dead_letters.count()
-        items = await res.dead_letters.list(limit)
-    except RedisError as exc:
-        raise unavailable(exc) from None
+    # Counted first: a letter that arrives in between is then listed but not counted, never
+    # counted but missing from the list (letters only leave by a requeue).
+    total = await res.dead_letters.count()
+    items = await res.dead_letters.list(limit)
     return {"total": total, "dead_letters": items}
 
 
@@ -53,8 +48,5 @@ async def requeue_dead_letters(
         Body(openapi_examples={"all": {"value": {}}, "some": {"value": {"message_ids": ["…"]}}}),
     ],
 ) -> dict[str, Any]:
-    try:
-        result = await res.dead_letters.requeue(request.message_ids)
-    except RedisError as exc:
-        raise unavailable(exc) from None
+    result = await res.dead_letters.requeue(request.message_ids)
     return {"count": len(result["requeued"]), **result}

@@ -23,11 +23,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, ValidationError
-from redis.exceptions import RedisError
 
 from backend.api.deps import IngestAuth, ReadAuth, Resources
 from backend.api.errors import ApiError
-from backend.api.failures import redis_unavailable
 from backend.bus import events
 from backend.bus.feeder_registry import ConfigContended
 from backend.core.feeder_config import FeederConfig, FeederConfigUpdate, FeederStatus
@@ -145,10 +143,6 @@ def merge_update(current: FeederConfig, update: FeederConfigUpdate, now: datetim
         ) from None
 
 
-def unavailable(exc: Exception) -> ApiError:
-    return redis_unavailable(exc)
-
-
 def _load_config(raw: bytes | None, settings: ApiSettings) -> FeederConfig:
     if raw is None:
         try:
@@ -192,11 +186,7 @@ _PUT_EXAMPLES: dict[str, Any] = {
     dependencies=[FeederOrReadAuth],
 )
 async def get_config(res: Resources) -> FeederConfig:
-    try:
-        raw = await res.feeders.config()
-    except RedisError as exc:
-        raise unavailable(exc) from None
-    return _load_config(raw, res.settings)
+    return _load_config(await res.feeders.config(), res.settings)
 
 
 @router.put(
@@ -220,8 +210,6 @@ async def put_config(
         return await res.feeders.change_config(change, max_attempts=MAX_CAS_ATTEMPTS)
     except ConfigContended:
         pass  # too many concurrent changes
-    except RedisError as exc:
-        raise unavailable(exc) from None
     raise ApiError(
         503,
         "busy",
@@ -242,10 +230,7 @@ async def put_config(
 async def post_status(res: Resources, status: FeederStatus) -> StatusAck:
     now_us = time.time_ns() // 1_000
     reported = events.feeder_status_reported(status, now_us)
-    try:
-        await res.feeders.post_status(reported, now_us=now_us)
-    except RedisError as exc:
-        raise unavailable(exc) from None
+    await res.feeders.post_status(reported, now_us=now_us)
     return StatusAck()
 
 
@@ -258,10 +243,7 @@ async def post_status(res: Resources, status: FeederStatus) -> StatusAck:
     dependencies=[ReadAuth],
 )
 async def get_status(res: Resources) -> FeederStatusList:
-    try:
-        entries = await res.feeders.statuses()
-    except RedisError as exc:
-        raise unavailable(exc) from None
+    entries = await res.feeders.statuses()
     now_us = time.time_ns() // 1_000
     feeders: list[FeederStatusEntry] = []
     for feeder_id, raw in entries.items():

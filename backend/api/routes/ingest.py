@@ -37,6 +37,61 @@ _TICKS_BODY = {
 }
 
 
+# What both ingest routes may answer besides their own outcomes.
+_SHARED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong Basic credentials"},
+    429: {"description": "backlog at MAX_BACKLOG; retry after `Retry-After`"},
+    503: {"description": "Redis unavailable; retry with the same event_id"},
+}
+
+
+def _responses(own: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI `responses`: its own plus the shared ones, in status order."""
+    return dict(sorted({**_SHARED_RESPONSES, **own}.items(), key=lambda item: str(item[0])))
+
+
+_TICK_RESPONSES = _responses(
+    {
+        200: {
+            "description": "accepted or duplicate",
+            "content": {"application/json": {"example": {"status": "accepted", "event_id": "e-1"}}},
+        },
+        409: {"description": "same event_id, different content"},
+        413: {"description": "body over MAX_BODY_BYTES"},
+        422: {"description": "invalid tick; `detail` names each field and reason"},
+    }
+)
+
+_TICKS_RESPONSES = _responses(
+    {
+        200: {
+            "description": "per-item outcome; one bad item never rejects the others",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "accepted": 2,
+                        "duplicates": 0,
+                        "rejected": [
+                            {
+                                "index": 2,
+                                "errors": [
+                                    {
+                                        "field": "price",
+                                        "reason": "must be > 0, between 1e-12 and 1e+12",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+        413: {"description": "body over MAX_BATCH_BODY_BYTES"},
+        422: {"description": "body is not a JSON array of 1..MAX_BATCH_ITEMS items"},
+    }
+)
+
+
 def _bounds(res: Resources) -> TimeBounds:
     return TimeBounds(
         time.time_ns() // 1_000, res.settings.max_tick_age, res.settings.max_future_skew
@@ -96,18 +151,7 @@ def _count_rejections(res: Resources, errors: list[FieldError]) -> None:
 @router.post(
     "/ingest/tick",
     openapi_extra={"requestBody": _TICK_BODY},
-    responses={
-        200: {
-            "description": "accepted or duplicate",
-            "content": {"application/json": {"example": {"status": "accepted", "event_id": "e-1"}}},
-        },
-        401: {"description": "missing or wrong Basic credentials"},
-        409: {"description": "same event_id, different content"},
-        413: {"description": "body over MAX_BODY_BYTES"},
-        422: {"description": "invalid tick; `detail` names each field and reason"},
-        429: {"description": "backlog at MAX_BACKLOG; retry after `Retry-After`"},
-        503: {"description": "Redis unavailable; retry with the same event_id"},
-    },
+    responses=_TICK_RESPONSES,
 )
 async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
     started = time.perf_counter()
@@ -131,33 +175,7 @@ async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
 @router.post(
     "/ingest/ticks",
     openapi_extra={"requestBody": _TICKS_BODY},
-    responses={
-        200: {
-            "description": "per-item outcome; one bad item never rejects the others",
-            "content": {
-                "application/json": {
-                    "example": {
-                        "accepted": 2,
-                        "duplicates": 0,
-                        "rejected": [
-                            {
-                                "index": 2,
-                                "errors": [
-                                    {
-                                        "field": "price",
-                                        "reason": "must be > 0, between 1e-12 and 1e+12",
-                                    }
-                                ],
-                            }
-                        ],
-                    }
-                }
-            },
-        },
-        413: {"description": "body over MAX_BATCH_BODY_BYTES"},
-        429: {"description": "backlog at MAX_BACKLOG; retry after `Retry-After`"},
-        422: {"description": "body is not a JSON array of 1..MAX_BATCH_ITEMS items"},
-    },
+    responses=_TICKS_RESPONSES,
 )
 async def ingest_ticks(request: Request, res: Resources) -> dict[str, Any]:
     started = time.perf_counter()
