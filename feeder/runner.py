@@ -153,6 +153,8 @@ class Runner:
                 continue
             now = self.clock.monotonic()
             due = int((now - anchor) * tps) + 1  # payload 0 is due at once
+            if anchor + due / tps <= now:  # rounding: by the schedule's own sum, one more is due
+                due += 1
             if due - issued > max(1.0, tps * MAX_LAG_S):
                 self._skip(due - issued - 1)
                 anchor, issued, due = now - issued / tps, issued, issued + 1
