@@ -25,6 +25,7 @@ from typing import IO, Any, Literal, NamedTuple
 import orjson
 
 from feeder.client import TickClient
+from feeder.clock import SYSTEM_CLOCK, Clock, sleep_until_woken
 from feeder.outcomes import Counters, Outcome
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Delivery:
         batch_linger: float = BATCH_LINGER_S,
         max_batches_in_flight: int = MAX_BATCHES_IN_FLIGHT,
         recorder: Recorder | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if min(buffer_max, max_in_flight, batch_max, max_batches_in_flight) < 1:
             raise ValueError("buffer_max, max_in_flight, batch_max and batches must be >= 1")
@@ -87,6 +89,7 @@ class Delivery:
         self.batch_linger = batch_linger
         self.max_batches_in_flight = max_batches_in_flight
         self.recorder = recorder
+        self.clock = clock  # the batch linger runs on it
         self._buffer: deque[Item] = deque()
         self._in_flight_ticks = 0
         self._requests: dict[asyncio.Task[None], int] = {}  # request -> its tick count
@@ -174,9 +177,7 @@ class Delivery:
             if self.mode == "batch":
                 if len(self._buffer) < self.batch_max:
                     self._full.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.batch_linger):
-                            await self._full.wait()
+                    await sleep_until_woken(self.clock, self.batch_linger, self._full)
                 await self._free_slot(self.max_batches_in_flight)
                 take = min(self.batch_max, len(self._buffer))
                 self._launch([self._buffer.popleft() for _ in range(take)])

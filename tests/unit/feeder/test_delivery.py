@@ -16,7 +16,10 @@ from backend.config import Settings
 from feeder.client import TickClient
 from feeder.delivery import Delivery, Recorder
 from feeder.outcomes import Counters
+from tests.support.simulated_time import SimulatedClock, SimulatedTime
 from tests.unit.feeder.stub_server import Reply, StubServer, accept_batches, stub_server
+
+START = 1_700_000_000.0  # simulated epoch seconds
 
 T0 = 1_790_000_000_000
 
@@ -67,52 +70,61 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 def test_batch_flushes_at_batch_max_without_waiting_for_the_linger() -> None:
+    sim = SimulatedTime(START)
     arrivals: list[tuple[float, int]] = []
 
     def record(n: int, payload: Any) -> Reply:
-        arrivals.append((time.monotonic(), len(payload)))
+        arrivals.append((sim.now - START, len(payload)))  # when, on the simulated clock
         return accept_batches(n, payload)
 
-    async def go(url: str) -> tuple[float, Counters]:
+    async def go(url: str) -> tuple[float | None, Counters]:
         async with client_for(url) as client:
-            delivery = Delivery(client, mode="batch", batch_max=500, batch_linger=1.0)
+            delivery = Delivery(
+                client, mode="batch", batch_max=500, batch_linger=1.0, clock=SimulatedClock(sim)
+            )
             delivery.start()
-            started = time.monotonic()
             for i in range(1_200):
                 delivery.submit(tick(i))
+            await until(lambda: client.counters.accepted == 1_000)  # the clock has not moved
+            await sim.until_asleep(1)  # the remainder lingers...
+            lingering_until = sim.next_wake
+            assert delivery.waiting == 200
+            sim.advance(1.0)  # ... for the linger, then goes
             await until(lambda: client.counters.accepted == 1_200)
             await delivery.close()
-            return started, client.counters
+            return lingering_until, client.counters
 
     with stub_server(record) as server:
-        started, counters = asyncio.run(go(server.url))
-    sizes = sorted(size for _, size in arrivals)
-    assert sizes == [200, 500, 500]
-    full = [at - started for at, size in arrivals if size == 500]
-    partial = [at - started for at, size in arrivals if size == 200]
-    assert max(full) < 0.5  # sent as soon as full
-    assert partial[0] >= 0.95  # the remainder waited for the linger
+        lingering_until, counters = asyncio.run(go(server.url))
+    assert sorted(arrivals) == [(0.0, 500), (0.0, 500), (1.0, 200)]  # full ones at once
+    assert lingering_until == START + 1.0
     assert sorted(sent_ids(server)) == sorted(f"e{i}" for i in range(1_200))
     assert (counters.sent, counters.accepted, counters.dropped) == (1_200, 1_200, 0)
 
 
 def test_batch_flushes_after_the_linger_when_few_ticks_wait() -> None:
-    async def go(url: str) -> float:
-        async with client_for(url) as client:
-            delivery = Delivery(client, mode="batch", batch_max=500, batch_linger=0.05)
+    sim = SimulatedTime(START)
+
+    async def go(server: StubServer) -> float | None:
+        async with client_for(server.url) as client:
+            delivery = Delivery(
+                client, mode="batch", batch_max=500, batch_linger=0.05, clock=SimulatedClock(sim)
+            )
             delivery.start()
-            started = time.monotonic()
             for i in range(3):
                 delivery.submit(tick(i))
+            await sim.until_asleep(1)
+            lingering_until = sim.next_wake
+            assert server.requests == []  # held for the linger
+            sim.advance(0.05)
             await until(lambda: client.counters.accepted == 3)
-            elapsed = time.monotonic() - started
             await delivery.close()
-            return elapsed
+            return lingering_until
 
     with stub_server(answer) as server:
-        elapsed = asyncio.run(go(server.url))
+        lingering_until = asyncio.run(go(server))
     assert [len(r.payload) for r in server.requests] == [3]
-    assert 0.04 <= elapsed < 1.0
+    assert lingering_until == START + 0.05
 
 
 def test_single_mode_posts_each_tick_and_can_switch_to_batch() -> None:
