@@ -15,7 +15,6 @@ comes first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -36,6 +35,7 @@ BATCH_MAX = 500
 BATCH_LINGER_S = 0.005
 MAX_IN_FLIGHT = 64
 MAX_BATCHES_IN_FLIGHT = 4
+CLOSE_POLL_S = 0.05  # close() re-checks its deadlines at least this often
 
 
 class Item(NamedTuple):
@@ -89,7 +89,7 @@ class Delivery:
         self.batch_linger = batch_linger
         self.max_batches_in_flight = max_batches_in_flight
         self.recorder = recorder
-        self.clock = clock  # the batch linger runs on it
+        self.clock = clock  # the batch linger and close()'s deadlines run on it
         self._buffer: deque[Item] = deque()
         self._in_flight_ticks = 0
         self._requests: dict[asyncio.Task[None], int] = {}  # request -> its tick count
@@ -138,18 +138,16 @@ class Delivery:
         Gives up after `timeout` s, or after `stall` s without a single answer (the API is
         gone: waiting longer would only delay shutdown).
         """
-        now = time.monotonic()
+        now = self.clock.monotonic()
         deadline, answered, progress_at = now + timeout, self.counters.answered, now
         while self.buffered and self._dispatcher is not None:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if self.counters.answered != answered:
                 answered, progress_at = self.counters.answered, now
             if now >= deadline or now - progress_at >= stall:
                 break
             self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.05):
-                    await self._slot_freed.wait()
+            await sleep_until_woken(self.clock, CLOSE_POLL_S, self._slot_freed)
         await self.abort()
 
     async def abort(self) -> None:

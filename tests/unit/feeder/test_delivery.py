@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from backend.config import Settings
 from feeder.client import TickClient
-from feeder.delivery import Delivery, Recorder
+from feeder.delivery import CLOSE_POLL_S, Delivery, Recorder
 from feeder.outcomes import Counters
 from tests.support.simulated_time import SimulatedClock, SimulatedTime
 from tests.unit.feeder.stub_server import Reply, StubServer, accept_batches, stub_server
@@ -198,41 +199,43 @@ def test_drop_oldest_keeps_the_newest() -> None:
     assert sorted(sent_ids(server)) == sorted(f"e{i}" for i in range(900, 1_000))
 
 
-def test_close_gives_up_after_timeout_and_counts_leftovers() -> None:
+def close_on_simulated_time(timeout: float, stall: float) -> tuple[Counters, float]:
+    """close() against an API that is gone, on simulated time: when it gave up, and what was
+    dropped. The clock moves only when close() is waiting on it."""
     with stub_server() as gone:
         url = gone.url
+    sim = SimulatedTime(START)
 
     async def go() -> tuple[Counters, float]:
         async with client_for(url) as client:
-            delivery = Delivery(client, max_in_flight=2)
+            delivery = Delivery(client, max_in_flight=2, clock=SimulatedClock(sim))
             delivery.start()
             for i in range(10):
                 delivery.submit(tick(i))
-            started = time.monotonic()
-            await delivery.close(timeout=0.3)
-            return client.counters, time.monotonic() - started
+            closing = asyncio.create_task(delivery.close(timeout=timeout, stall=stall))
+            while not closing.done():
+                await asyncio.wait(
+                    {closing, asyncio.create_task(sim.until_asleep(1))},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not closing.done() and sim.next_wake is not None:
+                    sim.advance_to(sim.next_wake)
+            await closing
+            return client.counters, sim.now - START
 
-    counters, elapsed = asyncio.run(go())
-    assert elapsed < 2.0
+    return asyncio.run(go())
+
+
+def test_close_gives_up_after_timeout_and_counts_leftovers() -> None:
+    counters, gave_up_at = close_on_simulated_time(timeout=0.3, stall=5.0)
+    assert gave_up_at == pytest.approx(0.3, abs=CLOSE_POLL_S + 1e-6)
     assert counters.dropped == 10 and counters.answered == 0
 
 
 def test_close_stops_waiting_once_the_api_stops_answering() -> None:
-    with stub_server() as gone:
-        url = gone.url
-
-    async def go() -> float:
-        async with client_for(url) as client:
-            delivery = Delivery(client)
-            delivery.start()
-            for i in range(10):
-                delivery.submit(tick(i))
-            started = time.monotonic()
-            await delivery.close(timeout=30, stall=0.3)
-            assert delivery.counters.dropped == 10
-            return time.monotonic() - started
-
-    assert asyncio.run(go()) < 2.0
+    counters, gave_up_at = close_on_simulated_time(timeout=30, stall=0.3)
+    assert gave_up_at == pytest.approx(0.3, abs=CLOSE_POLL_S + 1e-6)  # the stall, not 30 s
+    assert counters.dropped == 10
 
 
 def test_recorder_writes_one_line_per_answered_tick(tmp_path: Path) -> None:
