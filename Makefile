@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload lint fmt clean
+.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: setup
 ## The test suite: unit tests plus integration tests against real servers and worker processes.
 test: setup browser
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## The suite without the benchmark and chaos smoke runs (marked `bench`): quicker locally.
+test-quick: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not bench"
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -93,6 +93,7 @@ class TickClient:
         backoff_initial: float = 0.1,
         backoff_max: float = 10.0,
         retry_after_max: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if max_connections < 1 or (max_attempts is not None and max_attempts < 1):
             raise ValueError("max_connections and max_attempts must be >= 1")
@@ -100,6 +101,8 @@ class TickClient:
         self.retry_after_max = retry_after_max
         self.last_error: str | None = None
         self.last_error_at: float | None = None  # time.monotonic() of `last_error`
+        # The wait between attempts; tenacity's own (asyncio.sleep) unless a test injects one.
+        self._sleep_kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._stop = stop_never
         if max_attempts is not None:
             self._stop = self._stop | stop_after_attempt(max_attempts)
@@ -166,6 +169,7 @@ class TickClient:
             stop=self._stop,
             wait=self._wait,
             reraise=True,
+            **self._sleep_kwargs,
         )
         try:
             async for attempt in retrying:

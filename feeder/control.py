@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
+from feeder.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ class Control:
     """Runs the poll and report loops until cancelled.
 
     `apply` receives each new remote config (version > 0 and not the one applied last);
-    `status` builds the report to send.
+    `status` builds the report to send. Both cadences run on `clock`, so a test can check them
+    on simulated time.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class Control:
         applied_version: int = 0,
         poll_interval: float = POLL_INTERVAL_S,
         status_interval: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client = client
         self.apply = apply
@@ -149,6 +152,7 @@ class Control:
         self.applied_version = applied_version
         self.poll_interval = poll_interval
         self.status_interval = status_interval
+        self.clock = clock
 
     async def run(self) -> None:
         await asyncio.gather(
@@ -181,15 +185,13 @@ class Control:
     async def report_once(self) -> bool:
         return await self.client.post_status(self.status())
 
-    @staticmethod
-    async def _every(interval: float, step: Callable[[], Awaitable[object]]) -> None:
+    async def _every(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
         """Run `step` on a fixed cadence; a slow step delays the next one, never stacks them."""
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        next_at = self.clock.monotonic()
         while True:
             try:
                 await step()
             except Exception:  # the control plane must never take the feed down
                 log.exception("control plane step failed")
-            next_at = max(next_at + interval, loop.time())
-            await asyncio.sleep(next_at - loop.time())
+            next_at = max(next_at + interval, self.clock.monotonic())
+            await self.clock.sleep(next_at - self.clock.monotonic())

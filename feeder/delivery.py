@@ -15,7 +15,6 @@ comes first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from typing import IO, Any, Literal, NamedTuple
 import orjson
 
 from feeder.client import TickClient
+from feeder.clock import SYSTEM_CLOCK, Clock, sleep_until_woken
 from feeder.outcomes import Counters, Outcome
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ BATCH_MAX = 500
 BATCH_LINGER_S = 0.005
 MAX_IN_FLIGHT = 64
 MAX_BATCHES_IN_FLIGHT = 4
+CLOSE_POLL_S = 0.05  # close() re-checks its deadlines at least this often
 
 
 class Item(NamedTuple):
@@ -76,6 +77,7 @@ class Delivery:
         batch_linger: float = BATCH_LINGER_S,
         max_batches_in_flight: int = MAX_BATCHES_IN_FLIGHT,
         recorder: Recorder | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if min(buffer_max, max_in_flight, batch_max, max_batches_in_flight) < 1:
             raise ValueError("buffer_max, max_in_flight, batch_max and batches must be >= 1")
@@ -87,6 +89,7 @@ class Delivery:
         self.batch_linger = batch_linger
         self.max_batches_in_flight = max_batches_in_flight
         self.recorder = recorder
+        self.clock = clock  # the batch linger and close()'s deadlines run on it
         self._buffer: deque[Item] = deque()
         self._in_flight_ticks = 0
         self._requests: dict[asyncio.Task[None], int] = {}  # request -> its tick count
@@ -135,18 +138,16 @@ class Delivery:
         Gives up after `timeout` s, or after `stall` s without a single answer (the API is
         gone: waiting longer would only delay shutdown).
         """
-        now = time.monotonic()
+        now = self.clock.monotonic()
         deadline, answered, progress_at = now + timeout, self.counters.answered, now
         while self.buffered and self._dispatcher is not None:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if self.counters.answered != answered:
                 answered, progress_at = self.counters.answered, now
             if now >= deadline or now - progress_at >= stall:
                 break
             self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.05):
-                    await self._slot_freed.wait()
+            await sleep_until_woken(self.clock, CLOSE_POLL_S, self._slot_freed)
         await self.abort()
 
     async def abort(self) -> None:
@@ -174,9 +175,7 @@ class Delivery:
             if self.mode == "batch":
                 if len(self._buffer) < self.batch_max:
                     self._full.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.batch_linger):
-                            await self._full.wait()
+                    await sleep_until_woken(self.clock, self.batch_linger, self._full)
                 await self._free_slot(self.max_batches_in_flight)
                 take = min(self.batch_max, len(self._buffer))
                 self._launch([self._buffer.popleft() for _ in range(take)])

@@ -15,12 +15,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
 from feeder.client import TickClient
+from feeder.clock import SYSTEM_CLOCK, Clock, sleep_until_woken
 from feeder.control import Control, ControlClient, RateMeter, config_from_settings
 from feeder.delivery import MAX_IN_FLIGHT, Delivery, Recorder
 from feeder.faults import FaultyFeed, Rates
@@ -39,20 +39,13 @@ LAST_ERROR_TTL_S = 60.0  # a delivery error older than this is no longer reporte
 MAX_LAG_S = 1.0
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Runner:
     """Feeds `feed` payloads into `delivery` at the config's TPS until `stop()` is called.
 
     `apply()` swaps the config at any time. `stop()` once: stop making ticks, send the held
     ones and what is buffered (up to `drain_timeout`, less if the API stops answering);
-    `stop()` again: abandon them at once.
+    `stop()` again: abandon them at once. Pacing, tick timestamps, bursts and the achieved-rate
+    samples all read `clock`, so a test can run the loop on simulated time.
     """
 
     def __init__(
@@ -64,18 +57,14 @@ class Runner:
         feeder_id: str = "feeder",
         summary_interval: float = SUMMARY_INTERVAL_S,
         drain_timeout: float = DRAIN_TIMEOUT_S,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = wall_clock_ms,
-        now: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.feed = feed
         self.delivery = delivery
         self.feeder_id = feeder_id
         self.summary_interval = summary_interval
         self.drain_timeout = drain_timeout
-        self.monotonic = monotonic
-        self.wall_ms = wall_ms
-        self.now = now
+        self.clock = clock
         self.meter = RateMeter(ACHIEVED_WINDOW_S)
         self.skipped = 0  # payloads not made because the loop fell more than MAX_LAG_S behind
         self._skip_logged_at = -float("inf")
@@ -98,13 +87,13 @@ class Runner:
         self._wake.set()
 
     def target_tps(self) -> float:
-        return self.config.effective_tps(self.now())
+        return self.config.effective_tps(self.clock.now())
 
     def status(self) -> FeederStatus:
         c = self.counters
         client = self.delivery.client
-        recent = client.last_error_at is not None and (
-            self.monotonic() - client.last_error_at < LAST_ERROR_TTL_S
+        recent = client.last_error_at is not None and (  # the client stamps real time
+            time.monotonic() - client.last_error_at < LAST_ERROR_TTL_S
         )
         return FeederStatus(
             feeder_id=self.feeder_id,
@@ -154,25 +143,27 @@ class Runner:
         return self.counters.snapshot()
 
     async def _pace(self) -> None:
-        anchor, issued, tps = self.monotonic(), 0, -1.0
+        anchor, issued, tps = self.clock.monotonic(), 0, -1.0
         while not self._stop.is_set():
             target = self.target_tps()
             if target != tps:  # re-anchor: the new rate starts now
-                anchor, issued, tps = self.monotonic(), 0, target
+                anchor, issued, tps = self.clock.monotonic(), 0, target
             if tps <= 0:
                 await self._sleep(0.25)  # paused: wake on a config change or stop
                 continue
-            now = self.monotonic()
+            now = self.clock.monotonic()
             due = int((now - anchor) * tps) + 1  # payload 0 is due at once
+            if anchor + due / tps <= now:  # rounding: by the schedule's own sum, one more is due
+                due += 1
             if due - issued > max(1.0, tps * MAX_LAG_S):
                 self._skip(due - issued - 1)
                 anchor, issued, due = now - issued / tps, issued, issued + 1
             while issued < due:
-                emission = self.feed.next(self.wall_ms())
+                emission = self.feed.next(self.clock.wall_ms())
                 if emission is not None:
                     self.delivery.submit(emission.payload, bad=emission.bad)
                 issued += 1
-            delay = anchor + issued / tps - self.monotonic()
+            delay = anchor + issued / tps - self.clock.monotonic()
             if delay > 0:
                 await self._sleep(delay)
             else:
@@ -181,14 +172,12 @@ class Runner:
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by a config change or a stop."""
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
+        await sleep_until_woken(self.clock, seconds, self._wake)
 
     def _skip(self, dropped: int) -> None:
         """Drop a backlog; warn now and then."""
         self.skipped += dropped
-        now = self.monotonic()
+        now = self.clock.monotonic()
         if now - self._skip_logged_at >= self.summary_interval:
             log.warning("feeder behind schedule (CPU-bound?): skipped %d so far", self.skipped)
             self._skip_logged_at = now
@@ -210,9 +199,9 @@ class Runner:
 
     async def _measure(self) -> None:
         """Sample the answered count for achieved_tps; log a summary now and then."""
-        last_summary = self.monotonic()
+        last_summary = self.clock.monotonic()
         while True:
-            now = self.monotonic()
+            now = self.clock.monotonic()
             self.meter.sample(now, self.counters.answered)
             if now - last_summary >= self.summary_interval:
                 last_summary = now
@@ -224,7 +213,7 @@ class Runner:
                     self.target_tps(),
                     self.meter.rate(),
                 )
-            await asyncio.sleep(MEASURE_INTERVAL_S)
+            await self.clock.sleep(MEASURE_INTERVAL_S)
 
 
 def build_runner(settings: Settings, config: FeederConfig | None = None, **kwargs: Any) -> Runner:
@@ -250,17 +239,25 @@ def build_runner(settings: Settings, config: FeederConfig | None = None, **kwarg
 
 
 async def run_feeder(
-    settings: Settings, runner_ready: Callable[[Runner], None] | None = None
+    settings: Settings,
+    runner_ready: Callable[[Runner], None] | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Counters:
     """Build everything from `settings`, run with remote control until stopped.
 
     `runner_ready` receives the runner before it starts, so the caller can wire signals to
-    `Runner.stop` (or, in-process, stop it or `apply` a config directly).
+    `Runner.stop` (or, in-process, stop it or `apply` a config directly). Pacing and both
+    control cadences run on `clock`.
     """
-    runner = build_runner(settings)
+    runner = build_runner(settings, clock=clock)
     control_client = ControlClient(settings)
     control = Control(
-        control_client, runner.apply, runner.status, status_interval=settings.status_interval
+        control_client,
+        runner.apply,
+        runner.status,
+        status_interval=settings.status_interval,
+        clock=clock,
     )
     if runner_ready is not None:
         runner_ready(runner)

@@ -24,7 +24,7 @@ from tests.support.processes import AUTH, Processes
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 
 def tick(symbol: str = "BTCUSDT", **overrides: Any) -> dict[str, Any]:

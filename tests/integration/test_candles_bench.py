@@ -15,7 +15,7 @@ import pytest
 from backend.config import Settings
 from tests.bench import candles_bench
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 
 @pytest.mark.timeout(120)

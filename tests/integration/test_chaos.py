@@ -16,7 +16,7 @@ from tests.chaos.scenarios import SCENARIOS, SHORT
 from tests.support.load import Load, Stream
 from tests.support.verify import converge, format_table
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

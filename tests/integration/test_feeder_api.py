@@ -43,9 +43,12 @@ def _iso(value: str) -> datetime:
 def test_defaults_come_from_settings_and_partial_updates_persist(
     procs: Processes, settings: Settings, redis_client: Redis
 ):
-    procs.start_api({"SYMBOLS": "AAA,BBB.X", "SOURCES": "src1,src2", "TPS": "7.5"})
+    channel = f"{settings.redis_namespace}:updates"  # this test's own: Redis may be shared
+    procs.start_api(
+        {"SYMBOLS": "AAA,BBB.X", "SOURCES": "src1,src2", "TPS": "7.5", "PUBSUB_CHANNEL": channel}
+    )
     pubsub = redis_client.pubsub()
-    pubsub.subscribe(settings.pubsub_channel)
+    pubsub.subscribe(channel)
     wait_for(lambda: pubsub.get_message(timeout=0.2), 5, what="subscription")
     with httpx.Client(base_url=procs.api_url, timeout=5) as client:
         # API_KEY unset: reads and (dev mode) writes are open.
@@ -84,7 +87,7 @@ def test_defaults_come_from_settings_and_partial_updates_persist(
 
     # Persisted in Redis: a restarted API serves the same config.
     procs.stop_all()
-    procs.start_api({"SYMBOLS": "OTHER", "TPS": "1"})
+    procs.start_api({"SYMBOLS": "OTHER", "TPS": "1", "PUBSUB_CHANNEL": channel})
     assert httpx.get(procs.api_url + "/feeder/config", timeout=5).json() == second
     pubsub.close()
 
@@ -265,9 +268,10 @@ def test_status_round_trip_liveness_and_pruning(
     # Entries injected with old received_at: one silent for 10 s, one for 2 h (to be pruned).
     redis_client.hset(keys.feeder_status, "c-quiet", stored("c-quiet", timedelta(seconds=10)))
     redis_client.hset(keys.feeder_status, "z-gone", stored("z-gone", timedelta(hours=2)))
-    procs.start_api()
+    channel = f"{settings.redis_namespace}:updates"  # this test's own: Redis may be shared
+    procs.start_api({"PUBSUB_CHANNEL": channel})
     pubsub = redis_client.pubsub()
-    pubsub.subscribe(settings.pubsub_channel)
+    pubsub.subscribe(channel)
     wait_for(lambda: pubsub.get_message(timeout=0.2), 5, what="subscription")
     report = {
         "feeder_id": "b-feeder",

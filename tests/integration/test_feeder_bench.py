@@ -10,7 +10,7 @@ from backend.config import Settings
 from feeder.bench import Bench, BenchConfig, format_table
 from tests.support.processes import Processes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 
 @pytest.mark.parametrize(("mode", "tps"), [("single", 150), ("batch", 1500)])

@@ -16,7 +16,7 @@ import pytest
 
 from tests.bench import overload
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 # Ticks waiting for calc + for Postgres (each accepted tick counts 2): 1,000 ticks accepted while
 # the worker is stopped reach it, a fraction of one second of what the API takes.

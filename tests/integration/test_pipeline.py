@@ -106,7 +106,10 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
 
     assert min(statuses.values()) > 0, statuses
     wait_for(lambda: stored_count(settings.pg_url) >= len(accepted), 30, what="rows in Postgres")
-    time.sleep(settings.flush_interval * 3)  # nothing more should arrive
+    with httpx.Client(base_url=procs.api_url, timeout=10) as client:
+        wait_for(
+            lambda: pipeline_idle(client), 30, what="the pipeline idle"
+        )  # nothing more to come
     stored = stored_ticks(settings.pg_url)
     assert set(stored) == set(accepted)  # every accepted tick, and nothing else
     for event_id, row in stored.items():
@@ -158,6 +161,13 @@ def test_mixed_stream_is_stored_exactly_once_and_views_agree(procs: Processes, s
         assert "tickstream_rows_written_total" in metrics
 
 
+def pipeline_idle(client: httpx.Client) -> bool:
+    """Nothing waiting anywhere: no calc message, no tick in the backlog, no outbox batch."""
+    gauges = client.get("/stats").json()["gauges"]
+    waiting = ("backlog_ticks", "queue_depth", "calc_b_depth", "outbox_entries", "outbox_pending")
+    return all(gauges[name] == 0 for name in waiting)
+
+
 def _sender(
     api_url: str, ticks: list[dict[str, Any]], acked: list[str], stop: threading.Event
 ) -> None:
@@ -190,7 +200,8 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(procs: Processes, se
         wait_for(lambda: stored_count(settings.pg_url) > 100, 30, what="first rows")
         procs.kill("worker-a", signal.SIGKILL)  # the whole worker: main process and both children
         killed_at = len(acked)
-        time.sleep(1.0)
+        # The API keeps acknowledging while no worker runs: the backlog waits for the next one.
+        wait_for(lambda: len(acked) >= killed_at + 100, 30, what="acks while no worker runs")
         procs.start_worker("worker-b", processes=1, threads=2)
         sender.join(120)
     finally:
@@ -231,10 +242,17 @@ def test_messages_of_a_dead_consumer_are_redelivered_promptly(
     message = wait_for(lambda: next(consumer), 5, what="fetch")
     assert message.actor_name == "calc_ticks"
     assert redis_client.llen(keys.queue_list()) == 0  # nothing left for anyone else
+    # The worker starts while the consumer still holds the message (the queue is empty, so it
+    # can take nothing); the clock starts once it is ready, so start-up is not counted.
+    worker = procs.start_worker(processes=1, threads=2)
+    wait_for(
+        lambda: "ready for action" in procs.log("worker") or worker.poll() is not None,
+        60,
+        what="the worker ready",
+    )
+    assert worker.poll() is None, procs.log("worker")[-3000:]
     died_at = time.monotonic()
     consumer.close()  # no ack, and no more heartbeats: a dead worker
-
-    procs.start_worker(processes=1, threads=2)
     wait_for(
         lambda: redis_client.get(keys.view("BTCUSDT")), 40, interval=0.2, what="redelivered view"
     )

@@ -16,7 +16,7 @@ import pytest
 from tests.bench.pipeline import bench, scaling
 from tests.bench.pipeline.report import METRICS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 
 @pytest.mark.timeout(240)

@@ -27,9 +27,9 @@ from backend.bus.ledger import LedgerReader
 from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from tests.support.processes import AUTH, running, settings_env
+from tests.support.simulated_time import SimulatedTime
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
-from tests.unit.api.simulated_time import SimulatedTime
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from backend.bus.ledger import Gauges, LedgerReader, shape_gauges
 from backend.bus.samples import SamplesStore
 from backend.config import Settings
 from backend.core.ticks import us_to_iso
-from tests.unit.api.simulated_time import SimulatedTime
+from tests.support.simulated_time import SimulatedTime
 
 NOW_US = 1_795_271_400_000_000
 BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]

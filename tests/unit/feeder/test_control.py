@@ -1,18 +1,22 @@
 """Remote control against a real local HTTP server: new versions are applied, anything else
-(404, errors, version 0, an unreachable API) keeps the config the feeder has."""
+(404, errors, version 0, an unreachable API) keeps the config the feeder has. The cadences run on
+simulated time, so the number of polls and reports is exact."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from typing import Any, cast
 
 from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
 from feeder.control import Control, ControlClient, RateMeter, config_from_settings
+from tests.support.simulated_time import SimulatedClock, SimulatedTime
 from tests.unit.feeder.stub_server import Reply, sequence, stub_server
 
 BASE = FeederConfig(symbols=["BTCUSDT"], sources=["a"], tps=10)
+START = 1_700_000_000.0  # simulated epoch seconds
+LOOPS = 2  # the config poll and the status report
 
 
 def config_reply(**changes: Any) -> Reply:
@@ -87,10 +91,18 @@ def test_reports_status_on_a_cadence() -> None:
         return FeederStatus(feeder_id="f-1", sent=calls["n"], target_tps=5.0)
 
     async def go(url: str) -> None:
+        sim = SimulatedTime(START)
         client = ControlClient(settings_for(url))
-        control = Control(client, lambda c: None, status, poll_interval=0.1, status_interval=0.1)
+        control = Control(
+            client,
+            lambda c: None,
+            status,
+            poll_interval=0.1,
+            status_interval=0.1,
+            clock=SimulatedClock(sim),
+        )
         task = asyncio.create_task(control.run())
-        await asyncio.sleep(0.55)
+        await sim.run_until(START + 0.55, LOOPS)  # each loop parks after each real request
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
@@ -100,15 +112,42 @@ def test_reports_status_on_a_cadence() -> None:
         asyncio.run(go(server.url))
     posts = server.to("POST", "/feeder/status")
     polls = server.to("GET", "/feeder/config")
-    assert 3 <= len(posts) <= 9 and 3 <= len(polls) <= 9
+    assert len(posts) == len(polls) == 6  # once per 0.1 s interval: at 0, 0.1, ... 0.5 s
     reports = [FeederStatus.model_validate(r.payload) for r in posts]  # the shared model
     assert [r.sent for r in reports] == list(range(1, len(reports) + 1))
     assert reports[0].feeder_id == "f-1" and reports[0].target_tps == 5.0
     assert {k.lower(): v for k, v in posts[0].headers.items()}["content-type"] == "application/json"
 
 
+def test_a_slow_step_delays_the_next_one_and_never_stacks() -> None:
+    """The cadence is measured on the clock: a step that takes 0.25 s of a 0.1 s interval is
+    followed at once by the next, not by the two it missed."""
+    sim = SimulatedTime(START)
+    started: list[float] = []
+
+    async def slow_step() -> None:
+        started.append(round(sim.now - START, 6))
+        await sim.sleep(0.25)
+
+    async def go() -> None:
+        control = Control(
+            cast(ControlClient, None),
+            lambda c: None,
+            lambda: FeederStatus(feeder_id="f"),
+            clock=SimulatedClock(sim),
+        )
+        task = asyncio.create_task(control._every(0.1, slow_step))
+        await sim.run_until(START + 0.8, 1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(go())
+    assert started == [0.0, 0.25, 0.5, 0.75]
+
+
 def test_status_failures_do_not_stop_the_loops() -> None:
     async def go(url: str) -> None:
+        sim = SimulatedTime(START)
         client = ControlClient(settings_for(url), timeout=0.2)
         control = Control(
             client,
@@ -116,10 +155,13 @@ def test_status_failures_do_not_stop_the_loops() -> None:
             lambda: FeederStatus(feeder_id="f"),
             poll_interval=0.05,
             status_interval=0.05,
+            clock=SimulatedClock(sim),
         )
         task = asyncio.create_task(control.run())
-        await asyncio.sleep(0.3)
+        await sim.run_until(START + 0.325, LOOPS)
         assert not task.done()
+        # Both loops went on failing and retrying once per interval (0, 0.05, ... 0.3 s).
+        assert sim.calls == 2 * 7
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert client.last_error is not None

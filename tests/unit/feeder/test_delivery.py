@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from backend.config import Settings
 from feeder.client import TickClient
-from feeder.delivery import Delivery, Recorder
+from feeder.delivery import CLOSE_POLL_S, Delivery, Recorder
 from feeder.outcomes import Counters
+from tests.support.simulated_time import SimulatedClock, SimulatedTime
 from tests.unit.feeder.stub_server import Reply, StubServer, accept_batches, stub_server
+
+START = 1_700_000_000.0  # simulated epoch seconds
 
 T0 = 1_790_000_000_000
 
@@ -67,52 +71,61 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 def test_batch_flushes_at_batch_max_without_waiting_for_the_linger() -> None:
+    sim = SimulatedTime(START)
     arrivals: list[tuple[float, int]] = []
 
     def record(n: int, payload: Any) -> Reply:
-        arrivals.append((time.monotonic(), len(payload)))
+        arrivals.append((sim.now - START, len(payload)))  # when, on the simulated clock
         return accept_batches(n, payload)
 
-    async def go(url: str) -> tuple[float, Counters]:
+    async def go(url: str) -> tuple[float | None, Counters]:
         async with client_for(url) as client:
-            delivery = Delivery(client, mode="batch", batch_max=500, batch_linger=1.0)
+            delivery = Delivery(
+                client, mode="batch", batch_max=500, batch_linger=1.0, clock=SimulatedClock(sim)
+            )
             delivery.start()
-            started = time.monotonic()
             for i in range(1_200):
                 delivery.submit(tick(i))
+            await until(lambda: client.counters.accepted == 1_000)  # the clock has not moved
+            await sim.until_asleep(1)  # the remainder lingers...
+            lingering_until = sim.next_wake
+            assert delivery.waiting == 200
+            sim.advance(1.0)  # ... for the linger, then goes
             await until(lambda: client.counters.accepted == 1_200)
             await delivery.close()
-            return started, client.counters
+            return lingering_until, client.counters
 
     with stub_server(record) as server:
-        started, counters = asyncio.run(go(server.url))
-    sizes = sorted(size for _, size in arrivals)
-    assert sizes == [200, 500, 500]
-    full = [at - started for at, size in arrivals if size == 500]
-    partial = [at - started for at, size in arrivals if size == 200]
-    assert max(full) < 0.5  # sent as soon as full
-    assert partial[0] >= 0.95  # the remainder waited for the linger
+        lingering_until, counters = asyncio.run(go(server.url))
+    assert sorted(arrivals) == [(0.0, 500), (0.0, 500), (1.0, 200)]  # full ones at once
+    assert lingering_until == START + 1.0
     assert sorted(sent_ids(server)) == sorted(f"e{i}" for i in range(1_200))
     assert (counters.sent, counters.accepted, counters.dropped) == (1_200, 1_200, 0)
 
 
 def test_batch_flushes_after_the_linger_when_few_ticks_wait() -> None:
-    async def go(url: str) -> float:
-        async with client_for(url) as client:
-            delivery = Delivery(client, mode="batch", batch_max=500, batch_linger=0.05)
+    sim = SimulatedTime(START)
+
+    async def go(server: StubServer) -> float | None:
+        async with client_for(server.url) as client:
+            delivery = Delivery(
+                client, mode="batch", batch_max=500, batch_linger=0.05, clock=SimulatedClock(sim)
+            )
             delivery.start()
-            started = time.monotonic()
             for i in range(3):
                 delivery.submit(tick(i))
+            await sim.until_asleep(1)
+            lingering_until = sim.next_wake
+            assert server.requests == []  # held for the linger
+            sim.advance(0.05)
             await until(lambda: client.counters.accepted == 3)
-            elapsed = time.monotonic() - started
             await delivery.close()
-            return elapsed
+            return lingering_until
 
     with stub_server(answer) as server:
-        elapsed = asyncio.run(go(server.url))
+        lingering_until = asyncio.run(go(server))
     assert [len(r.payload) for r in server.requests] == [3]
-    assert 0.04 <= elapsed < 1.0
+    assert lingering_until == START + 0.05
 
 
 def test_single_mode_posts_each_tick_and_can_switch_to_batch() -> None:
@@ -186,41 +199,43 @@ def test_drop_oldest_keeps_the_newest() -> None:
     assert sorted(sent_ids(server)) == sorted(f"e{i}" for i in range(900, 1_000))
 
 
-def test_close_gives_up_after_timeout_and_counts_leftovers() -> None:
+def close_on_simulated_time(timeout: float, stall: float) -> tuple[Counters, float]:
+    """close() against an API that is gone, on simulated time: when it gave up, and what was
+    dropped. The clock moves only when close() is waiting on it."""
     with stub_server() as gone:
         url = gone.url
+    sim = SimulatedTime(START)
 
     async def go() -> tuple[Counters, float]:
         async with client_for(url) as client:
-            delivery = Delivery(client, max_in_flight=2)
+            delivery = Delivery(client, max_in_flight=2, clock=SimulatedClock(sim))
             delivery.start()
             for i in range(10):
                 delivery.submit(tick(i))
-            started = time.monotonic()
-            await delivery.close(timeout=0.3)
-            return client.counters, time.monotonic() - started
+            closing = asyncio.create_task(delivery.close(timeout=timeout, stall=stall))
+            while not closing.done():
+                await asyncio.wait(
+                    {closing, asyncio.create_task(sim.until_asleep(1))},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not closing.done() and sim.next_wake is not None:
+                    sim.advance_to(sim.next_wake)
+            await closing
+            return client.counters, sim.now - START
 
-    counters, elapsed = asyncio.run(go())
-    assert elapsed < 2.0
+    return asyncio.run(go())
+
+
+def test_close_gives_up_after_timeout_and_counts_leftovers() -> None:
+    counters, gave_up_at = close_on_simulated_time(timeout=0.3, stall=5.0)
+    assert gave_up_at == pytest.approx(0.3, abs=CLOSE_POLL_S + 1e-6)
     assert counters.dropped == 10 and counters.answered == 0
 
 
 def test_close_stops_waiting_once_the_api_stops_answering() -> None:
-    with stub_server() as gone:
-        url = gone.url
-
-    async def go() -> float:
-        async with client_for(url) as client:
-            delivery = Delivery(client)
-            delivery.start()
-            for i in range(10):
-                delivery.submit(tick(i))
-            started = time.monotonic()
-            await delivery.close(timeout=30, stall=0.3)
-            assert delivery.counters.dropped == 10
-            return time.monotonic() - started
-
-    assert asyncio.run(go()) < 2.0
+    counters, gave_up_at = close_on_simulated_time(timeout=30, stall=0.3)
+    assert gave_up_at == pytest.approx(0.3, abs=CLOSE_POLL_S + 1e-6)  # the stall, not 30 s
+    assert counters.dropped == 10
 
 
 def test_recorder_writes_one_line_per_answered_tick(tmp_path: Path) -> None:
