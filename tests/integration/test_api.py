@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 from pydantic import SecretStr
+from redis import Redis
 
 from backend.config import Settings
 from tests.support.processes import AUTH, Processes, running, settings_env
@@ -148,7 +149,10 @@ def test_sse_stream_delivers_fast_path_and_view_events(procs: Processes):
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     assert ready.wait(10)
-    time.sleep(0.3)
+    # The API's one subscription to the bus (this test's own channel) carries the events.
+    channel = procs.env["PUBSUB_CHANNEL"]
+    with Redis.from_url(procs.env["REDIS_URL"]) as redis:
+        wait_for(lambda: redis.pubsub_numsub(channel)[0][1] >= 1, 10, what="the API subscribed")
     with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
         client.post("/ingest/tick", json=tick(1, symbol="OTHER"))
         client.post("/ingest/tick", json=tick(2, symbol="SSE1"))

@@ -156,11 +156,14 @@ class Processes:
 
 
 def make_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
-    """Settings for one test: its own Redis namespace, fast flushes and redelivery."""
+    """Settings for one test: its own Redis namespace and pub/sub channel (no other test's events
+    reach it), fast flushes and redelivery."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "pg_url": pg_url,
-        "redis_namespace": f"t{uuid.uuid4().hex[:10]}",
+        "redis_namespace": namespace,
+        "pubsub_channel": f"{namespace}:updates",
         "flush_interval": 0.2,
         "heartbeat_timeout_ms": 5_000,
         "outbox_claim_idle_ms": 3_000,
