@@ -15,7 +15,6 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from backend.config import LauncherSettings, child_environment, get_settings
 from backend.embedded import (
     EmbeddedServerError,
     EmbeddedServers,
@@ -23,6 +22,7 @@ from backend.embedded import (
     redact_url,
     start_embedded,
 )
+from backend.settings import LauncherSettings, child_environment, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = REPO_ROOT / "Procfile"

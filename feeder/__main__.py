@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from backend.config import FeederSettings, get_feeder_bench_settings, get_feeder_settings
+from backend.settings import FeederSettings, get_feeder_bench_settings, get_feeder_settings
 from feeder.client import Counters
 from feeder.runner import Runner, run_feeder
 

@@ -25,7 +25,7 @@ import httpx
 import orjson
 import psycopg
 
-from backend.config import Settings
+from backend.settings import Settings
 from feeder.simulator import Simulator
 
 BENCH_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL", "SOLUSDT", "MSFT", "NVDA"]

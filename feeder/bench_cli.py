@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from backend.config import FeederBenchSettings
+from backend.settings import FeederBenchSettings
 from feeder.bench import Bench, BenchConfig, format_table
 
 

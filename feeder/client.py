@@ -28,7 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from backend.config import Settings
+from backend.settings import Settings
 from feeder.outcomes import (
     Counters,
     Outcome,
@@ -47,8 +47,8 @@ try:
     import sniffio  # noqa: F401
 except ImportError:
     # httpcore 1.0.x imports sniffio inside every request; since anyio 4.11 it is often absent,
-    # and Python does not cache a failed import, so each request rescanned sys.path (~0.3 ms,
-    # measured here). Caching the miss keeps the same behaviour ("not installed") at no cost.
+    # and Python does not cache a failed import, so each request rescanned sys.path. Caching
+    # the miss keeps the same behaviour ("not installed") at no cost.
     # See encode/httpcore#1103; installing sniffio would do too.
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
@@ -72,8 +72,7 @@ class TickClient:
 
     Requests go over up to `max_connections` "lanes", each an `httpx.AsyncClient` holding one
     keep-alive connection. One shared httpx pool degrades badly with many concurrent requests
-    (encode/httpx#3215; measured here: ~3x fewer requests/s at 64 in flight than with 64
-    independent single-connection clients), and a lane taken per attempt means a slow
+    (encode/httpx#3215), and a lane taken per attempt means a slow
     response only ever occupies its own connection.
 
     Retries: exponential backoff plus jitter, or exactly the server's Retry-After when it sends
@@ -112,7 +111,7 @@ class TickClient:
             initial=backoff_initial, max=backoff_max, jitter=backoff_initial
         )
         # Env-independent on purpose: all configuration comes from Settings (no proxy/CA env).
-        ssl_context = httpx.create_ssl_context(trust_env=False)  # built once: ~40 ms each
+        ssl_context = httpx.create_ssl_context(trust_env=False)  # built once: building one is slow
         self._new_lane = partial(
             httpx.AsyncClient,
             base_url=settings.target_url.rstrip("/"),

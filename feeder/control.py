@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 from pydantic import ValidationError
 
-from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
+from backend.settings import Settings
 from feeder.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
+from backend.settings import Settings
 from feeder.client import TickClient
 from feeder.clock import SYSTEM_CLOCK, Clock, sleep_until_woken
 from feeder.control import Control, ControlClient, RateMeter, config_from_settings

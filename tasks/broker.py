@@ -22,7 +22,7 @@ from dramatiq.middleware import (
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import WorkerSettings
+from backend.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from backend.bus.dead_letters import DeadLetterRecorder
 from backend.bus.keys import Keys
-from backend.config import get_worker_settings
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
+from backend.settings import get_worker_settings
 from tasks.actors import register_actors
 from tasks.broker import build_broker, redis_client
 from tasks.dead_letter_middleware import DeadLetterReasons

@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend.config import Settings, UiSettings, get_ui_settings
+from backend.settings import Settings, UiSettings, get_ui_settings
 from ui.api_client import BackendClient, BackendError
 from ui.live_feed import LiveFeed
 from ui.watchlist import View, views_from_symbols

@@ -49,10 +49,10 @@ from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
-from backend.config import ApiSettings, get_api_settings
 from backend.core.ticks import Tick
 from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
+from backend.settings import ApiSettings, get_api_settings
 
 DESCRIPTION = """
 Tickstream's orchestrator API. Feeders POST ticks (HTTP Basic); they are de-duplicated by

@@ -12,7 +12,7 @@ from backend.embedded.postgres_server import EmbeddedPostgres
 from backend.embedded.redis_server import EmbeddedRedis
 
 if TYPE_CHECKING:
-    from backend.config import Settings
+    from backend.settings import Settings
 
 
 @dataclass

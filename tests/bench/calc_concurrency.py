@@ -22,9 +22,9 @@ from pathlib import Path
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
 from backend.core.ticks import Tick
 from backend.embedded import EmbeddedRedis
+from backend.settings import Settings
 from tasks.calc import CalcContext, apply_batch
 from tests.support.servers import free_port
 

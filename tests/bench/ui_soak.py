@@ -24,7 +24,7 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench.candles_bench.database import throwaway_database
 from tests.bench.text import fmt_bytes, say, table
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
+from backend.settings import Settings
 from tests.support.processes import Processes, make_settings, settings_env
 from tests.support.servers import PrivateServers
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import Processes, make_settings, running, settings_env
 from tests.support.servers import Servers, open_servers
 

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 from redis import Redis
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.servers import free_port
 from tests.support.tcp_proxy import TcpProxy

@@ -22,8 +22,8 @@ from pydantic import SecretStr
 from starlette.routing import BaseRoute, Route
 
 from backend.api.app import create_app
-from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
+from backend.settings import Settings
 from backend.storage.migrate import upgrade
 from tests.support.processes import basic_auth_header, make_settings, running, settings_env
 from tests.support.servers import free_port

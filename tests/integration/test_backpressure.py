@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.verify import stored_ticks
 from tests.support.waiting import wait_for

@@ -19,7 +19,7 @@ import orjson
 import psycopg
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench import candles_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.bench]

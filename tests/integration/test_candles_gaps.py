@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.verify import stored_count
 from tests.support.waiting import wait_for

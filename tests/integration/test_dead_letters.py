@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.verify import stored_ticks
 from tests.support.waiting import wait_for

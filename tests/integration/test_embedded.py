@@ -11,7 +11,6 @@ import psycopg
 import pytest
 import redis
 
-from backend.config import Settings
 from backend.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -19,6 +18,7 @@ from backend.embedded import (
     check_reachable,
     start_embedded,
 )
+from backend.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from backend.config import Settings
 from backend.core.ticks import Tick, parse_ts_us
+from backend.settings import Settings
 from tests import reference
 from tests.support.processes import AUTH, make_settings, running, settings_env
 from tests.support.verify import stored_count

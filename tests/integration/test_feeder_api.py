@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.waiting import wait_for
 

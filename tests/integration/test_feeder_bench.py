@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from feeder.bench import Bench, BenchConfig, format_table
 from tests.support.processes import Processes
 

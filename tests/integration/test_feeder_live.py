@@ -20,7 +20,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import Processes, running, settings_env
 from tests.support.verify import stored_count, stored_ticks
 from tests.support.waiting import wait_for

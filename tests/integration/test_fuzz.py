@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import basic_auth_header, make_settings, running, settings_env
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, make_settings, running, settings_env
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from backend.api.app import create_app
 from backend.bus import ledger
 from backend.bus.keys import CALC_B_QUEUE, Keys
 from backend.bus.ledger import Gauges, read_gauges, read_gauges_sync
-from backend.config import Settings
+from backend.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes
 from tests.support.verify import stored_count, stored_ticks
 from tests.support.waiting import wait_for

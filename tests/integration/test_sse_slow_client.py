@@ -37,8 +37,8 @@ from redis import Redis
 from backend.api.broadcaster import Subscriber
 from backend.bus import events
 from backend.bus.ingest import Outcome, Status
-from backend.config import Settings
 from backend.core.ticks import Tick
+from backend.settings import Settings
 from tests.support.processes import Processes
 from tests.support.waiting import wait_for
 

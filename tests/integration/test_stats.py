@@ -25,7 +25,7 @@ from backend.api.stats_sampler import StatsSampler
 from backend.bus.keys import Keys
 from backend.bus.ledger import LedgerReader
 from backend.bus.samples import SamplesStore
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.simulated_time import SimulatedTime
 from tests.support.tcp_proxy import TcpProxy

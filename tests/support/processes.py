@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from backend.config import Settings, child_environment
+from backend.settings import Settings, child_environment
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for
 

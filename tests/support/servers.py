@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from backend.config import Settings
 from backend.embedded import EmbeddedPostgres, EmbeddedRedis
+from backend.settings import Settings
 from backend.storage.migrate import upgrade
 
 

@@ -17,8 +17,8 @@ import psycopg
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
 from backend.core.ticks import Tick, parse_ts_us
+from backend.settings import Settings
 from tests import reference
 from tests.support.load import Tally
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from backend.config import (
+from backend.settings import (
     ApiSettings,
     BusSettings,
     FeederBenchSettings,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from backend.config import Settings
 from backend.embedded import EmbeddedServers
 from backend.launcher import process_env
+from backend.settings import Settings
 
 SERVERS = EmbeddedServers(
     redis=None,

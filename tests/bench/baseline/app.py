@@ -25,7 +25,7 @@ from backend.api.errors import (
     http_exception_handler,
     request_validation_handler,
 )
-from backend.config import Settings, get_settings
+from backend.settings import Settings, get_settings
 from tests.bench.baseline.ingest import ingest_router
 from tests.bench.baseline.stream import stream_router
 from tests.bench.baseline.views import Views

@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from backend.api.errors import ApiError, read_json_body
-from backend.config import Settings
 from backend.core.ticks import TimeBounds
 from backend.core.validation import validate_tick
+from backend.settings import Settings
 from tests.bench.baseline.storage import insert_tick
 from tests.bench.baseline.views import Views
 

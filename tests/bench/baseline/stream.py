@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.broadcaster import Subscriber
 from backend.api.errors import ApiError
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench.baseline.views import Views
 
 KEEPALIVE_S = 15.0

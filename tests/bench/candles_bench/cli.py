@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from backend.config import Settings
 from backend.core.candles import bucket_start
 from backend.core.ticks import us_to_iso
+from backend.settings import Settings
 from backend.storage.migrate import upgrade
 from tests.bench.candles_bench.database import (
     machine_facts,

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from backend.config import Settings
+from backend.settings import Settings
 from backend.storage.ticks_repo import ROLLUPS
 from tests.bench.text import say
 from tests.support.servers import ServerUrls, create_database, start_servers

@@ -50,7 +50,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench.overload.options import DEFAULT_JSON, Options
 from tests.bench.overload.render import render
 from tests.bench.overload.run import run

@@ -19,7 +19,7 @@ import httpx
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench.machine import machine
 from tests.bench.overload.backlog import backlog_bound, max_handoff_ticks
 from tests.bench.overload.convergence import verify, wait_converged

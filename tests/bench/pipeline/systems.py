@@ -21,7 +21,7 @@ import orjson
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tests.bench.pipeline.procs import Group
 from tests.support.processes import (
     ROOT,

@@ -11,8 +11,8 @@ from dramatiq.middleware import CurrentMessage
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
 from backend.core.ticks import us_to_iso
+from backend.settings import Settings
 from tasks.actors import MissingCurrentMessage, register_actors
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import redis
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
+from backend.settings import Settings
 from tasks.broker import build_broker
 from tests.support.servers import free_port
 

@@ -16,8 +16,8 @@ import pytest
 from redis import Redis
 
 from backend.bus.keys import Keys
-from backend.config import Settings
 from backend.core.ticks import Tick
+from backend.settings import Settings
 from tasks.calc import CalcContext, apply_batch
 from tests import reference
 from tests.bench import calc_concurrency

@@ -9,8 +9,8 @@ from redis import Redis
 
 from backend.bus.keys import OUTBOX_GROUP, Keys
 from backend.bus.outbox import OutboxStream
-from backend.config import Settings
 from backend.core.ticks import Tick, encode_tick
+from backend.settings import Settings
 from backend.storage.ticks_repo import write_ticks
 from tasks.outbox import OutboxFlusher
 from tests.support.verify import stored_ticks

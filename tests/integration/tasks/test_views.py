@@ -13,8 +13,8 @@ from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
 from backend.bus.views import ViewStore
-from backend.config import Settings
 from backend.core.ticks import Tick, us_to_iso
+from backend.settings import Settings
 from tasks.calc import CalcContext, apply_batch
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import streamlit as st
 from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
-from backend.config import Settings
+from backend.settings import Settings
 from ui.auth import AUTHENTICATED_KEY
 from ui.resources import SETTINGS_OVERRIDE_KEY
 

@@ -20,7 +20,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, Processes
 from ui.resources import SETTINGS_OVERRIDE_KEY
 

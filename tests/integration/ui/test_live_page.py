@@ -21,7 +21,7 @@ import redis
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support import builders
 from tests.support.builders import encoded, iso, make_last_tick, make_view
 from ui.live_feed import LiveFeed

@@ -22,7 +22,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from backend.config import Settings
+from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for

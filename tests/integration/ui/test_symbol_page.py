@@ -21,10 +21,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from backend.config import Settings
 from backend.core.candles import CandlesResponse
 from backend.core.gaps import GapsResponse
 from backend.core.view import SymbolsResponse, View
+from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.servers import free_port
 from tests.support.verify import stored_count

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from backend.api.app import create_app
-from backend.config import Settings
+from backend.settings import Settings
 
 EXPECTED = {
     "/symbols": "SymbolsResponse",

@@ -14,8 +14,8 @@ from backend.api.stats_sampler import StatsSampler, build_sample, take_sample
 from backend.bus.keys import Keys
 from backend.bus.ledger import Gauges, LedgerReader, shape_gauges
 from backend.bus.samples import SamplesStore
-from backend.config import Settings
 from backend.core.ticks import us_to_iso
+from backend.settings import Settings
 from tests.support.simulated_time import SimulatedTime
 
 NOW_US = 1_795_271_400_000_000

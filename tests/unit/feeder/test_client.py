@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from backend.config import Settings
+from backend.settings import Settings
 from feeder.client import Outcome, TickClient, parse_retry_after
 from tests.unit.feeder.stub_server import sequence, stub_server
 

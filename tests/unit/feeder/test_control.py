@@ -8,8 +8,8 @@ import asyncio
 import base64
 from typing import Any, cast
 
-from backend.config import Settings
 from backend.core.feeder_config import FeederConfig, FeederStatus
+from backend.settings import Settings
 from feeder.control import Control, ControlClient, RateMeter, config_from_settings
 from tests.support.simulated_time import SimulatedClock, SimulatedTime
 from tests.unit.feeder.stub_server import Reply, sequence, stub_server

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from backend.config import Settings
+from backend.settings import Settings
 from feeder.client import TickClient
 from feeder.delivery import CLOSE_POLL_S, Delivery, Recorder
 from feeder.outcomes import Counters

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from backend.config import Settings
 from backend.core.feeder_config import Burst, FeederConfig, FeederStatus
+from backend.settings import Settings
 from feeder.client import TickClient
 from feeder.delivery import Delivery
 from feeder.faults import FaultyFeed
