@@ -22,6 +22,7 @@ from pathlib import Path
 from redis import Redis
 
 from backend.bus.keys import Keys
+from backend.bus.ledger import CALC_CONFLICTS, read_gauges_sync
 from backend.core.ticks import Tick
 from backend.embedded import EmbeddedRedis
 from backend.settings import Settings
@@ -50,11 +51,19 @@ def stream(seed: int, symbols: int, rate: int, seconds: float) -> list[Tick]:
     return out
 
 
+def _conflicts(ctx: CalcContext) -> int:
+    """Transactions redone so far, as the ledger reads them."""
+    gauges = read_gauges_sync(
+        ctx.redis, ctx.keys, heartbeat_timeout_ms=10_000, now_ms=time.time() * 1000
+    )
+    return int(gauges.counters.get(CALC_CONFLICTS, 0))
+
+
 def timed(ctx: CalcContext, batches: list[list[Tick]], threads: int) -> dict[str, float]:
     work: queue.Queue[list[Tick]] = queue.Queue()
     for batch in batches:
         work.put(batch)
-    conflicts0 = int(ctx.redis.hget(ctx.keys.stats, "calc_conflicts") or 0)
+    conflicts0 = _conflicts(ctx)
 
     def run() -> None:
         while True:
@@ -72,7 +81,7 @@ def timed(ctx: CalcContext, batches: list[list[Tick]], threads: int) -> dict[str
         t.join()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     ticks = sum(len(b) for b in batches)
-    conflicts = int(ctx.redis.hget(ctx.keys.stats, "calc_conflicts") or 0) - conflicts0
+    conflicts = _conflicts(ctx) - conflicts0
     return {"ticks_per_s": ticks / wall, "cpu_us_per_tick": cpu / ticks * 1e6, "redone": conflicts}
 
 
