@@ -218,14 +218,15 @@ def test_control_plane_steers_the_running_feeder(settings: Settings, tmp_path: P
             )
         stop_feeder(procs)
         log = procs.log("feeder")
+        # Every tick the feeder recorded as accepted is stored, exactly once: waited for while
+        # the workers still run (once they stop, what is still in the outbox waits for them).
+        answers, counters = read_record(record)
+        delivered = {a["event_id"] for a in answers if a["outcome"] in STORED}
+        assert counters["accepted"] == len(delivered)
+        stored = wait_for(
+            lambda: (s := stored_ticks(pg)) and set(s) == delivered and s,
+            30,
+            what="Postgres to hold exactly the accepted event_ids",
+        )
     assert "config v1" in log and "config v3" in log
-    # Every tick the feeder recorded as accepted is stored, exactly once.
-    answers, counters = read_record(record)
-    delivered = {a["event_id"] for a in answers if a["outcome"] in STORED}
-    assert counters["accepted"] == len(delivered)
-    stored = wait_for(
-        lambda: (s := stored_ticks(pg)) and set(s) == delivered and s,
-        20,
-        what="Postgres to hold exactly the accepted event_ids",
-    )
     assert len(stored) == len(delivered)
