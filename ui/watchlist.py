@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from backend.core.view import SymbolEntry, View
 
@@ -180,6 +181,14 @@ def watchlist_rows(
         row["age_s"] = None if last_ts is None else max(0.0, (now - last_ts).total_seconds())
         rows.append({key: row[key] for key in WATCHLIST_COLUMNS})
     return rows
+
+
+SYMBOL_IN_LINK = r"symbol=([^&]+)"  # what a link column shows of `symbol_link`: the symbol
+
+
+def symbol_link(symbol: str) -> str:
+    """The Symbol page of `symbol`, relative to the Live page so a `baseUrlPath` prefix is kept."""
+    return f"symbol?{urlencode({'symbol': symbol})}"
 
 
 def format_price(value: Any) -> str:

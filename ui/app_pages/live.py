@@ -2,8 +2,14 @@
 
 Only the fragment reruns on the timer (never the whole page). Each refresh reads the process's
 LiveFeed snapshot (pushed over Redis pub/sub) and merges a REST snapshot that is at most a couple
-of seconds old, so a session that missed events still catches up. Selecting a row opens the
-symbol's page (`/symbol?symbol=...`).
+of seconds old, so a session that missed events still catches up. Each symbol is a link to its
+page (`/symbol?symbol=...`), opened in a new tab.
+
+Why a link and not a row selection that calls `st.switch_page`: a page switch made by the server
+races the fragment's refresh timer in the browser. A tick sent just before the switch reaches the
+server while the Symbol page runs; Streamlit then runs that Live fragment against the Symbol page
+and the browser wipes the page it has just drawn ("Bad delta path index"). A link is a fresh page
+load, so no timer of this page can reach the next one; the watchlist also stays live in its tab.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from ui.banners import feed_banner
 from ui.live_feed import FeedSnapshot
 from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
 from ui.watchlist import (
+    SYMBOL_IN_LINK,
     WATCHLIST_COLUMNS,
     change_color,
     format_age,
@@ -26,19 +33,21 @@ from ui.watchlist import (
     format_quantity,
     merge_views,
     status_color,
+    symbol_link,
     watchlist_rows,
 )
 
 REFRESH_EVERY_S = 0.3
-SYMBOL_PAGE = "app_pages/symbol.py"
-TABLE_KEY = "watchlist"
-ROW_SYMBOLS_KEY = "watchlist_row_symbols"  # the symbol of each row, as last drawn
-OPEN_SYMBOL_KEY = "watchlist_open_symbol"  # set by a row selection, consumed by the fragment
 
 # Labels only: number formats come from the Styler, which Streamlit shows when a NumberColumn
 # has no `format` (one fixed format cannot fit BTC and EURUSD prices).
 COLUMN_CONFIG = {
-    "symbol": st.column_config.TextColumn("Symbol", pinned=True),
+    "symbol": st.column_config.LinkColumn(
+        "Symbol",
+        pinned=True,
+        display_text=SYMBOL_IN_LINK,
+        help="Opens the symbol's page in a new tab",
+    ),
     "status": st.column_config.TextColumn(
         "Status", help="live · stale (no tick for STALE_AFTER) · gap (sequence numbers missing)"
     ),
@@ -79,13 +88,9 @@ def _feed_status(snap: FeedSnapshot, now: datetime) -> str:
 def live_watchlist(settings: UiSettings) -> None:
     """The self-refreshing part of the page: banners, the watchlist table, the feed status.
 
-    A row selection hands over to a full run before anything is drawn (see
-    `open_selected_symbol`). Banners live in one container that is always there, so the table
-    keeps its place in the fragment whatever banners come and go.
+    Banners live in one container that is always there, so the table keeps its place in the
+    fragment whatever banners come and go.
     """
-    if st.session_state.get(OPEN_SYMBOL_KEY):
-        st.rerun(scope="app")  # the page switch happens in a full run, see `open_selected_symbol`
-
     snap = get_live_feed(settings).snapshot()
     rest = fetch_rest_snapshot(settings)
     now = datetime.now(UTC)
@@ -100,49 +105,15 @@ def live_watchlist(settings: UiSettings) -> None:
     if views:
         rows = watchlist_rows(views, now, settings.stale_after)
         frame = pd.DataFrame(rows, columns=list(WATCHLIST_COLUMNS))
+        frame["symbol"] = frame["symbol"].map(symbol_link)
         styled = (
             frame.style.format(FORMATTERS, na_rep="—")
             .map(change_color, subset=["change_1m_pct"])
             .map(status_color, subset=["status"])
         )
-        st.session_state[ROW_SYMBOLS_KEY] = [row["symbol"] for row in rows]
-        st.dataframe(
-            styled,
-            column_config=COLUMN_CONFIG,
-            hide_index=True,
-            key=TABLE_KEY,
-            on_select=_remember_selected_symbol,
-            selection_mode="single-row",
-        )
-    st.caption(_feed_status(snap, now) + " · select a row to open the symbol")
+        st.dataframe(styled, column_config=COLUMN_CONFIG, hide_index=True)
+    st.caption(_feed_status(snap, now) + " · click a symbol to open its page")
 
 
-def _remember_selected_symbol() -> None:
-    """on_select callback: note the chosen symbol; the fragment then opens its page.
-
-    Navigating only on the change (not on every run that still has a selection) means coming back
-    to this page never bounces the analyst straight back to the symbol.
-    """
-    state = st.session_state.get(TABLE_KEY)
-    selection = state.get("selection", {}) if isinstance(state, dict) else {}
-    rows = list(selection.get("rows", []) if isinstance(selection, dict) else [])
-    symbols = st.session_state.get(ROW_SYMBOLS_KEY, [])
-    if rows and 0 <= rows[0] < len(symbols):
-        st.session_state[OPEN_SYMBOL_KEY] = symbols[rows[0]]
-
-
-def open_selected_symbol() -> None:
-    """Open the symbol chosen in the table, before the page draws anything.
-
-    The switch is made in a full run, not in the fragment: a fragment run that switches page leaves
-    the browser believing it is still on Live, so the table's refresh timer can fire once more; the
-    stale run that follows makes the browser wipe the Symbol page it has just drawn.
-    """
-    target = st.session_state.pop(OPEN_SYMBOL_KEY, None)
-    if target:
-        st.switch_page(SYMBOL_PAGE, query_params={"symbol": target})
-
-
-open_selected_symbol()
 st.title("Live")
 live_watchlist(current_settings())

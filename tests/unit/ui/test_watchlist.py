@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.support.builders import NOW, make_last_tick, make_view
 from ui.watchlist import (
     STATUS_LIVE,
     STATUS_WAITING,
+    SYMBOL_IN_LINK,
     WATCHLIST_COLUMNS,
     change_color,
     format_age,
@@ -24,6 +26,7 @@ from ui.watchlist import (
     parse_ts,
     status,
     status_color,
+    symbol_link,
     trend,
     views_from_symbols,
     watchlist_rows,
@@ -238,3 +241,11 @@ def ticked(price: Any) -> Any:
 
 def iso_now() -> str:
     return NOW.isoformat()
+
+
+def test_symbol_link_is_the_symbol_page_relative_to_the_live_page() -> None:
+    assert symbol_link("BTCUSDT") == "symbol?symbol=BTCUSDT"
+    # A name with URL-special characters survives the round trip through the query string.
+    assert symbol_link("BRK.B/USD") == "symbol?symbol=BRK.B%2FUSD"
+    match = re.search(SYMBOL_IN_LINK, symbol_link("EURUSD"))
+    assert match is not None and match.group(1) == "EURUSD"
