@@ -14,8 +14,6 @@ sorted sets.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,7 +22,7 @@ from redis import Redis, WatchError
 from redis.client import Pipeline
 
 from backend.bus import ledger, stats, views
-from backend.bus.ingest import dramatiq_message_parts
+from backend.bus.enqueue import queue_message
 from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
 from backend.bus.lua import CalcStepRead, read_calc_step
 from backend.core.view import View
@@ -137,13 +135,8 @@ class SymbolTxn:
 
     def enqueue_calc_b(self, symbols: list[str]) -> None:
         """The same HSET + RPUSH as Dramatiq's enqueue, inside our MULTI: atomic with the state."""
-        message_id = str(uuid.uuid4())
-        head, tail = dramatiq_message_parts(
-            CALC_B_QUEUE, message_id, int(time.time() * 1000), CALC_B_ACTOR
-        )
-        body = b",".join(orjson.dumps(s) for s in symbols)
-        self._pipe.hset(self._keys.queue_messages(CALC_B_QUEUE), message_id, head + body + tail)
-        self._pipe.rpush(self._keys.queue_list(CALC_B_QUEUE), message_id)
+        items = [orjson.dumps(s) for s in symbols]
+        queue_message(self._pipe, self._keys, CALC_B_QUEUE, CALC_B_ACTOR, items)
 
     def mark_done(self, message_id: str, ttl_s: int) -> None:
         """Record that batch `message_id` applied this symbol (a redelivery then skips it)."""

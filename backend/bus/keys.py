@@ -10,6 +10,11 @@ CALC_ACTOR = "calc_ticks"  # calc-a + calc-b in one step (default), or calc-a al
 CALC_B_ACTOR = "calc_view"  # calc-b when CALC_SPLIT: builds W from the stored state
 CALC_B_QUEUE = "calc.a.done"
 OUTBOX_GROUP = "persist"
+ALERTS_EVALUATE_ACTOR = "alerts_evaluate"
+ALERTS_EVALUATE_QUEUE = "alerts.evaluate"
+ALERTS_DELIVER_ACTOR = "alerts_deliver"
+ALERTS_DELIVER_QUEUE = "alerts.deliver"
+ALERT_HISTORY_GROUP = "persist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +120,33 @@ class Keys:
     def feeder_status_prune(self) -> str:
         """Short-lived marker (SET NX EX): at most one prune of `feeder_status` per minute."""
         return f"{self.namespace}:feeder:status-prune"
+
+    # --- alerts -------------------------------------------------------------------------------
+    @property
+    def alert_rules(self) -> str:
+        """Hash rule_id -> the rule's mirror JSON (PostgreSQL holds the truth, workers read it)."""
+        return f"{self.namespace}:alerts:rules"
+
+    @property
+    def alert_rules_version(self) -> str:
+        """Counter bumped with every rule change: a worker's cache reloads when it moves."""
+        return f"{self.namespace}:alerts:rules:version"
+
+    def alert_observations(self, symbol: str) -> str:
+        """Stream of what calc committed for `symbol` (field `o`: Observation JSON), in commit
+        order, waiting for `alerts.evaluate`; trimmed up to the evaluated cursor."""
+        return f"{self.namespace}:alerts:obs:{symbol}"
+
+    def alert_memory(self, symbol: str) -> str:
+        """JSON of the symbol's evaluation memory: the stream cursor, each field's previous
+        value, each rule's state. Written in the same MULTI as the firings it led to."""
+        return f"{self.namespace}:alerts:mem:{symbol}"
+
+    @property
+    def alert_history(self) -> str:
+        """Stream of firing and delivery records waiting for PostgreSQL (like the tick outbox)."""
+        return f"{self.namespace}:alerts:history"
+
+    def alert_host_slots(self, host: str) -> str:
+        """Sorted set of in-flight deliveries to `host` (score: lease expiry, ms)."""
+        return f"{self.namespace}:alerts:host:{host}"

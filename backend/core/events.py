@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from backend.core.alerts.firing import Firing
 from backend.core.contract import Contract
 from backend.core.feeder_config import FeederConfig, FeederStatus
 from backend.core.timestamps import IsoTime
@@ -19,6 +20,7 @@ SYMBOL_UPDATED = "symbol.updated"
 TICK_RECEIVED = "tick.received"
 FEEDER_CONFIG = "feeder.config"
 FEEDER_STATUS = "feeder.status"
+ALERT_FIRED = "alert.fired"
 
 
 class SymbolUpdated(Contract):
@@ -59,8 +61,15 @@ class FeederStatusReported(FeederStatus):
     received_at: IsoTime
 
 
+class AlertFired(Contract):
+    """A rule with a `ui` channel fired (or was test-fired): a toast, and a row on Alerts."""
+
+    type: Literal["alert.fired"] = ALERT_FIRED
+    firing: Firing
+
+
 RealtimeEvent = Annotated[
-    SymbolUpdated | TickReceived | FeederConfigChanged | FeederStatusReported,
+    SymbolUpdated | TickReceived | FeederConfigChanged | FeederStatusReported | AlertFired,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter(RealtimeEvent)

@@ -8,6 +8,7 @@ from backend.settings.base import SettingsBase, child_environment
 from backend.settings.groups import (
     DEFAULT_SOURCES,
     DEFAULT_SYMBOLS,
+    AlertSettings,
     ApiKeySettings,
     BusSettings,
     FeedSettings,
@@ -35,6 +36,7 @@ from backend.settings.processes import (
 __all__ = [
     "DEFAULT_SOURCES",
     "DEFAULT_SYMBOLS",
+    "AlertSettings",
     "ApiKeySettings",
     "ApiSettings",
     "BusSettings",

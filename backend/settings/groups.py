@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from backend.core.alerts.rules import DEFAULT_WEBHOOK_DENY
 from backend.settings.base import SettingsBase, split_csv
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL"]
@@ -118,3 +119,30 @@ class ViewSettings(SettingsBase):
     """When a symbol's view counts as stale (calc marks it; the API and the UI show it)."""
 
     stale_after: float = Field(default=10.0, gt=0, validation_alias="STALE_AFTER")
+
+
+class AlertSettings(SettingsBase):
+    """Alert evaluation and webhook delivery (API: validation and test-fire; workers: the rest)."""
+
+    alert_webhook_timeout: float = Field(
+        default=3.0, gt=0, le=30, validation_alias="ALERT_WEBHOOK_TIMEOUT"
+    )
+    alert_max_attempts: int = Field(default=8, ge=1, le=50, validation_alias="ALERT_MAX_ATTEMPTS")
+    # CIDR blocks and host names a webhook may not target (cloud metadata, link-local).
+    alert_webhook_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_DENY), validation_alias="ALERT_WEBHOOK_DENY"
+    )
+    # In-flight deliveries per destination host, across every worker: a slow receiver holds at
+    # most this many threads.
+    alert_host_concurrency: int = Field(
+        default=4, ge=1, le=64, validation_alias="ALERT_HOST_CONCURRENCY"
+    )
+    # How often a worker checks the rules' version (a rule change takes effect within this).
+    alert_rules_refresh_s: float = Field(
+        default=0.5, gt=0, le=5, validation_alias="ALERT_RULES_REFRESH_S"
+    )
+
+    @field_validator("alert_webhook_deny", mode="before")
+    @classmethod
+    def _split_deny(cls, value: Any) -> Any:
+        return split_csv(value)

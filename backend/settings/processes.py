@@ -6,8 +6,8 @@ inherits every process's class, is a valid `ApiSettings`, `WorkerSettings`, ... 
 expected (tests and tools pass it around as such).
 
     process   class                groups
-    API       ApiSettings          logging, bus, storage, ingest auth, API key, feed, view
-    worker    WorkerSettings       logging, bus, storage, view
+    API       ApiSettings          logging, bus, storage, ingest auth, API key, feed, view, alerts
+    worker    WorkerSettings       logging, bus, storage, view, alerts
     feeder    FeederSettings       logging, ingest auth, feed        (no Redis, no Postgres)
     bench     FeederBenchSettings  feeder + API key + storage        (verifies in Postgres)
     UI        UiSettings           logging, bus (its live feed), API key, feed, view
@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from backend.settings.base import PER_PROCESS, SettingsBase
 from backend.settings.groups import (
+    AlertSettings,
     ApiKeySettings,
     BusSettings,
     FeedSettings,
@@ -136,12 +137,15 @@ class ApiSettings(
     ApiKeySettings,
     FeedSettings,
     ViewSettings,
+    AlertSettings,
     ApiFields,
 ):
     """What the API reads (`create_app`)."""
 
 
-class WorkerSettings(LoggingSettings, BusSettings, StorageSettings, ViewSettings, WorkerFields):
+class WorkerSettings(
+    LoggingSettings, BusSettings, StorageSettings, ViewSettings, AlertSettings, WorkerFields
+):
     """What a Dramatiq worker reads (`tasks.worker`)."""
 
 

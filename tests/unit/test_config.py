@@ -39,6 +39,11 @@ PROCESS_CLASSES: list[type[SettingsBase]] = [
 
 # Every field away from its default: lists, secrets, paths, bools, literals, floats.
 EVERY_FIELD_SET: dict[str, Any] = {
+    "alert_webhook_timeout": 1.5,
+    "alert_max_attempts": 3,
+    "alert_webhook_deny": ["10.0.0.0/8", "metadata.internal"],
+    "alert_host_concurrency": 2,
+    "alert_rules_refresh_s": 0.25,
     "redis_url": "redis://:pw@redis.example:6380/2",
     "pg_url": "postgresql://u:p%40ss@pg.example:5433/db",
     "var_dir": Path("/tmp/tickstream var"),

@@ -1,0 +1,119 @@
+"""The workers' copy of the alert rules: a Redis hash mirrored from PostgreSQL, and a per-process
+cache that reloads when the rules' version moves.
+
+PostgreSQL holds the rules (the API writes there first); the mirror is what evaluation reads, so
+evaluation keeps working while PostgreSQL is down and a rule change reaches every worker within
+`ALERT_RULES_REFRESH_S` without a query per message. The API rewrites the whole mirror at start-up,
+so a mirror lost with Redis's data comes back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import orjson
+from redis import Redis
+
+from backend.bus.keys import Keys
+from backend.core.alerts.conditions import RuleIndex
+from backend.core.alerts.rules import AlertRule
+
+
+class AlertRuleMirror:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    def put(self, rule: AlertRule) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.alert_rules, rule.id, rule.mirror_json())
+            pipe.incr(self._keys.alert_rules_version)
+            pipe.execute()
+
+    def delete(self, rule_id: str) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.alert_rules, rule_id)
+            pipe.incr(self._keys.alert_rules_version)
+            pipe.execute()
+
+    def replace_all(self, rules: Iterable[AlertRule]) -> None:
+        """Make the mirror exactly `rules` (the API's start-up sync from PostgreSQL)."""
+        mapping = {rule.id: rule.mirror_json() for rule in rules}
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.alert_rules)
+            if mapping:
+                pipe.hset(self._keys.alert_rules, mapping=mapping)  # type: ignore[arg-type]
+            pipe.incr(self._keys.alert_rules_version)
+            pipe.execute()
+
+    def version(self) -> int:
+        return int(self._redis.get(self._keys.alert_rules_version) or 0)
+
+    def load(self) -> tuple[int, list[AlertRule]]:
+        """The version and every rule, read together."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._keys.alert_rules_version)
+            pipe.hgetall(self._keys.alert_rules)
+            raw_version, raw_rules = pipe.execute()
+        rules = [AlertRule.model_validate(orjson.loads(raw)) for raw in raw_rules.values()]
+        return int(raw_version or 0), rules
+
+
+class RulesCache:
+    """This process's rules, per symbol, as `RuleIndex`es; reloaded when the version moves.
+
+    The version is checked at most every `refresh_s` (one GET), so a change takes effect within
+    that on every worker; between checks a lookup is a dict read. Thread-safe: indexes are
+    rebuilt whole and swapped in.
+    """
+
+    def __init__(
+        self,
+        mirror: AlertRuleMirror,
+        refresh_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._mirror = mirror
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._version = -1
+        self._checked_at = float("-inf")
+        self._by_symbol: dict[str, RuleIndex] = {}
+        self._live_symbols: frozenset[str] = frozenset()
+        self._empty = RuleIndex(())
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if now - self._checked_at < self._refresh_s:
+            return
+        with self._lock:
+            if now - self._checked_at < self._refresh_s:
+                return
+            if self._mirror.version() != self._version:
+                version, rules = self._mirror.load()
+                grouped: dict[str, list[AlertRule]] = defaultdict(list)
+                for rule in rules:
+                    grouped[rule.symbol].append(rule)
+                self._by_symbol = {s: RuleIndex(r) for s, r in grouped.items()}
+                self._live_symbols = frozenset(
+                    s for s, r in grouped.items() if any(rule.enabled for rule in r)
+                )
+                self._version = version
+            self._checked_at = now
+
+    def rules_for(self, symbol: str) -> RuleIndex:
+        self._refresh()
+        return self._by_symbol.get(symbol, self._empty)
+
+    def watched(self, symbol: str) -> bool:
+        """Whether `symbol` has an enabled rule: calc only records observations for those."""
+        self._refresh()
+        return symbol in self._live_symbols
+
+    def invalidate(self) -> None:
+        """Check the version on the next lookup (tests; a worker that just changed a rule)."""
+        self._checked_at = float("-inf")
