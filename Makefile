@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload lint fmt clean
+.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-alerts lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: setup
 ## How far ours goes and how it scales: batch-rate ladder per API×worker process layout (≈ 6 min).
 bench-scaling: setup
 	$(PY) -m tests.bench.pipeline.scaling --json artifacts/bench/scaling.json
+
+## Alert rules scaling: evaluation CPU per 1,000 ticks with 0, 1,000 and 10,000 rules, indexed vs naive.
+bench-alerts: setup
+	$(PY) -m tests.bench.alerts_rules --json artifacts/bench/alerts_rules.json
 
 ## Overload: 10x the sustainable ingest rate for 60 s; RSS per process, backlog, loss, drain (≈ 2 min).
 bench-overload: setup

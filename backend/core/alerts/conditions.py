@@ -166,17 +166,22 @@ def evaluate(
     symbol: str,
 ) -> Evaluation:
     """Run `observations` (in commit order) through `index`'s rules, from `memory`."""
+    # Only what this call touches is copied or scanned: the memory's rule states are read through
+    # and the changed ones laid over them at the end, so a call costs the rules it concerns, not
+    # every rule of the symbol.
     prev = dict(memory.prev)
-    states: dict[str, RuleState] = dict(memory.rules)
+    known = memory.rules
+    updates: dict[str, RuleState] = {}
     firings: list[Firing] = []
-    changed: set[str] = set()
     checked = 0
     # Rules never evaluated yet are checked on their own once; every other rule only when one of
-    # its thresholds lies between two successive values.
+    # its thresholds lies between two successive values. All seen ⇔ a state for every rule (the
+    # memory keeps no state for a rule that is gone), so the scan only runs after a rule change.
     fresh: dict[str, set[str]] = defaultdict(set)
-    for rule_id, rule in index.by_id.items():
-        if not states.get(rule_id, RuleState()).seen:
-            fresh[rule.field].add(rule_id)
+    if len(known) != len(index.by_id):
+        for rule_id, rule in index.by_id.items():
+            if rule_id not in known:
+                fresh[rule.field].add(rule_id)
     for obs in observations:
         for field_name, value in obs.values.items():
             if not obs.applies_to(field_name):
@@ -185,22 +190,21 @@ def evaluate(
             candidates = index.between(field_name, before, value) if before is not None else set()
             for rule_id in sorted(candidates | fresh.pop(field_name, set())):
                 rule = index.by_id[rule_id]
-                state = states.get(rule_id, RuleState())
+                state = updates.get(rule_id) or known.get(rule_id) or RuleState()
                 checked += 1
                 is_fresh = not state.seen
                 if is_fresh:
                     state = state.model_copy(update={"seen": True})
-                    changed.add(rule_id)
+                    updates[rule_id] = state
                 met = condition_met(rule, None if is_fresh else before, value)
                 if met and is_live(rule, now) and trigger_allows(rule, state, obs.ts_us):
                     firings.append(make_firing(rule, obs, value, symbol))
-                    state = fired(rule, state, obs.ts_us)
-                    changed.add(rule_id)
-                states[rule_id] = state
+                    updates[rule_id] = fired(rule, state, obs.ts_us)
             prev[field_name] = value
-    live_ids = set(index.by_id)
-    kept = {rule_id: s for rule_id, s in states.items() if rule_id in live_ids}
-    return Evaluation(SymbolMemory(prev, kept), firings, changed, checked)
+    states = {**known, **updates} if updates else known
+    if len(states) > len(index.by_id):  # rules deleted since: forget them
+        states = {rule_id: s for rule_id, s in states.items() if rule_id in index.by_id}
+    return Evaluation(SymbolMemory(prev, states), firings, set(updates), checked)
 
 
 def fired(rule: AlertRule, state: RuleState, ts_us: int) -> RuleState:
