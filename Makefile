@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-alerts lint fmt clean
+.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-alerts bench-alerts-stall lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-scaling: setup
 ## Alert rules scaling: evaluation CPU per 1,000 ticks with 0, 1,000 and 10,000 rules, indexed vs naive.
 bench-alerts: setup
 	$(PY) -m tests.bench.alerts_rules --json artifacts/bench/alerts_rules.json
+
+## Scenario 2: 100 rules firing at slow (10 s) and dead receivers during batch ingest, vs no alerts.
+bench-alerts-stall: setup
+	$(PY) -m tests.bench.alerts_stall --json artifacts/bench/alerts_stall.json
 
 ## Overload: 10x the sustainable ingest rate for 60 s; RSS per process, backlog, loss, drain (≈ 2 min).
 bench-overload: setup
