@@ -26,11 +26,13 @@ from tests.support import builders
 from tests.support.builders import encoded, iso, make_last_tick, make_view
 from ui.live_feed import LiveFeed
 from ui.resources import SETTINGS_OVERRIDE_KEY
+from ui.watchlist import symbol_link
 
 pytestmark = pytest.mark.integration
 
 APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
 PAGE = APP.parent / "app_pages" / "live.py"
+BTC_LINK = symbol_link("BTCUSDT")  # the symbol column links to the symbol's page
 
 
 def free_port() -> int:
@@ -125,12 +127,12 @@ def test_live_page_shows_a_published_view_and_the_backend_banner(
 
     def shows_btc() -> bool:
         at.run()  # AppTest does not fire run_every timers: rerun by hand
-        return len(at.dataframe) == 1 and "BTCUSDT" in set(at.dataframe[0].value["symbol"])
+        return len(at.dataframe) == 1 and BTC_LINK in set(at.dataframe[0].value["symbol"])
 
     wait_until(shows_btc, timeout=5.0, step=0.1)
     assert not at.exception
     frame = table(at)
-    row = frame[frame["symbol"] == "BTCUSDT"].iloc[0]
+    row = frame[frame["symbol"] == BTC_LINK].iloc[0]
     assert row["last_price"] == pytest.approx(67_012.5)
     assert row["ticks_total"] == 1
     assert not any("Waiting for ticks" in info.value for info in at.info)
@@ -143,7 +145,7 @@ def test_live_page_shows_a_published_view_and_the_backend_banner(
     def price_moved() -> bool:
         at.run()
         frame = table(at)
-        return frame[frame["symbol"] == "BTCUSDT"].iloc[0]["last_price"] == 67_100.0
+        return frame[frame["symbol"] == BTC_LINK].iloc[0]["last_price"] == 67_100.0
 
     wait_until(price_moved, timeout=5.0, step=0.1)
 
@@ -151,7 +153,7 @@ def test_live_page_shows_a_published_view_and_the_backend_banner(
     other.session_state[SETTINGS_OVERRIDE_KEY] = ui_settings
     other.run()
     assert not other.exception
-    assert "BTCUSDT" in set(table(other)["symbol"])
+    assert BTC_LINK in set(table(other)["symbol"])
     assert subscribers(ui_redis, ui_settings.pubsub_channel) == 1
 
 
