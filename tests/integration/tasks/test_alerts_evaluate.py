@@ -17,6 +17,7 @@ import orjson
 import pytest
 from redis import Redis
 
+from backend.bus.alert_evaluation import ALERTS_EVALUATION_CONFLICTS
 from backend.bus.enqueue import queue_message
 from backend.bus.keys import ALERTS_EVALUATE_ACTOR, ALERTS_EVALUATE_QUEUE, Keys
 from backend.settings import Settings
@@ -248,15 +249,18 @@ def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
         batches.append(batch)
         i += size
     with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=10) as client:
-        for k in range(0, len(batches), 5):
-            post_in_order(client, redis_client, keys, batches[k : k + 5])
-            with redis_client.pipeline(transaction=True) as pipe:  # redelivered evaluations
+        for batch in batches:
+            # Redelivered evaluation messages, ahead of the batch: both workers are busy on
+            # the same symbols when its observations arrive.
+            with redis_client.pipeline(transaction=True) as pipe:
                 for symbol in symbols:
-                    queue_message(
-                        pipe, keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
-                        [orjson.dumps(symbol)],
-                    )  # fmt: skip
+                    for _ in range(4):
+                        queue_message(
+                            pipe, keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
+                            [orjson.dumps(symbol)],
+                        )  # fmt: skip
                 pipe.execute()
+            post_in_order(client, redis_client, keys, [batch])
     fired.wait_settled(symbols, timeout=60)
     expected: set[tuple[str, str]] = set()
     for symbol in symbols:
@@ -265,3 +269,5 @@ def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
     assert fired.pairs() == expected
     assert len(fired.firings) == len(expected) > 150
     assert fired.bad_observations() == 0
+    conflicts = int(redis_client.hget(keys.stats, ALERTS_EVALUATION_CONFLICTS) or 0)
+    print(f"firings {len(expected)}, evaluation conflicts (retried transactions) {conflicts}")
