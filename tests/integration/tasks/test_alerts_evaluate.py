@@ -29,7 +29,7 @@ from tests.support.alerts import (
     price_rules,
     put_rules,
 )
-from tests.support.processes import AUTH, Processes
+from tests.support.processes import AUTH, Processes, worker_command
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,11 @@ def reference_pairs(rules: list[Any], ticks: list[dict[str, Any]]) -> set[tuple[
     return {(f.rule_id, f.event_id) for f in expected_price_firings(as_reference(rules), as_ticks)}
 
 
+def start_worker(procs: Processes, split: bool) -> None:
+    """One worker process; with CALC_SPLIT, the view observation comes from calc-b."""
+    procs.spawn("worker", worker_command(1, 2), {"CALC_SPLIT": "1" if split else "0"})
+
+
 @pytest.fixture
 def fired(redis_client: Redis, settings: Settings) -> Any:
     events = FiredEvents(redis_client, settings)
@@ -94,14 +99,15 @@ def fired(redis_client: Redis, settings: Settings) -> Any:
     events.close()
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-step", "calc-split"])
 def test_every_condition_and_trigger_matches_the_reference(
-    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents
+    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents, split: bool
 ) -> None:
     symbol = "ALRT"
     rules = price_rules(symbol)
     put_rules(redis_client, settings, rules)
     procs.start_api()
-    procs.start_worker(processes=1, threads=2)
+    start_worker(procs, split)
     rng = random.Random(13)
     t0 = base_ms()
     ticks = [tick(symbol, i, p, t0) for i, p in enumerate(walk(rng, 160))]
@@ -157,14 +163,15 @@ def test_a_spike_inside_one_batch_fires_and_a_late_tick_never_does(
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-step", "calc-split"])
 def test_a_view_field_rule_fires_once_when_it_becomes_true(
-    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents
+    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents, split: bool
 ) -> None:
     symbol = "VOLU"
     rule = make_rule("vol", symbol, field="volume_1m", condition="above", value=5.5)
     put_rules(redis_client, settings, [rule])
     procs.start_api()
-    procs.start_worker(processes=1, threads=2)
+    start_worker(procs, split)
     t0 = base_ms()
     # 1 s apart, volume 1 each: volume_1m climbs 1, 2, ... 12 and stays above 5.5.
     ticks = [tick(symbol, i, 100.0, t0) | {"ts": t0 + i * 1_000} for i in range(12)]
