@@ -278,3 +278,21 @@ def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
     assert fired.bad_observations() == 0
     conflicts = int(redis_client.hget(keys.stats, ALERTS_EVALUATION_CONFLICTS) or 0)
     print(f"firings {len(expected)}, evaluation conflicts (retried transactions) {conflicts}")
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-step", "calc-split"])
+def test_gap_opened_fires_when_a_sequence_gap_opens(
+    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents, split: bool
+) -> None:
+    symbol = "GAPS"
+    rule = make_rule("gap", symbol, field="gap_opened", condition="above", value=None)
+    put_rules(redis_client, settings, [rule])
+    procs.start_api()
+    start_worker(procs, split)
+    t0 = base_ms()
+    seqs = [1, 2, 3, 7, 8, 9]  # 4..6 never arrive: one gap opens with seq 7
+    ticks = [tick(symbol, i, 100.0, t0, seq=seq) for i, seq in enumerate(seqs)]
+    with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=10) as client:
+        post_in_order(client, redis_client, Keys.from_settings(settings), [[t] for t in ticks])
+    firings = fired.wait_settled([symbol])
+    assert [(f.rule_id, f.tick.event_id) for f in firings] == [("gap", f"{symbol}-00003")]
