@@ -6,17 +6,21 @@ history is the PostgreSQL flusher's to consume and delete."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from redis import Redis
+import orjson
+from redis import Redis, RedisError
 
 from backend.bus.alert_evaluation import ALERTS_BAD_OBSERVATIONS
 from backend.bus.alert_firings import ALERTS_FIRED
 from backend.bus.alert_rules import AlertRuleMirror
 from backend.bus.keys import Keys
 from backend.core.alerts.firing import Firing
+from backend.core.alerts.observations import StoredMemory
 from backend.core.alerts.rules import AlertRule
 from backend.core.events import AlertFired, decode_event
 from backend.settings import Settings
@@ -109,3 +113,141 @@ class FiredEvents:
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+class FiredListener:
+    """`FiredEvents` for the chaos suite: a background thread that keeps listening across Redis
+    restarts. A firing published while it was reconnecting is missed (Pub/Sub keeps nothing), so
+    `gaps` says whether the count of what it saw can be held against the committed count."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys.from_settings(settings)
+        self.firings: list[Firing] = []
+        self.gaps = 0  # reconnections after the first subscription
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> FiredListener:
+        self._thread.start()
+        if not self._subscribed.wait(10):
+            raise AssertionError("the alert listener could not subscribe")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def snapshot(self) -> list[Firing]:
+        with self._lock:
+            return list(self.firings)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            client = Redis.from_url(self.settings.effective_redis_url, socket_timeout=2)
+            try:
+                pubsub = client.pubsub()
+                pubsub.subscribe(self.settings.pubsub_channel)
+                if self._subscribed.is_set():
+                    self.gaps += 1
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                    if message is None:
+                        continue
+                    event = decode_event(message["data"])
+                    if isinstance(event, AlertFired):
+                        with self._lock:
+                            self.firings.append(event.firing)
+            except RedisError:
+                self._stop.wait(0.2)  # Redis is down or restarting: subscribe again
+            finally:
+                client.close()
+
+
+def chaos_rules(start_prices: dict[str, float]) -> list[AlertRule]:
+    """Per symbol: every condition and trigger on last_price around its start price (the walk
+    crosses it often), and a view field (trades_1m above 20)."""
+    rules: list[AlertRule] = []
+    for symbol, start in start_prices.items():
+        band = start * 0.001
+        for i, spec in enumerate(PRICE_RULE_SPECS):
+            value = start + (spec["value"] - 100.0) * band * 2
+            value2 = None if spec["value2"] is None else value + band
+            rules.append(make_rule(f"{symbol}-p{i:02d}", symbol, **spec | {
+                "value": value, "value2": value2,
+            }))  # fmt: skip
+        rules.append(make_rule(f"{symbol}-trades", symbol, field="trades_1m", value=20.0,
+                               condition="crosses_above"))  # fmt: skip
+    return rules
+
+
+@dataclass
+class AlertsVerdict:
+    committed: int  # firings the evaluators committed (alerts_fired)
+    seen: int  # alert.fired events received
+    distinct: int
+    repeated: int  # alert ids seen more than once: a crossing fired twice
+    pending: int  # observations not yet evaluated
+    bad: int  # undecodable observations skipped
+    listener_gaps: int
+    inconsistent: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        complete = self.listener_gaps > 0 or self.seen == self.committed
+        return (
+            self.repeated == 0 and self.pending == 0 and self.bad == 0 and complete
+            and self.distinct == self.committed and not self.inconsistent
+        )  # fmt: skip
+
+    def text(self) -> str:
+        return (
+            f"alerts: {self.committed} committed, {self.seen} seen ({self.distinct} distinct,"
+            f" {self.repeated} repeated), {self.pending} observations pending, {self.bad} bad,"
+            f" listener reconnections {self.listener_gaps}"
+            + (f"; inconsistent: {'; '.join(self.inconsistent[:5])}" if self.inconsistent else "")
+        )
+
+
+def alerts_pending(redis: Redis, keys: Keys, symbols: list[str]) -> int:
+    return sum(int(redis.xlen(keys.alert_observations(s))) for s in symbols)
+
+
+def alerts_verdict(
+    redis: Redis, settings: Settings, listener: FiredListener, acked: dict[str, dict[str, Any]]
+) -> AlertsVerdict:
+    """What the alerts did against what they promise: each crossing fired once (no alert id
+    twice, and as many distinct ids as committed firings), everything observed evaluated, every
+    firing on an acknowledged tick at that tick's price (a `last_price` firing), and the
+    evaluator's memory at the symbol's final price."""
+    keys = Keys.from_settings(settings)
+    firings = listener.snapshot()
+    symbols = sorted({t["symbol"] for t in acked.values()})
+    counts = Counter(f.alert_id for f in firings)
+    inconsistent: list[str] = []
+    for f in firings:
+        tick = acked.get(f.tick.event_id)
+        if tick is None:
+            inconsistent.append(f"{f.alert_id} fired on unacknowledged {f.tick.event_id}")
+        elif f.field == "last_price" and f.observed != float(tick["price"]):
+            inconsistent.append(f"{f.alert_id} observed {f.observed} != {tick['price']}")
+    for symbol in symbols:
+        raw_view = redis.get(keys.view(symbol))
+        memory = StoredMemory.from_json(redis.get(keys.alert_memory(symbol))).memory
+        if raw_view is not None and "last_price" in memory.prev:
+            last = orjson.loads(raw_view)["last_price"]
+            if memory.prev["last_price"] != last:
+                inconsistent.append(f"{symbol}: memory at {memory.prev['last_price']}, W {last}")
+    return AlertsVerdict(
+        committed=int(redis.hget(keys.stats, ALERTS_FIRED) or 0),
+        seen=len(firings),
+        distinct=len(counts),
+        repeated=sum(1 for n in counts.values() if n > 1),
+        pending=alerts_pending(redis, keys, symbols),
+        bad=int(redis.hget(keys.stats, ALERTS_BAD_OBSERVATIONS) or 0),
+        listener_gaps=listener.gaps,
+        inconsistent=inconsistent,
+    )
