@@ -17,7 +17,7 @@ import psycopg
 from redis import Redis, RedisError
 
 from backend.bus.alert_firings import ALERTS_FIRED
-from backend.bus.keys import Keys
+from backend.bus.keys import ALERTS_EVALUATE_QUEUE, Keys
 from backend.core.ticks import Tick, parse_ts_us
 from backend.settings import Settings
 from tests import reference
@@ -180,7 +180,7 @@ def dead_letter_count(cluster: System) -> int:
     keys = Keys.from_settings(cluster.settings)
     client = Redis.from_url(cluster.settings.effective_redis_url)
     try:
-        queues = [cluster.settings.queue_name, "calc.a.done"]
+        queues = [cluster.settings.queue_name, "calc.a.done", ALERTS_EVALUATE_QUEUE]
         return sum(int(client.zcard(keys.dead_letters(q))) for q in queues)
     finally:
         client.close()
