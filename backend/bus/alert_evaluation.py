@@ -2,7 +2,7 @@
 together in one optimistic transaction.
 
 Per symbol: WATCH the memory key, read the memory (the stream cursor, each field's previous value,
-each rule's state) and the observations after the cursor, evaluate (pure, `backend.core.alerts`),
+each rule's state) and the stream entries after the cursor, evaluate (pure, `backend.core.alerts`),
 then MULTI: the new memory, the trim of what was read, every firing's history record, event and
 webhook jobs, the counters; EXEC. Two workers on one symbol, or a redelivered message, collide on
 the memory key: the loser's EXEC aborts and it starts again from the winner's memory, so no
@@ -25,11 +25,11 @@ from backend.bus import stats
 from backend.bus.alert_firings import queue_firing
 from backend.bus.keys import Keys
 from backend.core.alerts.conditions import Observation, RuleIndex, evaluate
-from backend.core.alerts.observations import StoredMemory, decode_observation
+from backend.core.alerts.observations import StoredMemory, decode_observations
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # observations per transaction: bounds one EXEC's size and a retry's waste
+BATCH = 100  # stream entries (calc commits) per transaction: bounds one EXEC and a retry's waste
 ALERTS_OBSERVATIONS = "alerts_observations"
 ALERTS_RULES_CHECKED = "alerts_rules_checked"
 ALERTS_EVALUATIONS = "alerts_evaluations"
@@ -43,7 +43,7 @@ ClockUs = Callable[[], int]  # wall-clock time in epoch µs
 class Step:
     """What one committed transaction did."""
 
-    observations: int  # entries read (undecodable ones included)
+    entries: int  # stream entries read (undecodable ones included)
     firings: int
     drained: bool  # fewer than a batch were left: the stream is caught up
 
@@ -91,12 +91,12 @@ class AlertEvaluationStore:
         entries = pipe.xrange(stream, min=f"({stored.cursor}", count=self._batch)
         if not entries:
             pipe.unwatch()
-            return Step(observations=0, firings=0, drained=True)
+            return Step(entries=0, firings=0, drained=True)
         observations: list[Observation] = []
         bad = 0
         for entry_id, fields in entries:
             try:
-                observations.append(decode_observation(fields[b"o"]))
+                observations += decode_observations(fields[b"o"])
             except (KeyError, ValueError, ValidationError) as exc:
                 # A poison entry must not wedge the symbol: skipped, logged, counted.
                 bad += 1
@@ -119,7 +119,7 @@ class AlertEvaluationStore:
             self._keys.stats,
             {
                 ALERTS_EVALUATIONS: 1,
-                ALERTS_OBSERVATIONS: len(entries),
+                ALERTS_OBSERVATIONS: len(observations),
                 ALERTS_RULES_CHECKED: evaluation.checked,
                 ALERTS_BAD_OBSERVATIONS: bad,
             },

@@ -32,7 +32,7 @@ from backend.bus.keys import (
 )
 from backend.bus.lua import CalcStepRead, read_calc_step
 from backend.core.alerts.conditions import Observation
-from backend.core.alerts.observations import encode_observation
+from backend.core.alerts.observations import encode_observations
 from backend.core.view import View
 from backend.core.window import Entry, WindowDelta
 
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Approximate cap of a symbol's observation stream: far above what evaluation ever lags behind,
-# a bound on memory if evaluation stops altogether (its actor is down for hours).
+# Approximate cap of a symbol's observation stream (entries: one per committed transaction): far
+# above what evaluation ever lags behind, a bound on memory if evaluation stops altogether.
 OBSERVATIONS_MAXLEN = 100_000
 
 
@@ -151,18 +151,17 @@ class SymbolTxn:
         queue_message(self._pipe, self._keys, CALC_B_QUEUE, CALC_B_ACTOR, items)
 
     def queue_observations(self, observations: list[Observation]) -> None:
-        """Append `observations` to the symbol's alert stream and send one `alerts.evaluate`
+        """Append `observations` to the symbol's alert stream (one entry for this commit) and send
+        one `alerts.evaluate`
         message for the symbol, inside our MULTI: a committed view is always evaluated, an
         aborted one never. The message only names the symbol; what to evaluate is the stream
         after the symbol's cursor, so redelivered or coalesced messages evaluate nothing twice."""
         if not observations:
             return
-        stream = self._keys.alert_observations(self.symbol)
-        for obs in observations:
-            self._pipe.xadd(
-                stream, {"o": encode_observation(obs)}, maxlen=OBSERVATIONS_MAXLEN,
-                approximate=True,
-            )  # fmt: skip
+        self._pipe.execute_command(
+            "XADD", self._keys.alert_observations(self.symbol), "MAXLEN", "~",
+            OBSERVATIONS_MAXLEN, "*", "o", encode_observations(observations),
+        )  # fmt: skip
         queue_message(
             self._pipe, self._keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
             [orjson.dumps(self.symbol)],

@@ -15,7 +15,7 @@ from backend.bus.alert_evaluation import (
 from backend.bus.alert_rules import AlertRuleMirror, RulesCache
 from backend.bus.keys import ALERTS_EVALUATE_QUEUE, Keys
 from backend.core.alerts.conditions import Observation, RuleIndex
-from backend.core.alerts.observations import decode_observation, encode_observation
+from backend.core.alerts.observations import decode_observations, encode_observations
 from backend.core.ticks import Tick
 from backend.settings import Settings
 from tasks.calc import CalcContext, apply_batch
@@ -67,7 +67,8 @@ def test_calc_records_observations_only_for_watched_symbols(
     assert not apply_batch(on, "m1", batch, NOW_US)  # a redelivered calc message: nothing
     apply_batch(on, "m3", [Tick("late", "WATCHED", T0 - 1, 50.0, 1.0, "s", None, T0)], NOW_US)
     entries = redis_client.xrange(keys.alert_observations("WATCHED"))
-    seen = [decode_observation(fields[b"o"]) for _, fields in entries]
+    seen = [o for _, fields in entries for o in decode_observations(fields[b"o"])]
+    assert len(entries) == 2  # one entry per committed transaction
     assert [(o.kind, o.event_id) for o in seen] == [
         ("tick", "WATCHED-1"), ("tick", "WATCHED-2"), ("view", "WATCHED-2"),  # m1
         ("view", "WATCHED-2"),  # m3: the late tick is no tick observation; the view changed
@@ -86,7 +87,7 @@ def test_a_redelivered_evaluation_fires_nothing_twice(
     store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel, batch=2)
     stream = keys.alert_observations("S")
     for i, price in enumerate([99.0, 101.0, 99.0, 102.0, 98.0]):
-        redis_client.xadd(stream, {"o": encode_observation(obs(i, price))})
+        redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
     index = RuleIndex([make_rule("up", "S", condition="crosses_above", value=100.0)])
     assert store.drain("S", index, clock) == 2  # in batches of 2: three transactions
     assert store.drain("S", index, clock) == 0  # the redelivery finds the memory moved on
@@ -94,7 +95,7 @@ def test_a_redelivered_evaluation_fires_nothing_twice(
     assert int(redis_client.hget(keys.stats, ALERTS_OBSERVATIONS) or 0) == 5
     memory = store.read_memory("S")
     assert memory.memory.prev == {"last_price": 98.0} and set(memory.memory.rules) == {"up"}
-    redis_client.xadd(stream, {"o": encode_observation(obs(9, 103.0))})
+    redis_client.xadd(stream, {"o": encode_observations([obs(9, 103.0)])})
     assert store.drain("S", index, clock) == 1  # continues from the cursor
 
 
@@ -104,11 +105,11 @@ def test_a_poison_observation_is_skipped_and_counted(
     keys = Keys.from_settings(settings)
     store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
     stream = keys.alert_observations("P")
-    redis_client.xadd(stream, {"o": encode_observation(obs(0, 99.0))})
+    redis_client.xadd(stream, {"o": encode_observations([obs(0, 99.0)])})
     redis_client.xadd(stream, {"o": b"{not json"})
     redis_client.xadd(stream, {"x": b"no o field"})
     redis_client.xadd(stream, {"o": orjson.dumps({"kind": "tick"})})
-    redis_client.xadd(stream, {"o": encode_observation(obs(4, 101.0))})
+    redis_client.xadd(stream, {"o": encode_observations([obs(4, 101.0)])})
     index = RuleIndex([make_rule("up", "P", condition="crosses_above", value=100.0)])
     assert store.drain("P", index, clock) == 1
     assert int(redis_client.hget(keys.stats, ALERTS_BAD_OBSERVATIONS) or 0) == 3
@@ -120,11 +121,11 @@ def test_memory_of_a_deleted_rule_is_dropped(settings: Settings, redis_client: R
     store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
     stream = keys.alert_observations("D")
     a, b = make_rule("a", "D", trigger="once"), make_rule("b", "D", trigger="once")
-    redis_client.xadd(stream, {"o": encode_observation(obs(0, 99.0))})
-    redis_client.xadd(stream, {"o": encode_observation(obs(1, 101.0))})
+    redis_client.xadd(stream, {"o": encode_observations([obs(0, 99.0)])})
+    redis_client.xadd(stream, {"o": encode_observations([obs(1, 101.0)])})
     assert store.drain("D", RuleIndex([a, b]), clock) == 2
     assert set(store.read_memory("D").memory.rules) == {"a", "b"}
-    redis_client.xadd(stream, {"o": encode_observation(obs(2, 99.0))})
-    redis_client.xadd(stream, {"o": encode_observation(obs(3, 101.0))})
+    redis_client.xadd(stream, {"o": encode_observations([obs(2, 99.0)])})
+    redis_client.xadd(stream, {"o": encode_observations([obs(3, 101.0)])})
     assert store.drain("D", RuleIndex([a]), clock) == 0  # `a` is done (once), `b` is gone
     assert set(store.read_memory("D").memory.rules) == {"a"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
 
 from backend.core.alerts.conditions import Observation, RuleState, SymbolMemory
 from backend.core.view import View
@@ -112,9 +113,14 @@ class StoredMemory:
         )
 
 
-def encode_observation(obs: Observation) -> bytes:
-    return obs.model_dump_json(exclude_none=True).encode()
+_OBSERVATIONS = TypeAdapter(list[Observation])
 
 
-def decode_observation(raw: bytes | str) -> Observation:
-    return Observation.model_validate_json(raw)
+def encode_observations(observations: list[Observation]) -> bytes:
+    """One stream entry's payload: what one calc transaction committed, as a JSON array (one
+    entry per commit, not per observation: an XADD per tick cost calc more than the merge)."""
+    return _OBSERVATIONS.dump_json(observations, exclude_none=True)
+
+
+def decode_observations(raw: bytes | str) -> list[Observation]:
+    return _OBSERVATIONS.validate_json(raw)

@@ -7,8 +7,8 @@ from backend.core.alerts.conditions import RuleState, SymbolMemory
 from backend.core.alerts.observations import (
     STREAM_START,
     StoredMemory,
-    decode_observation,
-    encode_observation,
+    decode_observations,
+    encode_observations,
     tick_observations,
     view_observation,
 )
@@ -81,7 +81,7 @@ def test_view_observation_carries_ws_numeric_fields_and_flags() -> None:
     assert obs.values["trades_1m"] == 2.0 and obs.values["high_1m"] == 102.0
     assert obs.values["stale"] == 1.0 and obs.values["gap_opened"] == 1.0
     assert "last_price" not in obs.values
-    assert decode_observation(encode_observation(obs)) == obs
+    assert decode_observations(encode_observations([obs, obs])) == [obs, obs]
 
 
 def test_memory_round_trips_through_json() -> None:
