@@ -227,12 +227,15 @@ def test_a_disabled_or_deleted_rule_stops_firing_after_the_refresh(
         assert fired_on == {"keep", "marker"}, (event_id, fired_on)
 
 
+@pytest.mark.parametrize("kills", [0, 2], ids=["no-kill", "kill-9-twice"])
 def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
-    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents
+    procs: Processes, settings: Settings, redis_client: Redis, fired: FiredEvents, kills: int
 ) -> None:
     """Two worker processes evaluate concurrently (every batch sends an evaluation message per
-    symbol, and the test sends more, as a redelivery would); resent ticks are mixed in. Every
-    firing is seen once, and the set is the reference's."""
+    symbol, and the test sends more, as a redelivery would); resent ticks are mixed in; with
+    `kills`, a worker is kill -9ed that many times mid-stream (right after a batch is posted,
+    while both are busy) and replaced. Every firing is seen once, and the set is the
+    reference's."""
     symbols = ["EXA", "EXB", "EXC"]
     rules = {s: price_rules(s) for s in symbols}
     put_rules(redis_client, settings, [r for rs in rules.values() for r in rs])
@@ -255,8 +258,10 @@ def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
         sent += merged[i : i + size]
         batches.append(batch)
         i += size
+    kill_at = {len(batches) * (k + 1) // (kills + 1) for k in range(kills)}
+    live = ["worker-1", "worker-2"]
     with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=10) as client:
-        for batch in batches:
+        for k, batch in enumerate(batches):
             # Redelivered evaluation messages, ahead of the batch: both workers are busy on
             # the same symbols when its observations arrive.
             with redis_client.pipeline(transaction=True) as pipe:
@@ -267,6 +272,13 @@ def test_exactly_once_with_two_workers_duplicates_and_redelivered_messages(
                             [orjson.dumps(symbol)],
                         )  # fmt: skip
                 pipe.execute()
+            if k in kill_at:
+                r = client.post("/ingest/ticks", json=batch)
+                assert r.status_code == 200, r.text
+                victim = live.pop(0)
+                procs.kill(victim)  # kill -9 the process group, mid-work
+                live.append(f"worker-{3 + k}")
+                procs.start_worker(live[-1], processes=1, threads=4)
             post_in_order(client, redis_client, keys, [batch])
     fired.wait_settled(symbols, timeout=60)
     expected: set[tuple[str, str]] = set()
