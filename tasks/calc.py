@@ -25,6 +25,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from redis import Redis, RedisError
 
@@ -160,6 +161,7 @@ def _apply_symbol(
 ) -> bool:
     """Merge one symbol's ticks of a batch into its state, once (the marker hash names the
     symbols of the batch already applied); False if they were."""
+    watched = _watched(ctx, symbol)  # outside the WATCH: a rules reload must not widen it
 
     def step(txn: SymbolTxn) -> bool:
         read = txn.read_marker_and_state(message_id)
@@ -181,7 +183,7 @@ def _apply_symbol(
             counters |= stats.view_latency_fields([now_us - t.received_us for t in ticks])
         if ctx.split:
             txn.enqueue_calc_b([symbol])
-        if _watched(ctx, symbol):
+        if watched:
             observations = tick_observations(prior.last, delta.add)
             opened = merge_stats.gaps.opened > 0
             if view is not None and state.last is not None:
@@ -204,19 +206,20 @@ def build_views(ctx: CalcContext, symbols: Sequence[str], now_us: int) -> None:
     """calc-b: W from the current state of each symbol (idempotent; never goes backwards,
     because a state that changes under us aborts the write and is read again)."""
 
-    def step(txn: SymbolTxn) -> None:
+    def step(txn: SymbolTxn, watched: bool) -> None:
         state = ctx.states.decode(txn.read_state(), txn.symbol)
         txn.begin()
         view = _write_view(txn, ctx, state, now_us)
         if view is not None and state.last_received_us:
             # One observation per view built: its newest tick's arrival → now.
             txn.add_counters(stats.view_latency_fields([now_us - state.last_received_us]))
-        if view is not None and state.last is not None and _watched(ctx, txn.symbol):
+        if view is not None and state.last is not None and watched:
             txn.queue_observations([view_observation(view, ts_us=state.last[0], gap_opened=False)])
         txn.commit()
 
     for symbol in sorted(set(symbols)):
-        ctx.store.transact(symbol, step, count_conflicts=False)
+        watched = _watched(ctx, symbol)
+        ctx.store.transact(symbol, partial(step, watched=watched), count_conflicts=False)
 
 
 def _gap_opened(last: Entry) -> Observation:

@@ -105,10 +105,10 @@ class AlertEvaluationStore:
                 )
         at_us = clock_us()  # `now` for expiry, and the firings' commit stamp
         now = datetime.fromtimestamp(at_us / 1_000_000, UTC)
-        evaluation = evaluate(index, stored.memory, observations, now, symbol)
+        evaluation = evaluate(index, stored.for_rules(index), observations, now, symbol)
         cursor = entries[-1][0].decode()
         pipe.multi()
-        pipe.set(memory_key, StoredMemory(cursor, evaluation.memory).to_json())
+        pipe.set(memory_key, StoredMemory.after(cursor, evaluation.memory, index).to_json())
         pipe.xtrim(stream, minid=_next_id(cursor))
         for firing in evaluation.firings:
             rule = index.by_id.get(firing.rule_id)

@@ -129,3 +129,20 @@ def test_memory_of_a_deleted_rule_is_dropped(settings: Settings, redis_client: R
     redis_client.xadd(stream, {"o": encode_observations([obs(3, 101.0)])})
     assert store.drain("D", RuleIndex([a]), clock) == 0  # `a` is done (once), `b` is gone
     assert set(store.read_memory("D").memory.rules) == {"a"}
+
+
+def test_a_once_rule_edited_after_firing_can_fire_again(
+    settings: Settings, redis_client: Redis
+) -> None:
+    keys = Keys.from_settings(settings)
+    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    stream = keys.alert_observations("O")
+    rule = make_rule("once", "O", trigger="once")
+    for i, price in enumerate([99.0, 101.0, 99.0, 101.0]):
+        redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
+    assert store.drain("O", RuleIndex([rule]), clock) == 1
+    edited = rule.model_copy(update={"version": 2, "value": 102.0})
+    for i, price in enumerate([101.0, 103.0], start=4):
+        redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
+    assert store.drain("O", RuleIndex([edited]), clock) == 1
+    assert store.read_memory("O").versions == {"once": 2}

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from backend.core.alerts.conditions import Observation, RuleState, SymbolMemory
+from backend.core.alerts.conditions import Observation, RuleIndex, RuleState, SymbolMemory
 from backend.core.view import View
 from backend.core.window import Entry, key
 
@@ -78,10 +78,29 @@ def view_observation(view: View, *, ts_us: int, gap_opened: bool) -> Observation
 @dataclass
 class StoredMemory:
     """A symbol's evaluation memory as Redis keeps it: how far the observation stream has been
-    evaluated (`cursor`, a stream id) and the crossing memory it led to."""
+    evaluated (`cursor`, a stream id), the crossing memory it led to, and the version of each
+    rule its state was kept for (`versions`)."""
 
     cursor: str = STREAM_START
     memory: SymbolMemory = field(default_factory=SymbolMemory)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def for_rules(self, index: RuleIndex) -> SymbolMemory:
+        """The memory to evaluate `index` from: a rule whose version moved since its state was
+        kept (edited, paused, resumed) starts afresh, so a `once` rule re-enabled after firing
+        can fire again and an edited threshold is not judged by the old one's history."""
+        kept = {
+            rule_id: state
+            for rule_id, state in self.memory.rules.items()
+            if rule_id in index.by_id and self.versions.get(rule_id) == index.by_id[rule_id].version
+        }
+        return SymbolMemory(dict(self.memory.prev), kept)
+
+    @classmethod
+    def after(cls, cursor: str, memory: SymbolMemory, index: RuleIndex) -> StoredMemory:
+        """What to store after evaluating `index` up to `cursor`."""
+        versions = {rule_id: index.by_id[rule_id].version for rule_id in memory.rules}
+        return cls(cursor, memory, versions)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -92,6 +111,7 @@ class StoredMemory:
                     rule_id: state.model_dump(mode="json")
                     for rule_id, state in sorted(self.memory.rules.items())
                 },
+                "versions": dict(sorted(self.versions.items())),
             }
         )
 
@@ -110,6 +130,7 @@ class StoredMemory:
                     for rule_id, state in (data.get("rules") or {}).items()
                 },
             ),
+            versions={rule_id: int(v) for rule_id, v in (data.get("versions") or {}).items()},
         )
 
 

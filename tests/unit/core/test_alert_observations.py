@@ -3,7 +3,9 @@ the evaluation memory's JSON round trip."""
 
 from __future__ import annotations
 
-from backend.core.alerts.conditions import RuleState, SymbolMemory
+from datetime import UTC, datetime
+
+from backend.core.alerts.conditions import RuleIndex, RuleState, SymbolMemory
 from backend.core.alerts.observations import (
     STREAM_START,
     StoredMemory,
@@ -12,11 +14,13 @@ from backend.core.alerts.observations import (
     tick_observations,
     view_observation,
 )
+from backend.core.alerts.rules import AlertRule
 from backend.core.ticks import Tick
 from backend.core.view import build_view
 from backend.core.window import Entry, ListStore, WindowState, merge
 
 T0 = 1_700_000_000_000_000
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def entry(i: int, price: float, event_id: str | None = None, ts: int | None = None) -> Entry:
@@ -92,7 +96,29 @@ def test_memory_round_trips_through_json() -> None:
             "r2": RuleState(seen=True, done=True),
         },
     )
-    stored = StoredMemory(cursor="1700000000000-7", memory=memory)
+    stored = StoredMemory(cursor="1700000000000-7", memory=memory, versions={"r1": 3, "r2": 1})
     back = StoredMemory.from_json(stored.to_json())
     assert back == stored
     assert StoredMemory.from_json(None) == StoredMemory(STREAM_START, SymbolMemory())
+
+
+def test_a_rule_whose_version_moved_starts_afresh() -> None:
+    memory = SymbolMemory(
+        prev={"last_price": 101.0},
+        rules={"same": RuleState(seen=True, done=True), "edited": RuleState(seen=True, done=True),
+               "gone": RuleState(seen=True)},
+    )  # fmt: skip
+    stored = StoredMemory("1-1", memory, versions={"same": 1, "edited": 1, "gone": 1})
+    index = RuleIndex([make_rule("same", version=1), make_rule("edited", version=2)])
+    fresh = stored.for_rules(index)
+    assert fresh.prev == {"last_price": 101.0}
+    assert set(fresh.rules) == {"same"}
+    after = StoredMemory.after("1-2", SymbolMemory(rules={"edited": RuleState(seen=True)}), index)
+    assert after.versions == {"edited": 2}
+
+
+def make_rule(rule_id: str, version: int) -> AlertRule:
+    return AlertRule.model_validate({
+        "id": rule_id, "version": version, "name": rule_id, "symbol": "S", "field": "last_price",
+        "condition": "above", "value": 100.0, "created_at": NOW, "updated_at": NOW,
+    })  # fmt: skip
