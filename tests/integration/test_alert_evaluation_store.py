@@ -3,6 +3,8 @@ calc records (nothing without rules), a redelivered evaluation, a poison entry, 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 from redis import Redis
@@ -146,3 +148,16 @@ def test_a_once_rule_edited_after_firing_can_fire_again(
         redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
     assert store.drain("O", RuleIndex([edited]), clock) == 1
     assert store.read_memory("O").versions == {"once": 2}
+
+
+def test_an_expired_rule_never_fires(settings: Settings, redis_client: Redis) -> None:
+    keys = Keys.from_settings(settings)
+    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    stream = keys.alert_observations("X")
+    expires = datetime.fromtimestamp(NOW_US / 1_000_000, UTC)
+    expired = make_rule("expired", "X", expires_at=expires)
+    live = make_rule("live", "X", expires_at=expires + timedelta(seconds=1))
+    for i, price in enumerate([99.0, 101.0]):
+        redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
+    fired = store.drain("X", RuleIndex([expired, live]), clock)  # now == the first's expiry
+    assert fired == 1
