@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -108,8 +109,8 @@ class StoredMemory:
                 "cursor": self.cursor,
                 "prev": self.memory.prev,
                 "rules": {
-                    rule_id: state.model_dump(mode="json")
-                    for rule_id, state in sorted(self.memory.rules.items())
+                    rule_id: [int(s.seen), s.last_fired_us, s.last_bar, int(s.done)]
+                    for rule_id, s in sorted(self.memory.rules.items())
                 },
                 "versions": dict(sorted(self.versions.items())),
             }
@@ -125,13 +126,32 @@ class StoredMemory:
             cursor=str(data.get("cursor") or STREAM_START),
             memory=SymbolMemory(
                 prev={name: float(v) for name, v in (data.get("prev") or {}).items()},
-                rules={
-                    rule_id: RuleState.model_validate(state)
-                    for rule_id, state in (data.get("rules") or {}).items()
-                },
+                rules={rule_id: _rule_state(s) for rule_id, s in (data.get("rules") or {}).items()},
             ),
             versions={rule_id: int(v) for rule_id, v in (data.get("versions") or {}).items()},
         )
+
+
+def _rule_state(raw: list[Any] | dict[str, Any]) -> RuleState:
+    """A rule's state from its compact stored form [seen, last_fired_us, last_bar, done].
+
+    Compact and built without validation (the memory is our own write): the memory holds every
+    rule of the symbol and is read and written on every evaluation, so its cost per rule must
+    stay tiny however many rules never fire.
+    """
+    if isinstance(raw, dict):
+        return RuleState.model_validate(raw)
+    seen, last_fired_us, last_bar, done = raw
+    return _state(bool(seen), last_fired_us, last_bar, bool(done))
+
+
+@lru_cache(maxsize=4096)
+def _state(seen: bool, last_fired_us: int | None, last_bar: int | None, done: bool) -> RuleState:
+    """Shared instances (RuleState is frozen): most rules of a symbol hold the same state (seen,
+    never fired), and building a model per rule per evaluation was most of its cost."""
+    return RuleState.model_construct(
+        seen=seen, last_fired_us=last_fired_us, last_bar=last_bar, done=done
+    )
 
 
 _OBSERVATIONS = TypeAdapter(list[Observation])

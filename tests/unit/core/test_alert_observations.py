@@ -102,6 +102,12 @@ def test_memory_round_trips_through_json() -> None:
     assert StoredMemory.from_json(None) == StoredMemory(STREAM_START, SymbolMemory())
 
 
+def test_the_compact_rule_state_covers_every_field() -> None:
+    """The memory stores RuleState as [seen, last_fired_us, last_bar, done]: a field added to
+    RuleState must be added there too, or it would be dropped silently."""
+    assert list(RuleState.model_fields) == ["seen", "last_fired_us", "last_bar", "done"]
+
+
 def test_a_rule_whose_version_moved_starts_afresh() -> None:
     memory = SymbolMemory(
         prev={"last_price": 101.0},
