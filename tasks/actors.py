@@ -22,9 +22,19 @@ from tenacity import (
     wait_exponential,
 )
 
-from backend.bus.keys import CALC_ACTOR, CALC_B_ACTOR, CALC_B_QUEUE, Keys
+from backend.bus.alert_evaluation import AlertEvaluationStore
+from backend.bus.alert_rules import AlertRuleMirror, RulesCache
+from backend.bus.keys import (
+    ALERTS_EVALUATE_ACTOR,
+    ALERTS_EVALUATE_QUEUE,
+    CALC_ACTOR,
+    CALC_B_ACTOR,
+    CALC_B_QUEUE,
+    Keys,
+)
 from backend.core.ticks import decode_tick
 from backend.settings import WorkerSettings
+from tasks.alerts_evaluate import EvaluateContext, evaluate_symbols
 from tasks.calc import CalcContext, apply_batch, build_views
 
 
@@ -32,6 +42,7 @@ from tasks.calc import CalcContext, apply_batch, build_views
 class Actors:
     calc_ticks: dramatiq.Actor[Any, Any]
     calc_view: dramatiq.Actor[Any, Any]
+    alerts_evaluate: dramatiq.Actor[Any, Any]
 
 
 REDIS_OUTAGE_WAIT_S = 30.0  # below TimeLimit (60 s); longer outages go through Dramatiq's retries
@@ -82,14 +93,23 @@ def register_actors(
     clock_us: ClockUs = wall_clock_us,
 ) -> Actors:
     """`clock_us` is calc's notion of now (view `updated_at`, staleness, latencies): injected
-    so tests can run calc on simulated time."""
+    so tests can run calc on simulated time (and alert evaluation's `now`: expiry, commit stamps).
+
+    One `RulesCache` per process, shared by calc (which symbols have rules, so which record
+    observations) and evaluation (the rules themselves)."""
+    keys = Keys.from_settings(settings)
+    rules = RulesCache(AlertRuleMirror(redis, keys), settings.alert_rules_refresh_s)
     ctx = CalcContext(
         redis=redis,
-        keys=Keys.from_settings(settings),
+        keys=keys,
         channel=settings.pubsub_channel,
         done_ttl_s=settings.dedup_ttl,
         stale_after_s=settings.stale_after,
         split=settings.calc_split,
+        rules=rules,
+    )
+    alerts = EvaluateContext(
+        store=AlertEvaluationStore(redis, keys, settings.pubsub_channel), rules=rules
     )
 
     def calc_ticks(ticks: list[list[Any]]) -> None:
@@ -102,6 +122,10 @@ def register_actors(
         """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
         ride_out_redis_outage(build_views)(ctx, symbols, clock_us())
 
+    def alerts_evaluate(symbols: list[str]) -> None:
+        """Evaluate the symbols' new observations against their rules (queue alerts.evaluate)."""
+        ride_out_redis_outage(evaluate_symbols)(alerts, symbols, clock_us)
+
     options = {"broker": broker, "max_retries": settings.calc_max_retries}
     return Actors(
         calc_ticks=dramatiq.actor(
@@ -109,5 +133,11 @@ def register_actors(
         ),
         calc_view=dramatiq.actor(
             calc_view, actor_name=CALC_B_ACTOR, queue_name=CALC_B_QUEUE, **options
+        ),
+        alerts_evaluate=dramatiq.actor(
+            alerts_evaluate,
+            actor_name=ALERTS_EVALUATE_ACTOR,
+            queue_name=ALERTS_EVALUATE_QUEUE,
+            **options,
         ),
     )

@@ -10,6 +10,11 @@ By default one step does calc-a and calc-b together. With CALC_SPLIT, calc-a sto
 in the same transaction, enqueues a calc-b message (queue `calc.a.done`) naming the symbols;
 calc-b builds W from whatever state is current, so redelivered or reordered calc-b messages
 converge on the same view.
+
+Alerts: when the symbol has an enabled rule (`CalcContext.rules`), the same transaction appends
+what it committed to the symbol's observation stream (each tick that became the latest, and the
+view) and sends an `alerts.evaluate` message naming the symbol. Evaluation itself runs in its own
+actor, never here.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from redis import Redis, RedisError
 
 from backend.bus import ledger, stats
+from backend.bus.alert_rules import RulesCache
 from backend.bus.calc_store import CalcStore, SymbolTxn
 from backend.bus.keys import Keys
+from backend.core.alerts.conditions import Observation
+from backend.core.alerts.observations import tick_observations, view_observation
 from backend.core.ticks import Tick
-from backend.core.view import build_view
-from backend.core.window import WindowState, merge
+from backend.core.view import View, build_view
+from backend.core.window import Entry, WindowState, merge
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,7 @@ class CalcContext:
     done_ttl_s: int
     stale_after_s: float
     split: bool = False
+    rules: RulesCache | None = None  # None: alerts off (no observation is recorded, zero cost)
     states: StateCache = field(default_factory=StateCache)
     locks: SymbolLocks = field(default_factory=SymbolLocks)
     store: CalcStore = field(init=False)
@@ -86,14 +96,18 @@ class CalcContext:
         object.__setattr__(self, "store", CalcStore(self.redis, self.keys, self.channel))
 
 
-def _write_view(txn: SymbolTxn, ctx: CalcContext, state: WindowState, now_us: int) -> bool:
-    """Queue the view's write and publication; False if there is no view to store."""
+def _write_view(txn: SymbolTxn, ctx: CalcContext, state: WindowState, now_us: int) -> View | None:
+    """Queue the view's write and publication; the view, or None if there is none to store."""
     view = build_view(state, now_us, ctx.stale_after_s)
     if view is None:
-        return False
+        return None
     last_ts_us, last_event_id = state.latest[-1][0], state.latest[-1][1]
     txn.write_view(view, last_ts_us=last_ts_us, last_event_id=last_event_id, now_us=now_us)
-    return True
+    return view
+
+
+def _watched(ctx: CalcContext, symbol: str) -> bool:
+    return ctx.rules is not None and ctx.rules.watched(symbol)
 
 
 def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us: int) -> bool:
@@ -147,14 +161,14 @@ def _apply_symbol(
 ) -> bool:
     """Merge one symbol's ticks of a batch into its state, once (the marker hash names the
     symbols of the batch already applied); False if they were."""
+    watched = _watched(ctx, symbol)  # outside the WATCH: a rules reload must not widen it
 
     def step(txn: SymbolTxn) -> bool:
         read = txn.read_marker_and_state(message_id)
         if read.already_applied:
             return False
-        state, delta, merge_stats = merge(
-            ctx.states.decode(read.raw_state, symbol), txn.window, ticks, now_us
-        )
+        prior = ctx.states.decode(read.raw_state, symbol)
+        state, delta, merge_stats = merge(prior, txn.window, ticks, now_us)
         txn.begin()
         txn.apply_delta(delta)
         raw_state = state.to_json()
@@ -164,10 +178,21 @@ def _apply_symbol(
             ledger.LATE_TICKS: merge_stats.late, ledger.GAPS_OPENED: merge_stats.gaps.opened,
             ledger.GAPS_CLOSED: merge_stats.gaps.closed,
         }  # fmt: skip
-        if not ctx.split and _write_view(txn, ctx, state, now_us):
+        view = None if ctx.split else _write_view(txn, ctx, state, now_us)
+        if view is not None:
             counters |= stats.view_latency_fields([now_us - t.received_us for t in ticks])
         if ctx.split:
             txn.enqueue_calc_b([symbol])
+        if watched:
+            observations = tick_observations(prior.last, delta.add)
+            opened = merge_stats.gaps.opened > 0
+            if view is not None and state.last is not None:
+                observations.append(view_observation(view, ts_us=state.last[0], gap_opened=opened))
+            elif opened and state.last is not None:
+                # Split: calc-b builds the view without this merge's facts; the gap's opening is
+                # observed here, and calc-b's view observation (gap_opened 0) re-arms it.
+                observations.append(_gap_opened(state.last))
+            txn.queue_observations(observations)
         txn.mark_done(message_id, ctx.done_ttl_s)
         txn.add_counters(counters)
         txn.commit()
@@ -181,13 +206,25 @@ def build_views(ctx: CalcContext, symbols: Sequence[str], now_us: int) -> None:
     """calc-b: W from the current state of each symbol (idempotent; never goes backwards,
     because a state that changes under us aborts the write and is read again)."""
 
-    def step(txn: SymbolTxn) -> None:
+    def step(txn: SymbolTxn, watched: bool) -> None:
         state = ctx.states.decode(txn.read_state(), txn.symbol)
         txn.begin()
-        if _write_view(txn, ctx, state, now_us) and state.last_received_us:
+        view = _write_view(txn, ctx, state, now_us)
+        if view is not None and state.last_received_us:
             # One observation per view built: its newest tick's arrival → now.
             txn.add_counters(stats.view_latency_fields([now_us - state.last_received_us]))
+        if view is not None and state.last is not None and watched:
+            txn.queue_observations([view_observation(view, ts_us=state.last[0], gap_opened=False)])
         txn.commit()
 
     for symbol in sorted(set(symbols)):
-        ctx.store.transact(symbol, step, count_conflicts=False)
+        watched = _watched(ctx, symbol)
+        ctx.store.transact(symbol, partial(step, watched=watched), count_conflicts=False)
+
+
+def _gap_opened(last: Entry) -> Observation:
+    ts_us, event_id, price, volume, source = last
+    return Observation(
+        kind="view", ts_us=ts_us, event_id=event_id, values={"gap_opened": 1.0},
+        price=price, volume=volume, source=source,
+    )  # fmt: skip

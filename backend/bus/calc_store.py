@@ -23,14 +23,26 @@ from redis.client import Pipeline
 
 from backend.bus import ledger, stats, views
 from backend.bus.enqueue import queue_message
-from backend.bus.keys import CALC_B_ACTOR, CALC_B_QUEUE, Keys
+from backend.bus.keys import (
+    ALERTS_EVALUATE_ACTOR,
+    ALERTS_EVALUATE_QUEUE,
+    CALC_B_ACTOR,
+    CALC_B_QUEUE,
+    Keys,
+)
 from backend.bus.lua import CalcStepRead, read_calc_step
+from backend.core.alerts.conditions import Observation
+from backend.core.alerts.observations import encode_observations
 from backend.core.view import View
 from backend.core.window import Entry, WindowDelta
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Approximate cap of a symbol's observation stream (entries: one per committed transaction): far
+# above what evaluation ever lags behind, a bound on memory if evaluation stops altogether.
+OBSERVATIONS_MAXLEN = 100_000
 
 
 class RedisWindowStore:
@@ -137,6 +149,23 @@ class SymbolTxn:
         """The same HSET + RPUSH as Dramatiq's enqueue, inside our MULTI: atomic with the state."""
         items = [orjson.dumps(s) for s in symbols]
         queue_message(self._pipe, self._keys, CALC_B_QUEUE, CALC_B_ACTOR, items)
+
+    def queue_observations(self, observations: list[Observation]) -> None:
+        """Append `observations` to the symbol's alert stream (one entry for this commit) and send
+        one `alerts.evaluate`
+        message for the symbol, inside our MULTI: a committed view is always evaluated, an
+        aborted one never. The message only names the symbol; what to evaluate is the stream
+        after the symbol's cursor, so redelivered or coalesced messages evaluate nothing twice."""
+        if not observations:
+            return
+        self._pipe.execute_command(
+            "XADD", self._keys.alert_observations(self.symbol), "MAXLEN", "~",
+            OBSERVATIONS_MAXLEN, "*", "o", encode_observations(observations),
+        )  # fmt: skip
+        queue_message(
+            self._pipe, self._keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
+            [orjson.dumps(self.symbol)],
+        )  # fmt: skip
 
     def mark_done(self, message_id: str, ttl_s: int) -> None:
         """Record that batch `message_id` applied this symbol (a redelivery then skips it)."""

@@ -133,8 +133,9 @@ class Keys:
         return f"{self.namespace}:alerts:rules:version"
 
     def alert_observations(self, symbol: str) -> str:
-        """Stream of what calc committed for `symbol` (field `o`: Observation JSON), in commit
-        order, waiting for `alerts.evaluate`; trimmed up to the evaluated cursor."""
+        """Stream of what calc committed for `symbol` (an entry per commit, field `o`: JSON array
+        of Observations), in commit order, waiting for `alerts.evaluate`; trimmed up to the
+        evaluated cursor."""
         return f"{self.namespace}:alerts:obs:{symbol}"
 
     def alert_memory(self, symbol: str) -> str:

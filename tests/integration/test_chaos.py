@@ -1,6 +1,7 @@
 """The chaos suite, shortened (`make chaos` runs the full one): each scenario against a private
 Tickstream, then every acknowledged tick in PostgreSQL exactly once, views equal to the reference
-computed from the acknowledged set, and no process dead that the scenario did not kill."""
+computed from the acknowledged set, no process dead that the scenario did not kill, and no alert
+crossing fired twice (every observation evaluated, every committed firing seen once)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def test_scenario_loses_and_doubles_nothing(name: str, tmp_path: Path) -> None:
     assert not outcome.unexpected_deaths, outcome.unexpected_deaths
     assert outcome.given_up == 0
     assert outcome.converge_s is not None
+    # Alerts: rules fired during the scenario, and no crossing fired twice.
+    assert outcome.alerts is not None and outcome.alerts.committed > 0
+    assert outcome.alerts.ok, outcome.alerts.text()
 
 
 def test_the_checker_sees_a_lost_tick_and_a_wrong_view(tmp_path: Path) -> None:

@@ -14,12 +14,19 @@ from typing import Any, Protocol
 
 import httpx
 import psycopg
-from redis import Redis
+from redis import Redis, RedisError
 
-from backend.bus.keys import Keys
+from backend.bus.alert_firings import ALERTS_FIRED
+from backend.bus.keys import ALERTS_EVALUATE_QUEUE, Keys
 from backend.core.ticks import Tick, parse_ts_us
 from backend.settings import Settings
 from tests import reference
+from tests.support.alerts import (
+    AlertsVerdict,
+    FiredListener,
+    alerts_pending,
+    alerts_verdict,
+)
 from tests.support.load import Tally
 
 EXACT_FIELDS = (
@@ -61,6 +68,7 @@ class Outcome:
     view_mismatches: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     answers: dict[str, int] = field(default_factory=dict)
+    alerts: AlertsVerdict | None = None  # when the run had alert rules
 
     @property
     def ok(self) -> bool:
@@ -71,6 +79,7 @@ class Outcome:
             and self.rejected_stored == 0
             and not self.unexpected_deaths
             and self.given_up == 0
+            and (self.alerts is None or self.alerts.ok)
         )
 
 
@@ -171,16 +180,40 @@ def dead_letter_count(cluster: System) -> int:
     keys = Keys.from_settings(cluster.settings)
     client = Redis.from_url(cluster.settings.effective_redis_url)
     try:
-        queues = [cluster.settings.queue_name, "calc.a.done"]
+        queues = [cluster.settings.queue_name, "calc.a.done", ALERTS_EVALUATE_QUEUE]
         return sum(int(client.zcard(keys.dead_letters(q))) for q in queues)
     finally:
         client.close()
 
 
-def converge(cluster: System, tally: Tally, scenario: str, timeout: float, since: float) -> Outcome:
-    """Poll until converged (or `timeout`), then measure; `since` is when the clients finished."""
+def alerts_caught_up(cluster: System, listener: FiredListener, symbols: list[str]) -> bool:
+    """Every observation evaluated, and (unless the listener had to reconnect) every committed
+    firing's event received."""
+    client = Redis.from_url(cluster.settings.effective_redis_url)
+    try:
+        keys = Keys.from_settings(cluster.settings)
+        if alerts_pending(client, keys, symbols):
+            return False
+        committed = int(client.hget(keys.stats, ALERTS_FIRED) or 0)
+        return listener.gaps > 0 or len(listener.snapshot()) >= committed
+    finally:
+        client.close()
+
+
+def converge(
+    cluster: System,
+    tally: Tally,
+    scenario: str,
+    timeout: float,
+    since: float,
+    alerts: FiredListener | None = None,
+) -> Outcome:
+    """Poll until converged (or `timeout`), then measure; `since` is when the clients finished.
+    With `alerts`, converged also means alert evaluation caught up, and the outcome carries the
+    alerts' verdict."""
     acked = tally.acked_ticks()
     acked_ids = set(tally.acked)
+    symbols = sorted({t.symbol for t in acked})
     converged_at: float | None = None
     deadline = time.monotonic() + timeout
     while True:
@@ -188,7 +221,9 @@ def converge(cluster: System, tally: Tally, scenario: str, timeout: float, since
             counts, _ = stored_rows(cluster.settings.pg_url)
             missing_now = len(acked_ids - counts.keys())
             problems, _ = view_mismatches(cluster.api_url, acked) if not missing_now else ([1], 0)
-        except (psycopg.Error, httpx.HTTPError):
+            if not missing_now and not problems and alerts is not None:
+                problems = [] if alerts_caught_up(cluster, alerts, symbols) else ["alerts"]
+        except (psycopg.Error, httpx.HTTPError, RedisError):
             missing_now, problems = 1, ["unreachable"]
         if not missing_now and not problems:
             converged_at = time.monotonic()
@@ -216,7 +251,16 @@ def converge(cluster: System, tally: Tally, scenario: str, timeout: float, since
         unexpected_deaths=cluster.unexpected_deaths(),
         view_mismatches=problems[:10],
         answers=dict(tally.answers),
+        alerts=None if alerts is None else _alerts_verdict(cluster, alerts, tally),
     )
+
+
+def _alerts_verdict(cluster: System, listener: FiredListener, tally: Tally) -> AlertsVerdict:
+    client = Redis.from_url(cluster.settings.effective_redis_url)
+    try:
+        return alerts_verdict(client, cluster.settings, listener, tally.acked)
+    finally:
+        client.close()
 
 
 def format_table(outcomes: list[Outcome]) -> str:
@@ -249,6 +293,8 @@ def format_table(outcomes: list[Outcome]) -> str:
             details.append(f"{o.rejected_stored} refused ticks stored!")
         if o.given_up:
             details.append(f"{o.given_up} ticks never acknowledged (client gave up)")
+        if o.alerts is not None:
+            details.append(("" if o.alerts.ok else "FAILED ") + o.alerts.text())
         if details:
             lines.append(f"  {o.scenario}: " + " · ".join(details))
     return "\n".join(lines)
