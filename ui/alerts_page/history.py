@@ -17,6 +17,11 @@ from ui.alerts_view import HISTORY_COLUMNS, history_rows, rules_fingerprint, sta
 from ui.resources import get_live_feed
 
 HISTORY_EVERY_S = 2.0
+# Status next to what fired, so it shows without scrolling; the symbol is in "what" already.
+SHOWN_COLUMNS = (
+    "fired_at", "rule", "what", "channel", "status", "attempts", "last_error", "latency_ms",
+    "test", "alert_id",
+)  # fmt: skip
 
 HISTORY_COLUMN_CONFIG = {
     "fired_at": st.column_config.DatetimeColumn("Fired (UTC)", format="YYYY-MM-DD HH:mm:ss.SSS"),
@@ -60,6 +65,7 @@ def live_history(settings: UiSettings, symbol: str | None, rule_id: str | None) 
     st.dataframe(
         frame.style.map(status_style, subset=["status"]),
         column_config=HISTORY_COLUMN_CONFIG,
+        column_order=SHOWN_COLUMNS,
         hide_index=True,
     )
     firings = len({row["alert_id"] for row in rows})
