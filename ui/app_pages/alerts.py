@@ -16,7 +16,7 @@ from ui.alerts_page.fetch import fetch_rules
 from ui.alerts_page.form import rule_form
 from ui.alerts_page.history import live_history
 from ui.alerts_page.rules import FINGERPRINT_KEY, render_rules, show_flash
-from ui.resources import current_settings, fetch_rest_snapshot
+from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
 
 ALL = "All"
 
@@ -25,9 +25,10 @@ def main() -> None:
     settings = current_settings()
     st.title("Alerts")
     rules = fetch_rules(settings)
-    known = [*fetch_rest_snapshot(settings).views]
+    # The symbols the backend knows, and those the live feed saw (the backend may be down).
+    known = [*fetch_rest_snapshot(settings).views, *get_live_feed(settings).snapshot().views]
     with st.expander("Create an alert", expanded=not rules.value, icon=":material/add_alert:"):
-        rule_form(settings, prefix="alerts_create", symbols=sorted(known))
+        rule_form(settings, prefix="alerts_create", symbols=sorted(set(known)))
 
     st.subheader("Rules")
     show_flash()
