@@ -291,7 +291,8 @@ class BackendClient:
             )
         if status == 422:
             raise BackendRejected(
-                f"The backend refused it{_reason(response)}.", field_errors(response)
+                f"The backend answered HTTP {status} on {where}{_reason(response)}.",
+                field_errors(response),
             )
         if status >= 400:
             raise BackendError(f"The backend answered HTTP {status} on {where}{_reason(response)}.")
