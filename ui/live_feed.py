@@ -108,6 +108,7 @@ class LiveFeed:
         # (version, serialized events, serialized alerts): N sessions polling an unchanged feed
         # share one dump.
         self._copy_cache: tuple[int, bytes, bytes] | None = None
+        self._alerts_cache: tuple[int, bytes] | None = None  # (alerts_received, dump)
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> LiveFeed:
@@ -174,6 +175,16 @@ class LiveFeed:
         events = orjson.loads(blob)  # outside the lock: parsing is the per-session cost
         alerts = orjson.loads(alerts_blob)
         return FeedSnapshot(views=views, events=events, alerts=alerts, **counters)
+
+    def alert_snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+        """`(alerts_received, alerts newest first)` only: what the notifier polls on every page
+        twice a second, without copying the views or parsing the recent events."""
+        with self._lock:
+            if self._alerts_cache is None or self._alerts_cache[0] != self._alerts_received:
+                blob = orjson.dumps(list(reversed(self._alerts)))
+                self._alerts_cache = (self._alerts_received, blob)
+            received, blob = self._alerts_cache
+        return received, orjson.loads(blob)
 
     # --- writing --------------------------------------------------------------------------
     def ingest(self, raw: bytes | str) -> None:

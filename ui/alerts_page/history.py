@@ -50,13 +50,13 @@ def live_history(settings: UiSettings, symbol: str | None, rule_id: str | None) 
     if rules.value is not None and drawn is not None and rules_fingerprint(rules.value) != drawn:
         st.rerun(scope="app")
     result = fetch_events(settings, symbol, rule_id)
-    snap = get_live_feed(settings).snapshot()
+    _, live = get_live_feed(settings).alert_snapshot()
     if result.error is not None:
         st.warning(
             f"History unavailable: {result.error} Showing firings received live; retrying…",
             icon=":material/warning:",
         )
-    rows = history_rows(result.value or [], snap.alerts, symbol=symbol, rule_id=rule_id)
+    rows = history_rows(result.value or [], live, symbol=symbol, rule_id=rule_id)
     if not rows:
         st.caption("No firings yet.")
         return

@@ -22,9 +22,9 @@ MAX_TOASTS = 5  # per refresh; a burst beyond that is summed up in one more toas
 @st.fragment(run_every=NOTIFY_EVERY_S)
 def alert_notifier(settings: UiSettings, alerts_page: st.Page, on_alerts_page: bool) -> None:
     """Toast the new firings; show the unread count as a link to the Alerts page."""
-    snap = get_live_feed(settings).snapshot()
-    marks = load_marks(snap.alerts_received)
-    fresh, marks = to_toast(snap.alerts, marks)
+    received, alerts = get_live_feed(settings).alert_snapshot()
+    marks = load_marks(received)
+    fresh, marks = to_toast(alerts, marks)
     for firing in fresh[-MAX_TOASTS:]:
         st.toast(toast_text(firing), icon=":material/notifications_active:", duration="long")
     if len(fresh) > MAX_TOASTS:
@@ -34,9 +34,9 @@ def alert_notifier(settings: UiSettings, alerts_page: st.Page, on_alerts_page: b
             icon=":material/notifications_active:",
         )
     if on_alerts_page:
-        marks = mark_read(marks, snap.alerts_received)
+        marks = mark_read(marks, received)
     save_marks(marks)
-    count = unread_count(snap.alerts, snap.alerts_received, marks.read_upto)
+    count = unread_count(alerts, received, marks.read_upto)
     st.page_link(
         alerts_page,
         label=unread_label(count) if count else "No unread alerts",

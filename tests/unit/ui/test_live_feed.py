@@ -149,3 +149,8 @@ def test_only_the_newest_alerts_are_held() -> None:
     snap = live.snapshot()
     assert snap.alerts_received == 4
     assert [a["seq"] for a in snap.alerts] == [4, 3]
+    # The notifier's lighter read says the same.
+    received, alerts = live.alert_snapshot()
+    assert (received, alerts) == (4, snap.alerts)
+    live.ingest(fired_event(alert_id="a-4"))
+    assert live.alert_snapshot()[0] == 5
