@@ -106,7 +106,7 @@ def rule_form(
             )
             _errors(slots, "condition")
 
-        value_col, value2_col, trigger_col, bar_col, cooldown_col = st.columns([2, 2, 2, 1, 1])
+        value_col, value2_col, trigger_col, bar_col, cooldown_col = st.columns([2, 2, 2, 1, 1.4])
         with value_col:
             st.number_input(
                 "Value", value=value, format=NUMBER_FORMAT, step=None, key=key("value"),
