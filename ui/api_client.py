@@ -14,8 +14,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from backend.core.alerts.history import AlertEventsResponse, TestFireResponse
+from backend.core.alerts.rules import AlertRuleOut, AlertRuleSpec, AlertRulesResponse
 from backend.core.candles import CandlesResponse
 from backend.core.gaps import GapsResponse
+from backend.core.validation import FieldError
 from backend.core.view import SymbolEntry, View
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,18 @@ class BackendError(RuntimeError):
 
 class BackendUnavailable(BackendError):
     """The backend could not be reached, timed out, or failed with a 5xx."""
+
+
+class BackendNotFound(BackendError):
+    """HTTP 404 where the caller did not expect one (a rule deleted meanwhile, say)."""
+
+
+class BackendRejected(BackendError):
+    """HTTP 422: the backend named each bad field; a form shows `fields` next to its inputs."""
+
+    def __init__(self, message: str, fields: list[FieldError]) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class BackendClient:
@@ -167,6 +182,57 @@ class BackendClient:
             raise BackendError("The backend's /stats/history answer has no 'samples' list.")
         return body
 
+    # --- alerts ---------------------------------------------------------------------------
+    def list_alert_rules(self, symbol: str | None = None) -> list[AlertRuleOut]:
+        """`GET /alerts/rules[?symbol=X]` → the rules, newest first (secrets never come back)."""
+        params = {"symbol": symbol} if symbol else None
+        body = self._get_json("/alerts/rules", params=params)
+        return _parse(AlertRulesResponse, body, "alert rules").rules
+
+    def get_alert_rule(self, rule_id: str) -> AlertRuleOut | None:
+        """`GET /alerts/rules/{id}` → the rule, or None when there is no such rule."""
+        body = self._get_json(f"/alerts/rules/{quote(rule_id, safe='')}", allow_404=True)
+        return None if body is None else _parse(AlertRuleOut, body, "alert rule")
+
+    def create_alert_rule(self, spec: AlertRuleSpec) -> AlertRuleOut:
+        """`POST /alerts/rules` → the stored rule; a 422 raises `BackendRejected` (fields)."""
+        body = self._send_json("POST", "/alerts/rules", spec_json(spec))
+        return _parse(AlertRuleOut, body, "new alert rule")
+
+    def update_alert_rule(self, rule_id: str, patch: dict[str, Any]) -> AlertRuleOut:
+        """`PATCH /alerts/rules/{id}` with only the changed fields (`AlertRulePatch` JSON)."""
+        body = self._send_json("PATCH", f"/alerts/rules/{quote(rule_id, safe='')}", patch)
+        return _parse(AlertRuleOut, body, "updated alert rule")
+
+    def delete_alert_rule(self, rule_id: str) -> bool:
+        """`DELETE /alerts/rules/{id}` → True, or False when it was already gone."""
+        try:
+            self._request("DELETE", f"/alerts/rules/{quote(rule_id, safe='')}")
+        except BackendNotFound:
+            return False
+        return True
+
+    def test_alert_rule(self, rule_id: str) -> TestFireResponse:
+        """`POST /alerts/rules/{id}/test` → the id of the test firing (sent on every channel)."""
+        body = self._send_json("POST", f"/alerts/rules/{quote(rule_id, safe='')}/test", None)
+        return _parse(TestFireResponse, body, "test firing")
+
+    def list_alert_events(
+        self,
+        *,
+        rule_id: str | None = None,
+        symbol: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> AlertEventsResponse:
+        """`GET /alerts/events` → firings newest first, each with its deliveries' state."""
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("rule_id", rule_id), ("symbol", symbol), ("since", since)):
+            if value:
+                params[name] = value
+        body = self._get_json("/alerts/events", params=params)
+        return _parse(AlertEventsResponse, body, "alert history")
+
     def _get_json(
         self,
         path: str,
@@ -209,6 +275,8 @@ class BackendClient:
         status = response.status_code
         if status == 404 and allow_404:
             return None
+        if status == 204:
+            return None
         if status in accept:
             return _json_or_error(response, where)
         if status >= 500:
@@ -217,9 +285,48 @@ class BackendClient:
             )
         if status in (401, 403):
             raise BackendError(f"The backend refused the UI's API key (HTTP {status}).")
+        if status == 404:
+            raise BackendNotFound(
+                f"The backend answered HTTP {status} on {where}{_reason(response)}."
+            )
+        if status == 422:
+            raise BackendRejected(
+                f"The backend answered HTTP {status} on {where}{_reason(response)}.",
+                field_errors(response),
+            )
         if status >= 400:
             raise BackendError(f"The backend answered HTTP {status} on {where}{_reason(response)}.")
         return _json_or_error(response, where)
+
+
+def spec_json(spec: AlertRuleSpec) -> dict[str, Any]:
+    """The create body: the spec as JSON with webhook secrets in clear (a dump masks them)."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    for out, channel in zip(data["channels"], spec.channels, strict=True):
+        secret = getattr(channel, "secret", None)
+        if secret is not None:
+            out["secret"] = secret.get_secret_value()
+    return data
+
+
+def field_errors(response: httpx.Response) -> list[FieldError]:
+    """The `{field, reason}` list of an error body (`detail`, or `errors`), or nothing."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    raw = body.get("detail")
+    if not isinstance(raw, list):
+        raw = body.get("errors")
+    if not isinstance(raw, list):
+        return []
+    return [
+        {"field": str(item.get("field") or "body"), "reason": str(item.get("reason") or "invalid")}
+        for item in raw
+        if isinstance(item, dict)
+    ]
 
 
 def _parse(model: type[Model], body: Any, what: str) -> Model:
@@ -261,6 +368,8 @@ def _reason(response: httpx.Response) -> str:
         return ""
     parts = [str(body["message"])] if body.get("message") else []
     details = body.get("detail")
+    if not isinstance(details, list):
+        details = body.get("errors")
     if isinstance(details, list):
         fields = [
             f"{d.get('field')}: {d.get('reason')}"

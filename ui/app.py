@@ -2,12 +2,16 @@
 
 Run with `streamlit run ui/app.py`. Each page lives in `ui/app_pages/`; pages find each other
 through `PAGES` (by `url_path`), so a link survives a title change.
+
+The alert notifier (toasts of every `alert.fired`, the unread count) runs here, in the sidebar
+before the page, so every page has it at the same place.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from ui.alerts_page.notifier import alert_notifier
 from ui.auth import password_gate
 from ui.resources import current_settings
 
@@ -28,7 +32,17 @@ PAGES = [
     ),
     st.Page("app_pages/feeder.py", title="Feeder", icon=":material/tune:", url_path="feeder"),
     st.Page("app_pages/pipeline.py", title="Pipeline", icon=":material/lan:", url_path="pipeline"),
+    st.Page(
+        "app_pages/alerts.py",
+        title="Alerts",
+        icon=":material/notifications:",
+        url_path="alerts",
+    ),
 ]
+ALERTS_PAGE = PAGES[-1]
 
 if password_gate(current_settings()):
-    st.navigation(PAGES).run()
+    page = st.navigation(PAGES)
+    with st.sidebar:
+        alert_notifier(current_settings(), ALERTS_PAGE, page.url_path == ALERTS_PAGE.url_path)
+    page.run()

@@ -1,8 +1,10 @@
 """One Redis pub/sub subscriber (`backend.bus.event_bus`) per Streamlit server process.
 
 `LiveFeed` runs a daemon thread that listens on the realtime channel and keeps the latest view (W)
-per symbol plus a few recent events and counters. Streamlit sessions never touch Redis themselves:
-they poll `snapshot()` from a fragment, so N open browser tabs cost one subscription, not N.
+per symbol plus a few recent events and counters, and the recent `alert.fired` firings apart
+(numbered), so a burst of ticks cannot push an alert out before every page has toasted it.
+Streamlit sessions never touch Redis themselves: they poll `snapshot()` from a fragment, so N
+open browser tabs cost one subscription, not N.
 
 The thread never calls `st.*` (it has no script-run context) and nothing here connects at import
 time: the thread starts in `start()`.
@@ -25,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from backend.bus.event_bus import SyncSubscription
-from backend.core.events import SymbolUpdated, decode_event
+from backend.core.events import AlertFired, SymbolUpdated, decode_event
 from backend.core.view import View
 from ui.watchlist import freshness
 
@@ -47,6 +49,10 @@ class FeedSnapshot:
     connection_failures: int = 0  # failed or lost connections since start
     running: bool = False
     version: int = 0
+    # Recent `alert.fired` firings, newest first: {"seq", "received_at", "firing": Firing JSON}.
+    # `seq` counts every alert the feed received (1, 2, ...), so a session can tell which are new.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts_received: int = 0
 
 
 class LiveFeed:
@@ -64,6 +70,7 @@ class LiveFeed:
         *,
         max_symbols: int = 5_000,
         max_events: int = 200,
+        max_alerts: int = 500,
         client_name: str = "tickstream-ui-livefeed",
         poll_timeout: float = 0.5,
         backoff_initial: float = 0.5,
@@ -89,6 +96,8 @@ class LiveFeed:
         self._views: OrderedDict[str, View] = OrderedDict()
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._events_received = 0
+        self._alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
+        self._alerts_received = 0
         self._events_by_type: dict[str, int] = {}
         self._bad_events = 0
         self._last_event_at: datetime | None = None
@@ -96,8 +105,10 @@ class LiveFeed:
         self._last_error: str | None = None
         self._connection_failures = 0
         self._version = 0
-        # (version, serialized events): N sessions polling an unchanged feed share one dump.
-        self._copy_cache: tuple[int, bytes] | None = None
+        # (version, serialized events, serialized alerts): N sessions polling an unchanged feed
+        # share one dump.
+        self._copy_cache: tuple[int, bytes, bytes] | None = None
+        self._alerts_cache: tuple[int, bytes] | None = None  # (alerts_received, dump)
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> LiveFeed:
@@ -142,8 +153,12 @@ class LiveFeed:
         """A copy of the current state (views, recent events newest first, counters)."""
         with self._lock:
             if self._copy_cache is None or self._copy_cache[0] != self._version:
-                self._copy_cache = (self._version, orjson.dumps(list(reversed(self._events))))
-            blob = self._copy_cache[1]
+                self._copy_cache = (
+                    self._version,
+                    orjson.dumps(list(reversed(self._events))),
+                    orjson.dumps(list(reversed(self._alerts))),
+                )
+            _, blob, alerts_blob = self._copy_cache
             views = dict(self._views)
             counters: dict[str, Any] = {
                 "events_received": self._events_received,
@@ -155,9 +170,21 @@ class LiveFeed:
                 "connection_failures": self._connection_failures,
                 "running": self.running,
                 "version": self._version,
+                "alerts_received": self._alerts_received,
             }
         events = orjson.loads(blob)  # outside the lock: parsing is the per-session cost
-        return FeedSnapshot(views=views, events=events, **counters)
+        alerts = orjson.loads(alerts_blob)
+        return FeedSnapshot(views=views, events=events, alerts=alerts, **counters)
+
+    def alert_snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+        """`(alerts_received, alerts newest first)` only: what the notifier polls on every page
+        twice a second, without copying the views or parsing the recent events."""
+        with self._lock:
+            if self._alerts_cache is None or self._alerts_cache[0] != self._alerts_received:
+                blob = orjson.dumps(list(reversed(self._alerts)))
+                self._alerts_cache = (self._alerts_received, blob)
+            received, blob = self._alerts_cache
+        return received, orjson.loads(blob)
 
     # --- writing --------------------------------------------------------------------------
     def ingest(self, raw: bytes | str) -> None:
@@ -185,6 +212,15 @@ class LiveFeed:
             self._events.append(summary)
             if isinstance(event, SymbolUpdated):
                 self._store_view(event.symbol, event.view)
+            elif isinstance(event, AlertFired):
+                self._alerts_received += 1
+                self._alerts.append(
+                    {
+                        "seq": self._alerts_received,
+                        "received_at": summary["received_at"],
+                        "firing": summary["firing"],
+                    }
+                )
             self._bump()
 
     def _store_view(self, symbol: str, view: View) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.resources import current_settings
+from ui.symbol_page.alert import create_alert
 from ui.symbol_page.chart import live_chart
 from ui.symbol_page.controls import render_controls
 from ui.symbol_page.gaps import live_gaps
@@ -31,6 +32,7 @@ def main() -> None:
     if controls is None:
         return
     symbol = controls.symbol
+    create_alert(settings, symbol)
     live_metrics(settings, symbol)
     live_chart(settings, symbol, controls.interval, controls.range_key, controls.sma_period)
 

@@ -1,4 +1,4 @@
-"""The app entry point (`ui/app.py`): navigation of the four pages and the UI_PASSWORD gate."""
+"""The app entry point (`ui/app.py`): navigation of the pages and the UI_PASSWORD gate."""
 
 from __future__ import annotations
 

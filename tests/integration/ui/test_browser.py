@@ -7,6 +7,7 @@ it through `.ci/ensure-chromium`). Screenshots of each page go to `artifacts/ui/
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 import uuid
@@ -69,6 +70,11 @@ class System:
         )
         assert response.status_code == 200, response.text
         return tick
+
+    def alert_events(self, symbol: str) -> list[dict[str, Any]]:
+        response = self.api.get("/alerts/events", params={"symbol": symbol})
+        assert response.status_code == 200, response.text
+        return list(response.json()["events"])
 
     def feeder_status(self) -> dict[str, Any] | None:
         feeders = self.api.get("/feeder/status").json()["feeders"]
@@ -270,3 +276,65 @@ def test_the_pipeline_page_shows_health_and_charts(system: System, page: Page) -
     no_exception_shown(page)
     page.wait_for_timeout(1_000)
     screenshot(page, "pipeline")
+
+
+def test_an_alert_made_on_the_symbol_page_toasts_and_lands_in_the_history(
+    system: System, page: Page
+) -> None:
+    """Issue 13, proof 6: create a rule on the Symbol page, post a crossing tick, see the toast
+    (on the page the analyst is on) and the history row with its delivery on the Alerts page."""
+    symbol = f"ZA{uuid.uuid4().hex[:6].upper()}"
+    system.post_tick(symbol, 100.0)
+    wait_for(
+        lambda: system.api.get(f"/symbols/{symbol}").status_code == 200, 20,
+        what="the symbol's first view",
+    )  # fmt: skip
+    page.goto(f"{system.ui_url}/symbol?symbol={symbol}")
+    page.get_by_text("Create alert").first.click()  # the expander
+    form = page.get_by_test_id("stForm").first
+    value = form.get_by_label("Value", exact=True)
+    value.wait_for(timeout=30_000)
+    assert float(value.input_value()) == 100.0  # prefilled with the last price
+    name = f"Browser breakout {symbol}"
+    form.get_by_label("Name", exact=True).fill(name)
+    value.fill("105")
+    form.get_by_role("button", name="Create alert").click()
+    page.get_by_text(f"Created alert “{name}”").wait_for(timeout=15_000)
+    rules = system.api.get("/alerts/rules", params={"symbol": symbol}).json()["rules"]
+    assert [(r["name"], r["field"], r["condition"], r["value"], r["channels"]) for r in rules] == [
+        (name, "last_price", "crosses_above", 105.0, [{"type": "ui"}])
+    ]
+
+    # A rule reaches every worker within a second: cross (104 → 106) until the toast shows, so
+    # the test waits on what it checks instead of a sleep (once per bar: one firing per minute).
+    toast = page.get_by_test_id("stToast").filter(has_text=name)
+
+    def crossed_and_toasted() -> bool:
+        system.post_tick(symbol, 104.0)
+        system.post_tick(symbol, 106.0)
+        return toast.count() > 0
+
+    wait_for(crossed_and_toasted, 20, interval=1.0, what="a toast of the rule's firing")
+    text = toast.first.inner_text()
+    assert f"{name}: {symbol} last_price 106 crossed above 105" in text, text
+    unread = page.get_by_text(re.compile(r"^\d+ unread alerts?$"))
+    unread.wait_for(timeout=5_000)
+    no_exception_shown(page)
+    fired = wait_for(lambda: system.alert_events(symbol), 15, what="the firing in the history")
+    assert {(e["rule_name"], e["observed"], e["test"]) for e in fired} == {(name, 106.0, False)}
+    assert all(
+        [(d["channel"], d["status"]) for d in e["deliveries"]] == [("ui", "delivered")]
+        for e in fired
+    ), fired
+
+    # The sidebar link opens the Alerts page in this session: the history row, its delivery,
+    # and nothing unread any more.
+    unread.click()
+    page.get_by_role("heading", name="Alerts").wait_for(timeout=15_000)
+    page.get_by_text("No unread alerts").wait_for(timeout=10_000)
+    page.wait_for_function(GRID_HAS, arg=name, polling=100, timeout=15_000)
+    history = grid_text(page)
+    assert f"{symbol} last_price 106 crossed above 105" in history, history
+    assert "in-app" in history and "delivered" in history, history
+    no_exception_shown(page)
+    screenshot(page, "alerts")

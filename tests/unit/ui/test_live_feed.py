@@ -121,3 +121,36 @@ def test_an_event_type_outside_the_contract_is_a_bad_event() -> None:
     live.ingest(orjson.dumps({"type": "symbol.renamed", "symbol": "A"}))
     assert live.snapshot().bad_events == 1
     assert live.snapshot().events_by_type == {}
+
+
+def test_alert_fired_is_kept_apart_numbered_and_not_pushed_out_by_ticks() -> None:
+    from tests.unit.ui.alert_samples import fired_event
+
+    live = feed(max_events=3)
+    live.ingest(fired_event(alert_id="a-1"))
+    for _ in range(5):
+        live.ingest(tick("ETHUSDT"))
+    live.ingest(fired_event(alert_id="a-2", rule_name="second"))
+    snap = live.snapshot()
+    assert snap.alerts_received == 2
+    assert [(a["seq"], a["firing"]["alert_id"]) for a in snap.alerts] == [(2, "a-2"), (1, "a-1")]
+    assert snap.alerts[0]["firing"]["rule_name"] == "second"
+    assert snap.events_by_type["alert.fired"] == 2
+    # The recent-events list (3 long) already lost a-1 to the ticks; the alerts list did not.
+    assert [e["type"] for e in snap.events] == ["alert.fired", "tick.received", "tick.received"]
+
+
+def test_only_the_newest_alerts_are_held() -> None:
+    from tests.unit.ui.alert_samples import fired_event
+
+    live = feed(max_alerts=2)
+    for n in range(4):
+        live.ingest(fired_event(alert_id=f"a-{n}"))
+    snap = live.snapshot()
+    assert snap.alerts_received == 4
+    assert [a["seq"] for a in snap.alerts] == [4, 3]
+    # The notifier's lighter read says the same.
+    received, alerts = live.alert_snapshot()
+    assert (received, alerts) == (4, snap.alerts)
+    live.ingest(fired_event(alert_id="a-4"))
+    assert live.alert_snapshot()[0] == 5
