@@ -114,6 +114,7 @@ class Receiver:
 
 @contextlib.contextmanager
 def receiving(behaviour: Behaviour, host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """A started receiver, closed (sleepers and streams released) on the way out."""
     receiver = Receiver(behaviour, host).start()
     try:
         yield receiver
@@ -139,11 +140,11 @@ def first_then(first: Behaviour, then: Behaviour) -> Behaviour:
     return lambda h, r: (first if r.nth == 1 else then)(h, r)
 
 
-def sleeper(seconds: float, stop: threading.Event) -> Behaviour:
+def sleeper(seconds: float) -> Behaviour:
     """Answer 200, but only after `seconds` (or when the receiver closes)."""
 
     def behave(h: _Handler, r: Received) -> None:
-        stop.wait(seconds)
+        h.server.receiver.stop.wait(seconds)
         h.reply(200)
 
     return behave
@@ -159,7 +160,7 @@ def redirect_forever(h: _Handler, r: Received) -> None:
     h.reply(302, headers={"Location": r.path + "x"})
 
 
-def endless_body(status_code: int, stop: threading.Event) -> Behaviour:
+def endless_body(status_code: int) -> Behaviour:
     """`status_code`, then body bytes as fast as the client takes them, never ending."""
 
     def behave(h: _Handler, r: Received) -> None:
@@ -167,19 +168,19 @@ def endless_body(status_code: int, stop: threading.Event) -> Behaviour:
         h.send_header("Content-Type", "application/octet-stream")
         h.end_headers()  # no length, no chunking: the body ends when the connection does
         chunk = b"x" * 65_536
-        while not stop.is_set():
+        while not h.server.receiver.stop.is_set():
             h.wfile.write(chunk)
         h.close_connection = True
 
     return behave
 
 
-def trickle(stop: threading.Event, every_s: float = 0.2) -> Behaviour:
+def trickle(every_s: float = 0.2) -> Behaviour:
     """A status line and then one header byte at a time, forever: no read ever times out."""
 
     def behave(h: _Handler, r: Received) -> None:
         h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-        while not stop.wait(every_s):
+        while not h.server.receiver.stop.wait(every_s):
             h.wfile.write(b"a")
             h.wfile.flush()
         h.close_connection = True
