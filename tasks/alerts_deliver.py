@@ -2,7 +2,9 @@
 
 Dramatiq's own retries are off (max_retries=0): a retry here is a new message carrying the same
 job with `attempt + 1`, delayed by the retry policy (backoff with jitter, Retry-After as a floor),
-so the attempt count, the dead state and the history record are ours and visible. A job whose
+so the attempt count, the dead state and the history record are ours and visible. Retries go to
+a queue of their own (`alerts.deliver.retry`, lower priority), so however many deliveries to a
+dead receiver are cycling, a first attempt to a healthy one never queues behind them. A job whose
 host is at its concurrency limit is sent again after a short jittered delay instead of waiting:
 no delivery thread ever waits for one host while other hosts have work.
 
@@ -17,6 +19,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +29,13 @@ from redis import Redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from backend.bus.alert_delivery import HostSlots, count_busy, record_attempt
-from backend.bus.keys import ALERTS_DELIVER_ACTOR, ALERTS_DELIVER_QUEUE, Keys
+from backend.bus.keys import (
+    ALERTS_DELIVER_ACTOR,
+    ALERTS_DELIVER_QUEUE,
+    ALERTS_DELIVER_RETRY_ACTOR,
+    ALERTS_DELIVER_RETRY_QUEUE,
+    Keys,
+)
 from backend.core.alerts.records import DeliveryJob
 from backend.core.alerts.retry import busy_delay, next_delay
 from backend.core.alerts.rules import parse_deny_list
@@ -36,6 +45,14 @@ from tasks.webhook_sender import WebhookSender
 log = logging.getLogger(__name__)
 
 ClockUs = Callable[[], int]
+RETRY_PRIORITY = 10  # Dramatiq runs lower numbers first: a fresh job beats a retry in the worker
+
+
+@dataclass(frozen=True)
+class DeliveryActors:
+    deliver: dramatiq.Actor[Any, Any]  # first attempts (queued by `queue_firing`)
+    retry: dramatiq.Actor[Any, Any]  # later attempts and jobs put back for a full host
+
 
 # A lease outlives the longest possible attempt (the sender's deadline, plus one socket timeout
 # for a connect the watchdog cannot see yet) with room to spare; only a dead worker's lease ever
@@ -62,7 +79,7 @@ def register_delivery_actor(
     sender: WebhookSender | None = None,
     clock_us: ClockUs = wall_clock_us,
     rng: Callable[[], float] = random.random,
-) -> dramatiq.Actor[Any, Any]:
+) -> DeliveryActors:
     keys = Keys.from_settings(settings)
     timeout = settings.alert_webhook_timeout
     slots = HostSlots(
@@ -72,10 +89,9 @@ def register_delivery_actor(
         lease_ms=int((2 * timeout + LEASE_MARGIN_S) * 1000),
     )
     webhook = sender or WebhookSender(timeout, parse_deny_list(settings.alert_webhook_deny))
-    actor: dramatiq.Actor[Any, Any]
 
     def resend(job: DeliveryJob, delay_s: float) -> None:
-        ride_out_redis_outage(actor.send_with_options)(
+        ride_out_redis_outage(retry_actor.send_with_options)(
             args=([job.model_dump(mode="json")],), delay=max(int(delay_s * 1000), 1)
         )
 
@@ -83,7 +99,8 @@ def register_delivery_actor(
         host = (urlsplit(job.url).hostname or "").lower()
         token = uuid.uuid4().hex
         if not ride_out_redis_outage(slots.acquire)(host, token, clock_us() // 1000):
-            resend(job, busy_delay(rng))
+            waits = job.waits + 1
+            resend(job.model_copy(update={"waits": waits}), busy_delay(waits, rng))
             ride_out_redis_outage(count_busy)(redis_client, keys)
             return
         try:
@@ -107,7 +124,7 @@ def register_delivery_actor(
                 return
             # The next attempt is sent before this one is recorded: a crash in between repeats
             # a record, never loses the delivery.
-            resend(job.model_copy(update={"attempt": job.attempt + 1}), delay)
+            resend(job.model_copy(update={"attempt": job.attempt + 1, "waits": 0}), delay)
             record(redis_client, keys, job, "retrying", result.error, clock_us())
 
     def alerts_deliver(jobs: list[Any]) -> None:
@@ -115,11 +132,19 @@ def register_delivery_actor(
         for raw in jobs:
             deliver_one(DeliveryJob.model_validate(raw))
 
-    actor = dramatiq.actor(
+    deliver_actor = dramatiq.actor(
         alerts_deliver,
         broker=broker,
         actor_name=ALERTS_DELIVER_ACTOR,
         queue_name=ALERTS_DELIVER_QUEUE,
         max_retries=0,
     )
-    return actor
+    retry_actor = dramatiq.actor(
+        alerts_deliver,
+        broker=broker,
+        actor_name=ALERTS_DELIVER_RETRY_ACTOR,
+        queue_name=ALERTS_DELIVER_RETRY_QUEUE,
+        max_retries=0,
+        priority=RETRY_PRIORITY,
+    )
+    return DeliveryActors(deliver=deliver_actor, retry=retry_actor)

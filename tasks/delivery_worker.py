@@ -21,5 +21,5 @@ configure_logging(settings, service="alerts")
 broker = build_broker(settings)  # CurrentMessage, TimeLimit, ... as for every worker
 keys = Keys.from_settings(settings)
 broker.add_middleware(DeadLetterReasons(DeadLetterRecorder(redis_client(settings), keys)))
-actor = register_delivery_actor(broker, settings, redis_client(settings))
+actors = register_delivery_actor(broker, settings, redis_client(settings))
 freeze_startup_heap()

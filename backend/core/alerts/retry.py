@@ -21,7 +21,11 @@ Outcome = Literal["delivered", "retry", "fail"]
 BASE_DELAY_S = 0.5
 MAX_DELAY_S = 60.0
 MAX_RETRY_AFTER_S = 300.0  # a receiver cannot park a delivery for longer than this per attempt
-BUSY_DELAY_S = (0.05, 0.25)  # host at its concurrency limit: try again soon, anywhere in here
+# A host at its concurrency limit: the job asks again after BUSY_BASE_S, doubling with each time
+# it found the host full, up to BUSY_MAX_S. Quick for a fast host's burst, and a host that stays
+# full (a slow receiver) costs a few bounces per job and second, not a queue-churning storm.
+BUSY_BASE_S = 0.05
+BUSY_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,9 @@ def next_delay(
     return delay
 
 
-def busy_delay(rng: Callable[[], float]) -> float:
-    """How long a job whose host has no free slot waits before it asks again (not an attempt)."""
-    low, high = BUSY_DELAY_S
-    return low + rng() * (high - low)
+def busy_delay(waits: int, rng: Callable[[], float]) -> float:
+    """How long a job that found its host full for the `waits`-th time (1, 2, ...) waits before
+    it asks again (not an attempt). Equal jitter: at least half the step, so a crowd of jobs
+    bouncing off one host spreads out but never spins."""
+    step = min(BUSY_MAX_S, BUSY_BASE_S * 2 ** min(max(waits - 1, 0), 30))
+    return step / 2 + rng() * step / 2

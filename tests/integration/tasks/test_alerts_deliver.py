@@ -20,7 +20,7 @@ from backend.bus.alert_delivery import (
     DELIVERY_LATENCY_PREFIX,
 )
 from backend.bus.alert_firings import queue_firing
-from backend.bus.keys import ALERTS_DELIVER_QUEUE, Keys
+from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_DELIVER_RETRY_QUEUE, Keys
 from backend.core.alerts.conditions import Observation, make_firing
 from backend.core.alerts.firing import Firing, verify, webhook_body
 from backend.core.alerts.rules import AlertRule
@@ -102,7 +102,8 @@ def test_calc_worker_does_not_consume_deliveries(settings: Settings, redis_clien
     """A slow receiver can only take delivery threads: calc's worker never declares the queue."""
     broker = StubBroker()
     register_actors(broker, settings, redis_client)
-    assert ALERTS_DELIVER_QUEUE not in broker.get_declared_queues()
+    declared = broker.get_declared_queues()
+    assert ALERTS_DELIVER_QUEUE not in declared and ALERTS_DELIVER_RETRY_QUEUE not in declared
 
 
 def test_delivered_once_signed_under_the_alert_id(settings, redis_client, start):
