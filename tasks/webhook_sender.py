@@ -7,6 +7,7 @@ Every way a receiver can hold a delivery thread is bounded:
   its status line, headers or body) keep a thread for hours;
 - redirects are never followed (a 3xx is a final failure: it could point anywhere, including
   past the deny list);
+- the DNS lookup is abandoned at the deadline too (getaddrinfo cannot be given a timeout);
 - at most MAX_RESPONSE_BYTES of the answer are read (raw, never decompressed), so an endless or
   compressed-bomb body costs nothing.
 The host is resolved here, every resolved address is checked against ALERT_WEBHOOK_DENY, and
@@ -17,6 +18,7 @@ rebinding) cannot reach it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ipaddress
 import socket
@@ -35,6 +37,7 @@ from backend.core.alerts.retry import AttemptResult, result_for_status
 from backend.core.alerts.rules import denied_reason
 
 MAX_RESPONSE_BYTES = 64 * 1024
+RESOLVER_THREADS = 4
 USER_AGENT = "Tickstream-Webhook/1"
 DenyList = tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], set[str]]
 Resolver = Callable[[str, int], list[str]]
@@ -104,6 +107,11 @@ class WebhookSender:
         self.deny = deny
         self.resolve = resolve
         self.clock = clock
+        # getaddrinfo has no timeout of its own: it runs here, and the attempt stops waiting for
+        # it at its deadline (a stuck lookup then holds a resolver thread, never a delivery one).
+        self._resolver = concurrent.futures.ThreadPoolExecutor(
+            max_workers=RESOLVER_THREADS, thread_name_prefix="webhook-dns"
+        )
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
@@ -114,6 +122,7 @@ class WebhookSender:
 
     def close(self) -> None:
         self._client.close()
+        self._resolver.shutdown(wait=False, cancel_futures=True)
 
     def send(self, job: DeliveryJob) -> AttemptResult:
         """One attempt; never raises for anything the receiver or the network does."""
@@ -126,8 +135,11 @@ class WebhookSender:
             return AttemptResult("fail", error="bad port in URL")
         if parts.scheme not in ("http", "https") or not host:
             return AttemptResult("fail", error="URL must be http(s) with a host")
+        lookup = self._resolver.submit(self.resolve, host, port)
         try:
-            addresses = self.resolve(host, port)
+            addresses = lookup.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            return AttemptResult("retry", error=f"DNS: no answer for {host} in {self.timeout_s}s")
         except (OSError, UnicodeError) as exc:
             return AttemptResult("retry", error=f"DNS: cannot resolve {host}: {exc}")
         if not addresses:
