@@ -20,7 +20,7 @@ from redis import Redis
 from backend.bus import stats
 from backend.bus.alert_firings import queue_history
 from backend.bus.keys import Keys
-from backend.bus.lua import source
+from backend.bus.lua import HostSlotAcquire
 from backend.core.alerts.records import DeliveryJob, DeliveryRecord, DeliveryStatus
 from backend.core.ticks import us_to_iso
 
@@ -71,15 +71,17 @@ class HostSlots:
         self.keys = keys
         self.limit = limit
         self.lease_ms = lease_ms
-        self._acquire = redis.register_script(source("host_slot_acquire"))
+        self._acquire = HostSlotAcquire(redis)
 
     def acquire(self, host: str, token: str, now_ms: int) -> bool:
         """Take a slot for `token` until `now_ms + lease_ms`; False if the host is full."""
-        taken = self._acquire(
-            keys=[self.keys.alert_host_slots(host)],
-            args=[now_ms, now_ms + self.lease_ms, self.limit, token],
+        return self._acquire(
+            slots=self.keys.alert_host_slots(host),
+            now_ms=now_ms,
+            expires_ms=now_ms + self.lease_ms,
+            limit=self.limit,
+            token=token,
         )
-        return bool(taken)
 
     def release(self, host: str, token: str) -> None:
         self.redis.zrem(self.keys.alert_host_slots(host), token)
