@@ -1,6 +1,7 @@
 """Webhook receivers for tests: a real HTTP server in a thread of the test process, whose answer
 to each request is a behaviour (status codes, Retry-After, sleeping, garbage, redirect loops,
-endless or trickling answers), recording every request it got.
+endless or trickling answers), recording every request it got; and firings queued as the
+evaluator queues them, whose webhook jobs point at such a receiver.
 
 Hostile behaviours stop as soon as the client goes away, and `close()` releases sleepers, so a
 test's teardown never waits for them.
@@ -12,12 +13,20 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from backend.core.alerts.firing import IDEMPOTENCY_HEADER
+from redis import Redis
+
+from backend.bus.alert_firings import queue_firing
+from backend.bus.keys import Keys
+from backend.core.alerts.conditions import Observation, make_firing
+from backend.core.alerts.firing import IDEMPOTENCY_HEADER, Firing
+from backend.core.alerts.rules import AlertRule
+from backend.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -186,3 +195,45 @@ def trickle(every_s: float = 0.2) -> Behaviour:
         h.close_connection = True
 
     return behave
+
+
+# --- firings ----------------------------------------------------------------------------------
+def webhook_rule(url: str, secret: str | None = None) -> AlertRule:
+    """A fresh rule (new id) whose one channel is the webhook `url`."""
+    hook: dict[str, object] = {"type": "webhook", "url": url}
+    if secret is not None:
+        hook["secret"] = secret
+    return AlertRule.model_validate(
+        {
+            "id": f"rule-{uuid.uuid4().hex[:12]}", "version": 1, "name": "delivery",
+            "symbol": "DLV", "field": "last_price", "condition": "crosses_above", "value": 100.0,
+            "trigger": "every_time", "channels": [hook],
+            "created_at": "2026-12-04T00:00:00Z", "updated_at": "2026-12-04T00:00:00Z",
+        }
+    )  # fmt: skip
+
+
+def queue_webhook_firings(
+    redis: Redis, settings: Settings, url: str, n: int = 1, secret: str | None = None
+) -> list[Firing]:
+    """`n` firings of a fresh rule whose one channel is the webhook `url`, queued in one MULTI
+    with `queue_firing`, exactly as the evaluator queues them (so delivery jobs are the real
+    thing); returns the firings."""
+    rule = webhook_rule(url, secret)
+    keys = Keys.from_settings(settings)
+    firings: list[Firing] = []
+    now_us = time.time_ns() // 1_000
+    with redis.pipeline(transaction=True) as pipe:
+        for i in range(n):
+            obs = Observation(
+                kind="tick",
+                ts_us=now_us - 1_000_000 + i,
+                event_id=f"e{i}",
+                values={"last_price": 101.0},
+                price=101.0,
+            )
+            firing = make_firing(rule, obs, 101.0, "DLV")
+            queue_firing(pipe, keys, settings.pubsub_channel, rule, firing, now_us)
+            firings.append(firing)
+        pipe.execute()
+    return firings

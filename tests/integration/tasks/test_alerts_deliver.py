@@ -4,7 +4,6 @@ real HTTP receivers in this process. Assertions are on what receivers got and on
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,11 +18,8 @@ from backend.bus.alert_delivery import (
     ALERTS_DELIVERY_RETRIES,
     DELIVERY_LATENCY_PREFIX,
 )
-from backend.bus.alert_firings import queue_firing
 from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_DELIVER_RETRY_QUEUE, Keys
-from backend.core.alerts.conditions import Observation, make_firing
-from backend.core.alerts.firing import Firing, verify, webhook_body
-from backend.core.alerts.rules import AlertRule
+from backend.core.alerts.firing import verify, webhook_body
 from backend.settings import Settings
 from tasks.actors import register_actors
 from tests.support.processes import Processes
@@ -32,6 +28,7 @@ from tests.support.webhooks import (
     endless_body,
     first_then,
     garbage,
+    queue_webhook_firings,
     receiving,
     redirect_forever,
     refused_url,
@@ -44,41 +41,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "a-webhook-secret-of-some-length"
 HOST_SLOTS = "2"
-_serial = iter(range(1_000_000))
-
-
-def make_rule(url: str, secret: str | None = None) -> AlertRule:
-    hook: dict[str, object] = {"type": "webhook", "url": url}
-    if secret is not None:
-        hook["secret"] = secret
-    return AlertRule.model_validate(
-        {
-            "id": f"rule-{next(_serial)}", "version": 1, "name": "delivery", "symbol": "DLV",
-            "field": "last_price", "condition": "crosses_above", "value": 100.0,
-            "trigger": "every_time", "channels": [hook],
-            "created_at": "2026-12-04T00:00:00Z", "updated_at": "2026-12-04T00:00:00Z",
-        }
-    )  # fmt: skip
-
-
-def fire(redis: Redis, settings: Settings, url: str, n: int = 1, secret: str | None = None):
-    """`n` firings of a fresh rule whose one channel is the webhook `url`, queued (one MULTI) as
-    the evaluator queues them; returns the firings."""
-    rule = make_rule(url, secret)
-    keys = Keys.from_settings(settings)
-    firings: list[Firing] = []
-    now_us = time.time_ns() // 1_000
-    with redis.pipeline(transaction=True) as pipe:
-        for i in range(n):
-            ts = now_us - 1_000_000 + i
-            obs = Observation(
-                kind="tick", ts_us=ts, event_id=f"e{i}", values={"last_price": 101.0}, price=101.0
-            )
-            firing = make_firing(rule, obs, 101.0, "DLV")
-            queue_firing(pipe, keys, settings.pubsub_channel, rule, firing, now_us)
-            firings.append(firing)
-        pipe.execute()
-    return firings
 
 
 def counters(redis: Redis, settings: Settings) -> dict[str, int]:
@@ -109,7 +71,7 @@ def test_calc_worker_does_not_consume_deliveries(settings: Settings, redis_clien
 def test_delivered_once_signed_under_the_alert_id(settings, redis_client, start):
     with receiving(status(200)) as receiver:
         start()
-        (firing,) = fire(redis_client, settings, receiver.url, secret=SECRET)
+        (firing,) = queue_webhook_firings(redis_client, settings, receiver.url, secret=SECRET)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERED, 1), 30, what="sent")
         (got,) = receiver.snapshot()
     assert got.key == firing.alert_id
@@ -125,7 +87,7 @@ def test_delivered_once_signed_under_the_alert_id(settings, redis_client, start)
 def test_a_5xx_is_retried_under_the_same_idempotency_key(settings, redis_client, start):
     with receiving(first_then(status(500), status(200))) as receiver:
         start()
-        (firing,) = fire(redis_client, settings, receiver.url)
+        (firing,) = queue_webhook_firings(redis_client, settings, receiver.url)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERED, 1), 30, what="sent")
         got = receiver.snapshot()
     assert [r.key for r in got] == [firing.alert_id, firing.alert_id]
@@ -136,7 +98,7 @@ def test_a_5xx_is_retried_under_the_same_idempotency_key(settings, redis_client,
 def test_429_retry_after_is_honoured(settings, redis_client, start):
     with receiving(first_then(status(429, {"Retry-After": "2"}), status(200))) as receiver:
         start()
-        fire(redis_client, settings, receiver.url)
+        queue_webhook_firings(redis_client, settings, receiver.url)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERED, 1), 30, what="sent")
         first, second = receiver.snapshot()
     assert second.key == first.key
@@ -146,7 +108,7 @@ def test_429_retry_after_is_honoured(settings, redis_client, start):
 def test_a_4xx_is_final(settings, redis_client, start):
     with receiving(status(400)) as receiver:
         start()
-        fire(redis_client, settings, receiver.url)
+        queue_webhook_firings(redis_client, settings, receiver.url)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_FAILED, 1), 30)
         assert len(receiver.snapshot()) == 1  # recorded after the attempt: no retry was sent
     stats = counters(redis_client, settings)
@@ -156,7 +118,7 @@ def test_a_4xx_is_final(settings, redis_client, start):
 def test_after_max_attempts_the_delivery_is_dead(settings, redis_client, start):
     with receiving(status(500)) as receiver:
         start(ALERT_MAX_ATTEMPTS="3")
-        (firing,) = fire(redis_client, settings, receiver.url)
+        (firing,) = queue_webhook_firings(redis_client, settings, receiver.url)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_DEAD, 1), 30)
         got = receiver.snapshot()  # dead is recorded after the last attempt: no more come
     assert [r.key for r in got] == [firing.alert_id] * 3
@@ -170,7 +132,7 @@ def test_a_busy_host_gets_no_more_than_its_slots(settings, redis_client, start):
     waiting or connecting."""
     with receiving(sleeper(60)) as receiver:
         start(ALERT_HOST_CONCURRENCY="2", ALERT_WEBHOOK_TIMEOUT="30")
-        fire(redis_client, settings, receiver.url, n=10)
+        queue_webhook_firings(redis_client, settings, receiver.url, n=10)
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_BUSY, 20), 30)
         assert len(receiver.snapshot()) == 2  # no attempt can end before 30 s
 
@@ -183,10 +145,10 @@ def test_slow_and_dead_receivers_do_not_hold_back_a_healthy_one(settings, redis_
     every thread would sit on the sleeper until it answers."""
     with receiving(sleeper(10), host="127.0.0.2") as slow, receiving(status(200)) as healthy:
         start(ALERT_HOST_CONCURRENCY=HOST_SLOTS, ALERT_WEBHOOK_TIMEOUT="30")
-        fire(redis_client, settings, slow.url, n=20)
-        fire(redis_client, settings, refused_url("127.0.0.3"), n=20)
+        queue_webhook_firings(redis_client, settings, slow.url, n=20)
+        queue_webhook_firings(redis_client, settings, refused_url("127.0.0.3"), n=20)
         wait_for(lambda: len(slow.snapshot()) >= 2, 30, what="the sleeper's slots taken")
-        fire(redis_client, settings, healthy.url, n=20)
+        queue_webhook_firings(redis_client, settings, healthy.url, n=20)
         wait_for(lambda: len(healthy.snapshot()) >= 20, 30, what="healthy deliveries")
         assert slow.answered == 0  # ordering, not timing: all 20 arrived during its sleep
         assert len({r.key for r in healthy.snapshot()}) == 20
@@ -209,7 +171,7 @@ def test_hostile_receivers_cannot_hang_an_attempt(
     final state; a hang would leave the counter unset."""
     with receiving(behaviour) as receiver:
         start(ALERT_MAX_ATTEMPTS="2", ALERT_WEBHOOK_TIMEOUT="1")
-        fire(redis_client, settings, receiver.url)
+        queue_webhook_firings(redis_client, settings, receiver.url)
         wait_for(counter_at_least(redis_client, settings, counter, 1), 60, what=counter)
         expected = 2 if counter == ALERTS_DELIVERY_DEAD else 1
         assert len(receiver.snapshot()) == expected
@@ -220,7 +182,9 @@ def test_a_host_resolving_into_the_deny_list_is_never_contacted(settings, redis_
     (DNS rebinding protection)."""
     with receiving(status(200)) as receiver:
         start(ALERT_WEBHOOK_DENY="127.0.0.0/8,::1/128")
-        fire(redis_client, settings, receiver.url.replace("127.0.0.1", "localhost"))
+        queue_webhook_firings(
+            redis_client, settings, receiver.url.replace("127.0.0.1", "localhost")
+        )
         wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_FAILED, 1), 30)
         assert receiver.snapshot() == []
     assert counters(redis_client, settings).get(ALERTS_DELIVERY_RETRIES, 0) == 0
