@@ -112,14 +112,15 @@ def register_delivery_actor(
             record(redis_client, keys, job, "delivered", None, clock_us())
         elif result.outcome == "fail":
             record(redis_client, keys, job, "failed", result.error, clock_us())
-            log.warning("webhook %s for %s failed: %s", job.url, job.alert_id, result.error)
+            # The host only: a webhook URL's path often carries the receiver's token.
+            log.warning("webhook to %s for %s failed: %s", host, job.alert_id, result.error)
         else:
             delay = next_delay(job.attempt, settings.alert_max_attempts, result.retry_after_s, rng)
             if delay is None:
                 record(redis_client, keys, job, "dead", result.error, clock_us())
                 log.error(
-                    "webhook %s for %s dead after %d attempts: %s",
-                    job.url, job.alert_id, job.attempt, result.error,
+                    "webhook to %s for %s dead after %d attempts: %s",
+                    host, job.alert_id, job.attempt, result.error,
                 )  # fmt: skip
                 return
             # The next attempt is sent before this one is recorded: a crash in between repeats
