@@ -14,6 +14,10 @@ ALERTS_EVALUATE_ACTOR = "alerts_evaluate"
 ALERTS_EVALUATE_QUEUE = "alerts.evaluate"
 ALERTS_DELIVER_ACTOR = "alerts_deliver"
 ALERTS_DELIVER_QUEUE = "alerts.deliver"
+# Retries and jobs put back for a full host: a queue of their own, so a backlog of them (a dead
+# receiver's) never stands in front of a first attempt to a healthy one.
+ALERTS_DELIVER_RETRY_ACTOR = "alerts_deliver_retry"
+ALERTS_DELIVER_RETRY_QUEUE = "alerts.deliver.retry"
 ALERT_HISTORY_GROUP = "persist"
 
 

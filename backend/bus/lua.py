@@ -17,6 +17,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 
@@ -100,6 +101,18 @@ async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[by
     script = redis.register_script(source("hash_compare_and_delete"))
     args = [part for item in expected.items() for part in item]
     return int(await script(keys=[key], args=args))
+
+
+# --- webhook host slots (standalone, EVALSHA; sync: the delivery worker is a Dramatiq thread) ----
+class HostSlotAcquire:
+    """Take one of a host's `limit` delivery slots as a lease until `expires_ms` (expired leases
+    are dropped first); False if every slot is held."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(source("host_slot_acquire"))
+
+    def __call__(self, *, slots: str, now_ms: int, expires_ms: int, limit: int, token: str) -> bool:
+        return bool(self._script(keys=[slots], args=[now_ms, expires_ms, limit, token]))
 
 
 # --- queued inside a caller's MULTI (EVAL) --------------------------------------------------------

@@ -42,6 +42,14 @@ def worker_command(processes: int, threads: int) -> list[str]:
     ]  # fmt: skip
 
 
+def delivery_worker_command(threads: int) -> list[str]:
+    """The Procfile's `alerts` process (webhook delivery), with this interpreter."""
+    return [
+        sys.executable, "-m", "dramatiq", "tasks.delivery_worker",
+        "--processes", "1", "--threads", str(threads),
+    ]  # fmt: skip
+
+
 def uvicorn_command(app: str, port: int, *options: str) -> list[str]:
     """`uvicorn <app> --factory` on 127.0.0.1:`port`, with this interpreter."""
     return [
@@ -96,6 +104,12 @@ class Processes:
         self, name: str = "worker", processes: int = 1, threads: int = 2
     ) -> subprocess.Popen[bytes]:
         return self.spawn(name, worker_command(processes, threads))
+
+    def start_delivery_worker(
+        self, name: str = "alerts", threads: int = 8, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """The webhook delivery worker (`tasks.delivery_worker`), env overrides e.g. ALERT_*."""
+        return self.spawn(name, delivery_worker_command(threads), extra_env)
 
     def start_feeder(self, name: str = "feeder", **env: str) -> subprocess.Popen[bytes]:
         """`python -m feeder` posting to this harness's API (env overrides SYMBOLS, TPS, ...)."""

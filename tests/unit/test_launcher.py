@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from backend.embedded import EmbeddedServers
-from backend.launcher import process_env
+from backend.launcher import load_procfile, process_env
 from backend.settings import Settings
 
 SERVERS = EmbeddedServers(
@@ -28,7 +28,7 @@ def test_every_process_gets_the_settings_and_the_servers(
     live: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_KEY", "from-the-shell")  # not in `live`: a child must not see it
-    for name in ("api", "worker", "feeder", "ui"):
+    for name in ("api", "worker", "alerts", "feeder", "ui"):
         env = process_env(name, live, SERVERS)
         assert env["REDIS_URL"] == SERVERS.redis_url and env["PG_URL"] == SERVERS.pg_url
         assert env["MAX_BACKLOG"] == "5" and env["SYMBOLS"] == "AAA,BBB"
@@ -51,3 +51,11 @@ def test_explicit_urls_and_secrets_pass_through(live: Settings) -> None:
     env = process_env("feeder", configured, SERVERS)
     assert env["TARGET_URL"] == "http://elsewhere:1"
     assert env["API_KEY"] == "k"
+
+
+def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
+    """`make run` starts the delivery worker; calc's worker is a different process, so a slow
+    receiver can never take calc's threads."""
+    processes = load_procfile()
+    assert "tasks.delivery_worker" in processes["alerts"]
+    assert "tasks.delivery_worker" not in processes["worker"]

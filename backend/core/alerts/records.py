@@ -26,6 +26,9 @@ class DeliveryJob(Contract):
     body: str
     signature: str | None = None
     attempt: int = Field(default=1, ge=1)
+    waits: int = Field(
+        default=0, ge=0, description="Times this attempt found its host at its concurrency limit"
+    )
     fired_us: int = Field(description="When the firing was committed (wall clock, µs)")
     test: bool = False
 
