@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from backend.bus import ledger
+from backend.bus.alert_delivery import DELIVERY_LATENCY_BUCKETS, DELIVERY_LATENCY_PREFIX
 from backend.bus.stats import (
     FLUSH_BUCKETS,
     INF,
@@ -49,6 +50,31 @@ _CALC_TOTALS: _GaugeTable = (
     ),
     (ledger.GAPS_OPENED, "tickstream_gaps_opened_total", "Sequence gaps opened"),
     (ledger.GAPS_CLOSED, "tickstream_gaps_closed_total", "Sequence gaps closed"),
+)
+
+_ALERT_TOTALS: _GaugeTable = (
+    ("alerts_observations", "tickstream_alert_observations_total", "Observations evaluated"),
+    ("alerts_evaluations", "tickstream_alert_evaluations_total", "Evaluation transactions"),
+    (
+        "alerts_rules_checked",
+        "tickstream_alert_rules_checked_total",
+        "Rule conditions computed (the evaluation cost; rules far from the price cost nothing)",
+    ),
+    ("alerts_fired", "tickstream_alerts_fired_total", "Rule firings (each crossing once)"),
+    ("alerts_test_fired", "tickstream_alerts_test_fired_total", "Test firings"),
+    ("alerts_delivered", "tickstream_alert_deliveries_delivered_total", "Webhooks delivered"),
+    ("alerts_delivery_retries", "tickstream_alert_delivery_retries_total", "Attempts to retry"),
+    ("alerts_delivery_failed", "tickstream_alert_deliveries_failed_total", "Final failures"),
+    ("alerts_delivery_dead", "tickstream_alert_deliveries_dead_total", "Out of attempts"),
+    ("alerts_delivery_host_busy", "tickstream_alert_delivery_host_busy_total",
+     "Jobs put back because their host had no free slot"),
+    ("alerts_bad_observations", "tickstream_alert_bad_observations_total",
+     "Undecodable observations skipped"),
+)  # fmt: skip
+_ALERT_BACKLOG: _GaugeTable = (
+    ("evaluate", "tickstream_alert_evaluations_waiting", "Messages waiting in alerts.evaluate"),
+    ("deliver", "tickstream_alert_deliveries_waiting", "Webhook jobs waiting (incl. retries)"),
+    ("history", "tickstream_alert_history_entries", "Alert records waiting for PostgreSQL"),
 )
 
 
@@ -103,6 +129,14 @@ class ApiMetrics:
             ["le"],
             registry=r,
         )
+        self.alert_totals = _gauges(_ALERT_TOTALS, r)
+        self.alert_backlog = _gauges(_ALERT_BACKLOG, r)
+        self.alert_delivery_le = Gauge(
+            "tickstream_alert_delivery_latency_seconds_le",
+            "Webhooks delivered no more than `le` seconds after their firing committed",
+            ["le"],
+            registry=r,
+        )
         self.sse_dropped = Counter(
             "tickstream_sse_dropped_events", "Events dropped for slow SSE clients", registry=r
         )
@@ -127,3 +161,14 @@ class ApiMetrics:
                 self.pipeline_ticks.labels(outcome="rejected", reason=reason).set(value)
         for label in (*(str(b) for b in VIEW_LATENCY_BUCKETS), INF):
             self.view_latency_le.labels(le=label).set(counters.get(VIEW_LATENCY_PREFIX + label, 0))
+        for counter, gauge in self.alert_totals.items():
+            gauge.set(counters.get(counter, 0))
+        for label in (*(str(b) for b in DELIVERY_LATENCY_BUCKETS), INF):
+            self.alert_delivery_le.labels(le=label).set(
+                counters.get(DELIVERY_LATENCY_PREFIX + label, 0)
+            )
+
+    def set_alert_backlog(self, evaluate: int, deliver: int, history: int) -> None:
+        waiting = {"evaluate": evaluate, "deliver": deliver, "history": history}
+        for name, gauge in self.alert_backlog.items():
+            gauge.set(waiting[name])

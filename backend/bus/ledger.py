@@ -18,7 +18,14 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from backend.bus.keys import CALC_B_QUEUE, OUTBOX_GROUP, Keys
+from backend.bus.keys import (
+    ALERTS_DELIVER_QUEUE,
+    ALERTS_DELIVER_RETRY_QUEUE,
+    ALERTS_EVALUATE_QUEUE,
+    CALC_B_QUEUE,
+    OUTBOX_GROUP,
+    Keys,
+)
 from backend.bus.stats import parse
 
 # --- the counters (fields of the stats hash) ------------------------------------------------------
@@ -67,6 +74,9 @@ class Gauges:
     outbox_pending: int  # read by a flusher, not yet committed
     workers: int  # worker processes with a recent heartbeat
     feeder_statuses: dict[bytes, bytes] = field(default_factory=dict)  # raw, per feeder_id
+    alert_evaluations_waiting: int = 0  # messages in alerts.evaluate
+    alert_deliveries_waiting: int = 0  # messages in alerts.deliver and alerts.deliver.retry
+    alert_history_entries: int = 0  # firing/delivery records not yet in PostgreSQL
 
     @property
     def dead_letters(self) -> int:
@@ -80,7 +90,8 @@ class Gauges:
 
 def shape_gauges(answers: list[Any], outbox_pending: int) -> Gauges:
     """Gauges from the answers of the commands `_queue_reads` queued, in order (pure)."""
-    raw_stats, depth, b_depth, dead, b_dead, outbox, workers, feeders = answers
+    raw_stats, depth, b_depth, dead, b_dead, outbox, workers, feeders, *alerts = answers
+    evaluate, deliver, deliver_retry, history = (*alerts, 0, 0, 0, 0)[:4]
     return Gauges(
         counters=parse(raw_stats),
         queue_depth=int(depth),
@@ -91,6 +102,9 @@ def shape_gauges(answers: list[Any], outbox_pending: int) -> Gauges:
         outbox_pending=outbox_pending if outbox else 0,
         workers=int(workers),
         feeder_statuses=dict(feeders),
+        alert_evaluations_waiting=int(evaluate),
+        alert_deliveries_waiting=int(deliver) + int(deliver_retry),
+        alert_history_entries=int(history),
     )
 
 
@@ -103,6 +117,10 @@ def _queue_reads(pipe: Any, keys: Keys, horizon_ms: float) -> None:
     pipe.xlen(keys.outbox)
     pipe.zcount(keys.heartbeats, horizon_ms, "+inf")
     pipe.hgetall(keys.feeder_status)
+    pipe.llen(keys.queue_list(ALERTS_EVALUATE_QUEUE))
+    pipe.llen(keys.queue_list(ALERTS_DELIVER_QUEUE))
+    pipe.llen(keys.queue_list(ALERTS_DELIVER_RETRY_QUEUE))
+    pipe.xlen(keys.alert_history)
 
 
 async def read_gauges(

@@ -25,6 +25,11 @@ async def metrics(res: Resources) -> Response:
             gauges.outbox_pending,
             gauges.counters,
         )
+        res.metrics.set_alert_backlog(
+            gauges.alert_evaluations_waiting,
+            gauges.alert_deliveries_waiting,
+            gauges.alert_history_entries,
+        )
     except RedisError:
         pass  # serve this process's own metrics even when Redis is down
     return Response(generate_latest(res.metrics.registry), media_type=CONTENT_TYPE_LATEST)

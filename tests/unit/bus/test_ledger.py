@@ -11,7 +11,8 @@ from backend.bus.ledger import Gauges, backlog_ticks, shape_gauges
 def answers(**overrides: object) -> list[object]:
     values: dict[str, object] = {
         "stats": {}, "depth": 0, "b_depth": 0, "dead": 0, "b_dead": 0, "outbox": 0,
-        "workers": 0, "feeders": {},
+        "workers": 0, "feeders": {}, "evaluate": 0, "deliver": 0, "deliver_retry": 0,
+        "history": 0,
     }  # fmt: skip
     values.update(overrides)
     return list(values.values())
@@ -57,6 +58,13 @@ def test_gauges_are_shaped_from_the_raw_answers_in_order():
         feeder_statuses=feeders,
     )
     assert gauges.backlog_ticks == 15
+
+
+def test_gauges_carry_the_alert_queues():
+    gauges = shape_gauges(answers(evaluate=2, deliver=3, deliver_retry=4, history=5), 0)
+    assert gauges.alert_evaluations_waiting == 2
+    assert gauges.alert_deliveries_waiting == 7
+    assert gauges.alert_history_entries == 5
 
 
 def test_an_empty_outbox_has_nothing_pending():
