@@ -13,13 +13,23 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
 from backend.core.alerts.conditions import RuleIndex
 from backend.core.alerts.rules import AlertRule
+
+
+def queue_put(pipe: Any, keys: Keys, rules: Iterable[AlertRule]) -> None:
+    """Queue `rules` into the mirror and move its version (on the caller's MULTI, sync or
+    async), so every worker's cache reloads."""
+    for rule in rules:
+        pipe.hset(keys.alert_rules, rule.id, rule.mirror_json())
+    pipe.incr(keys.alert_rules_version)
 
 
 class AlertRuleMirror:
@@ -29,8 +39,7 @@ class AlertRuleMirror:
 
     def put(self, rule: AlertRule) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.alert_rules, rule.id, rule.mirror_json())
-            pipe.incr(self._keys.alert_rules_version)
+            queue_put(pipe, self._keys, [rule])
             pipe.execute()
 
     def delete(self, rule_id: str) -> None:
@@ -60,6 +69,41 @@ class AlertRuleMirror:
             raw_version, raw_rules = pipe.execute()
         rules = [AlertRule.model_validate(orjson.loads(raw)) for raw in raw_rules.values()]
         return int(raw_version or 0), rules
+
+
+class AsyncAlertRuleMirror:
+    """The API's side of the mirror (async): the same commands as `AlertRuleMirror`'s writes.
+
+    The API writes PostgreSQL first and the mirror second; a mirror write lost to a Redis outage
+    is repaired by the next `replace_all` (the API's background sync)."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def put(self, rule: AlertRule) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            queue_put(pipe, self._keys, [rule])
+            await pipe.execute()
+
+    async def delete(self, rule_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.alert_rules, rule_id)
+            pipe.incr(self._keys.alert_rules_version)
+            await pipe.execute()
+
+    async def replace_all(self, rules: Iterable[AlertRule]) -> None:
+        mapping = {rule.id: rule.mirror_json() for rule in rules}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.alert_rules)
+            if mapping:
+                pipe.hset(self._keys.alert_rules, mapping=mapping)  # type: ignore[arg-type]
+            pipe.incr(self._keys.alert_rules_version)
+            await pipe.execute()
+
+    async def get(self, rule_id: str) -> AlertRule | None:
+        raw = await self._redis.hget(self._keys.alert_rules, rule_id)
+        return AlertRule.model_validate(orjson.loads(raw)) if raw is not None else None
 
 
 class RulesCache:
