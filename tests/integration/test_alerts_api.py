@@ -21,6 +21,7 @@ from redis import Redis
 from backend.api.app import create_app
 from backend.bus.alert_rules import AlertRuleMirror
 from backend.bus.keys import Keys
+from backend.core.alerts.rules import AlertRule
 from backend.settings import Settings
 from tests.support.processes import running, settings_env
 from tests.support.tcp_proxy import TcpProxy
@@ -313,3 +314,29 @@ def test_a_test_fire_while_postgres_is_down_reaches_the_history_once(settings: S
                 assert event["alert_id"] == alert_id and event["test"] is True
     finally:
         proxy.cut()
+
+
+def test_api_start_up_rebuilds_the_mirror_from_postgres(settings: Settings, redis_client: Redis):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with TestClient(create_app(keyed(settings)), headers=HEADERS) as first:
+            kept = first.post("/alerts/rules", json=rule_body()).json()["id"]
+        # Redis lost the mirror, and a stale entry appeared that PostgreSQL does not have.
+        keys = Keys.from_settings(settings)
+        redis_client.delete(keys.alert_rules)
+        stale = AlertRuleMirror(redis_client, keys)
+        now = datetime.now(UTC)
+        ghost = AlertRule.model_validate(
+            rule_body() | {"id": "ghost", "version": 1, "created_at": now, "updated_at": now}
+        )
+        stale.put(ghost)
+        version = stale.version()
+        with TestClient(create_app(keyed(settings)), headers=HEADERS):
+            wait_for(
+                lambda: stale.version() > version and set(mirror(redis_client, settings)) == {kept},
+                10,
+                what="the mirror rebuilt from PostgreSQL",
+            )
+    finally:
+        root.handlers[:], root.level = handlers, level
