@@ -340,3 +340,23 @@ def test_api_start_up_rebuilds_the_mirror_from_postgres(settings: Settings, redi
             )
     finally:
         root.handlers[:], root.level = handlers, level
+
+
+def test_a_webhook_name_resolving_into_a_denied_block_is_refused(settings: Settings):
+    denying = settings.model_copy(update={"alert_webhook_deny": ["127.0.0.0/8", "::1/128"]})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with TestClient(create_app(keyed(denying)), headers=HEADERS) as api:
+            for url in ("http://localhost:8080/hook", "http://127.0.0.1/hook"):
+                body = rule_body(channels=[{"type": "ui"}, {"type": "webhook", "url": url}])
+                r = api.post("/alerts/rules", json=body)
+                assert r.status_code == 422, r.text
+                assert [e["field"] for e in r.json()["detail"]] == ["channels.1.url"]
+            # The default list does not deny loopback: the same name is accepted there.
+            allowed = rule_body(channels=[{"type": "webhook", "url": "http://localhost:8080/h"}])
+            assert api.get("/alerts/rules").json() == {"rules": []}
+        with TestClient(create_app(keyed(settings)), headers=HEADERS) as api:
+            assert api.post("/alerts/rules", json=allowed).status_code == 201
+    finally:
+        root.handlers[:], root.level = handlers, level

@@ -10,11 +10,14 @@ Everything needs the API key, reads and writes alike.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -49,6 +52,7 @@ RuleId = Annotated[str, Path(min_length=1, max_length=64)]
 _INVALID = {422: {"description": "invalid rule; `detail` names each field and reason"}}
 _NOT_FOUND = {404: {"description": "no such rule"}}
 PG_TIMEOUT_S = 2
+RESOLVE_TIMEOUT_S = 1.0
 
 
 def _now_us() -> int:
@@ -65,7 +69,30 @@ def _invalid(errors: list[dict[str, str]]) -> ApiError:
     return ApiError(422, "validation_failed", "alert rule rejected", errors)  # type: ignore[arg-type]
 
 
-def _validated(res: Resources, raw: Any, now_us: int) -> AlertRuleSpec:
+async def _resolve(host: str) -> list[str]:
+    """The addresses `host` resolves to, or [] if it does not within RESOLVE_TIMEOUT_S (the
+    sender checks again at delivery time; a slow resolver must not hold the request)."""
+    try:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, None), RESOLVE_TIMEOUT_S
+        )
+    except (OSError, TimeoutError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+async def _webhook_error(url: str, deny: Any) -> str | None:
+    reason = denied_reason(url, deny)
+    host = urlsplit(url).hostname
+    if reason is None and host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:  # a name: refuse it too if it points into a denied block now
+            reason = denied_reason(url, deny, await _resolve(host))
+    return reason
+
+
+async def _validated(res: Resources, raw: Any, now_us: int) -> AlertRuleSpec:
     """The rule `raw` describes, or a 422 naming every bad field: the spec's own checks, then
     the ones that need the time and the deployment (expiry, the webhook deny list)."""
     if not isinstance(raw, dict):
@@ -81,7 +108,7 @@ def _validated(res: Resources, raw: Any, now_us: int) -> AlertRuleSpec:
     deny = parse_deny_list(res.settings.alert_webhook_deny)
     for index, channel in enumerate(spec.channels):
         url = getattr(channel, "url", None)
-        reason = denied_reason(url, deny) if url is not None else None
+        reason = await _webhook_error(url, deny) if url is not None else None
         if reason is not None:
             errors.append({"field": f"channels.{index}.url", "reason": reason})
     if errors:
@@ -118,7 +145,7 @@ async def _mirror_put(res: Resources, rule: AlertRule) -> None:
 async def create_rule(request: Request, res: Resources) -> AlertRuleOut:
     raw = await read_json_body(request, res.settings.max_body_bytes)
     now_us = _now_us()
-    _validated(res, raw, now_us)
+    await _validated(res, raw, now_us)
     now = us_to_datetime(now_us)
     rule = _stored(raw, id=str(uuid.uuid4()), version=1, created_at=now, updated_at=now)
     async with res.pg_pool.connection(timeout=PG_TIMEOUT_S) as conn:
@@ -174,7 +201,7 @@ async def patch_rule(request: Request, res: Resources, rule_id: RuleId) -> Alert
         if current is None:
             raise _not_found(rule_id)
         merged = merge_patch(current, raw)
-        _validated(res, merged, now_us)
+        await _validated(res, merged, now_us)
         rule = _stored(
             merged,
             id=current.id,
