@@ -55,6 +55,32 @@ PG_TIMEOUT_S = 2
 RESOLVE_TIMEOUT_S = 1.0
 
 
+def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` inlined: a request body given as `openapi_extra`
+    sits inside the OpenAPI document, where `#/$defs/...` would point at nothing."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            out = {key: walk(value) for key, value in node.items()}
+            if isinstance(out.get("discriminator"), dict):  # its mapping names the $defs
+                out["discriminator"] = {"propertyName": out["discriminator"]["propertyName"]}
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(schema)
+
+
+def _body(model: type[AlertRuleSpec] | type[AlertRulePatch]) -> dict[str, Any]:
+    schema = _inline_schema(model.model_json_schema())
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _now_us() -> int:
     return time.time_ns() // 1_000
 
@@ -135,12 +161,7 @@ async def _mirror_put(res: Resources, rule: AlertRule) -> None:
     response_model=AlertRuleOut,
     summary="Create an alert rule",
     responses=_INVALID,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": AlertRuleSpec.model_json_schema()}},
-        }
-    },
+    openapi_extra=_body(AlertRuleSpec),
 )
 async def create_rule(request: Request, res: Resources) -> AlertRuleOut:
     raw = await read_json_body(request, res.settings.max_body_bytes)
@@ -180,12 +201,7 @@ async def get_rule(res: Resources, rule_id: RuleId) -> AlertRuleOut:
     response_model=AlertRuleOut,
     summary="Change an alert rule (fields given are merged; the result is validated whole)",
     responses=_INVALID | _NOT_FOUND,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": AlertRulePatch.model_json_schema()}},
-        }
-    },
+    openapi_extra=_body(AlertRulePatch),
 )
 async def patch_rule(request: Request, res: Resources, rule_id: RuleId) -> AlertRuleOut:
     raw = await read_json_body(request, res.settings.max_body_bytes)
