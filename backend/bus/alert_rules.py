@@ -20,16 +20,20 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
+from backend.bus.lua import queue_alert_rule_put
 from backend.core.alerts.conditions import RuleIndex
 from backend.core.alerts.rules import AlertRule
 
 
 def queue_put(pipe: Any, keys: Keys, rules: Iterable[AlertRule]) -> None:
-    """Queue `rules` into the mirror and move its version (on the caller's MULTI, sync or
-    async), so every worker's cache reloads."""
+    """Queue `rules` into the mirror (on the caller's MULTI, sync or async), each unless the
+    mirror already holds that version of it or a newer one: writers that race (two PATCHes, a
+    PATCH and the flusher disabling a `once` rule) cannot leave an older version behind."""
     for rule in rules:
-        pipe.hset(keys.alert_rules, rule.id, rule.mirror_json())
-    pipe.incr(keys.alert_rules_version)
+        queue_alert_rule_put(
+            pipe, rules=keys.alert_rules, version=keys.alert_rules_version, rule_id=rule.id,
+            rule_json=rule.mirror_json(), rule_version=rule.version,
+        )  # fmt: skip
 
 
 class AlertRuleMirror:

@@ -122,6 +122,14 @@ def queue_outbox_ack(
     pipe.eval(source("outbox_ack"), 2, outbox, stats, *args)
 
 
+def queue_alert_rule_put(
+    pipe: Any, *, rules: str, version: str, rule_id: str, rule_json: bytes, rule_version: int
+) -> None:
+    """Queue a version-guarded put of a rule into the mirror; its reply is 1 if written, 0 if
+    the mirror held that version or a newer one."""
+    pipe.eval(source("alert_rule_put"), 2, rules, version, rule_id, rule_json, rule_version)
+
+
 def view_order(last_ts_us: int, last_event_id: str) -> str:
     """A view's position in event order as a string whose plain order is event order."""
     return f"{max(last_ts_us, 0):020d}:{last_event_id}"

@@ -198,3 +198,21 @@ def test_flusher_holds_its_batch_while_postgres_is_unreachable(
         what="written after recovery",
     )
     assert len(asyncio.run(_events(settings))) == 5
+
+
+def test_the_mirror_keeps_the_newest_version_whatever_order_the_writers_land_in(
+    settings: Settings, redis_client: Redis
+):
+    keys = Keys.from_settings(settings)
+    mirror = AlertRuleMirror(redis_client, keys)
+    v1 = make_rule()
+    v3 = v1.model_copy(update={"version": 3, "name": "newest"})
+    v2 = v1.model_copy(update={"version": 2, "enabled": False})
+    mirror.put(v1)
+    mirror.put(v3)
+    version = mirror.version()
+    mirror.put(v2)  # e.g. the flusher's `once` disable landing after the user's PATCH
+    mirror.put(v3)  # the same version again: nothing to do
+    _, [held] = mirror.load()
+    assert (held.version, held.name, held.enabled) == (3, "newest", True)
+    assert mirror.version() == version  # no worker reloads for nothing
