@@ -61,11 +61,17 @@ class RuleMirrorSync:
                 await task
 
     async def sync_once(self) -> int:
-        """Replace the mirror with the stored rules; returns how many."""
-        async with self._pool.connection(timeout=5) as conn:
-            rules = await list_rules(conn)
-        await self._mirror.replace_all(rules)
-        return len(rules)
+        """Replace the mirror with the stored rules; returns how many.
+
+        The mirror's version is read before PostgreSQL and the replace applies only if it has
+        not moved: a rule written meanwhile (its put or delete moves the version) is never
+        undone by an older snapshot; the sync reads again instead."""
+        while True:
+            seen = await self._mirror.version()
+            async with self._pool.connection(timeout=5) as conn:
+                rules = await list_rules(conn)
+            if await self._mirror.replace_all(rules, if_version=seen):
+                return len(rules)
 
     async def _run(self) -> None:
         delay = self._first_retry_s

@@ -20,7 +20,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
-from backend.bus.lua import queue_alert_rule_put
+from backend.bus.lua import queue_alert_rule_put, replace_alert_rules
 from backend.core.alerts.conditions import RuleIndex
 from backend.core.alerts.rules import AlertRule
 
@@ -96,14 +96,21 @@ class AsyncAlertRuleMirror:
             pipe.incr(self._keys.alert_rules_version)
             await pipe.execute()
 
-    async def replace_all(self, rules: Iterable[AlertRule]) -> None:
-        mapping = {rule.id: rule.mirror_json() for rule in rules}
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._keys.alert_rules)
-            if mapping:
-                pipe.hset(self._keys.alert_rules, mapping=mapping)  # type: ignore[arg-type]
-            pipe.incr(self._keys.alert_rules_version)
-            await pipe.execute()
+    async def version(self) -> int:
+        return int(await self._redis.get(self._keys.alert_rules_version) or 0)
+
+    async def replace_all(self, rules: Iterable[AlertRule], *, if_version: int) -> bool:
+        """Make the mirror exactly `rules` (read from PostgreSQL after the caller read the
+        mirror's version `if_version`); False, nothing changed, if a rule was put or deleted
+        since: the caller reads PostgreSQL again. This is what lets the sync run while routes
+        (of this or another API process) change rules."""
+        return await replace_alert_rules(
+            self._redis,
+            rules=self._keys.alert_rules,
+            version=self._keys.alert_rules_version,
+            if_version=if_version,
+            mapping={rule.id: rule.mirror_json() for rule in rules},
+        )
 
     async def get(self, rule_id: str) -> AlertRule | None:
         raw = await self._redis.hget(self._keys.alert_rules, rule_id)

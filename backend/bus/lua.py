@@ -102,6 +102,18 @@ async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[by
     return int(await script(keys=[key], args=args))
 
 
+async def replace_alert_rules(
+    redis: AsyncRedis, *, rules: str, version: str, if_version: int, mapping: Mapping[str, bytes]
+) -> bool:
+    """Replace the rules mirror with `mapping`; False (nothing changed) if its version is no
+    longer `if_version`."""
+    script = redis.register_script(source("alert_rules_replace"))
+    args: list[str | bytes | int] = [if_version]
+    for rule_id, rule_json in mapping.items():
+        args += (rule_id, rule_json)
+    return bool(await script(keys=[rules, version], args=args))
+
+
 # --- queued inside a caller's MULTI (EVAL) --------------------------------------------------------
 def queue_hincrby_many(pipe: Any, *, key: str, increments: Mapping[str, int]) -> bool:
     """Queue, as one command, HINCRBY of every non-zero increment; False if none was queued."""

@@ -164,9 +164,7 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "channels.0.url",
     ),
     "short secret": (
-        rule_body(
-            channels=[{"type": "webhook", "url": "https://example.org/h", "secret": "short"}]
-        ),
+        rule_body(channels=[{"type": "webhook", "url": "https://example.org/h", "secret": "s3cr"}]),
         "channels.0.secret",
     ),
     "bad symbol": (rule_body(symbol="btc usdt"), "symbol"),

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.alert_firings import queue_history
-from backend.bus.alert_rules import AlertRuleMirror
+from backend.bus.alert_rules import AlertRuleMirror, AsyncAlertRuleMirror
 from backend.bus.keys import ALERT_HISTORY_GROUP, Keys
 from backend.core.alerts.firing import Firing, FiringTick, firing_id
 from backend.core.alerts.records import DeliveryRecord, DeliveryStatus, FiredRecord
@@ -216,3 +217,26 @@ def test_the_mirror_keeps_the_newest_version_whatever_order_the_writers_land_in(
     _, [held] = mirror.load()
     assert (held.version, held.name, held.enabled) == (3, "newest", True)
     assert mirror.version() == version  # no worker reloads for nothing
+
+
+def test_a_mirror_replace_from_an_older_snapshot_is_refused(settings: Settings):
+    """The API's start-up sync read PostgreSQL before a rule was created; the create's put moved
+    the version since, so replacing from that snapshot would undo it: refused."""
+    created = make_rule("created-meanwhile")
+
+    async def scenario() -> tuple[bool, bool, set[str]]:
+        redis = AsyncRedis.from_url(settings.effective_redis_url)
+        mirror = AsyncAlertRuleMirror(redis, Keys.from_settings(settings))
+        seen = await mirror.version()  # the sync reads the version, then PostgreSQL (empty)
+        await mirror.put(created)  # a route's create lands in between
+        stale = await mirror.replace_all([], if_version=seen)
+        fresh = await mirror.replace_all([created], if_version=await mirror.version())
+        held = {
+            rule_id.decode()
+            for rule_id in await redis.hkeys(Keys.from_settings(settings).alert_rules)
+        }
+        await redis.aclose()
+        return stale, fresh, held
+
+    stale, fresh, held = asyncio.run(scenario())
+    assert (stale, fresh, held) == (False, True, {"created-meanwhile"})
