@@ -1,4 +1,5 @@
-"""Runs one outbox flusher per worker process, tied to the worker's lifecycle."""
+"""Runs one outbox flusher and one alert history flusher per worker process, tied to the
+worker's lifecycle."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.settings import WorkerSettings
+from tasks.alert_history import AlertHistoryFlusher
 from tasks.outbox import OutboxFlusher
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,28 @@ class OutboxFlusherMiddleware(dramatiq.Middleware):
         )
         self.flusher.start()
         log.info("outbox flusher %s started", self.flusher.name)
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        if self.flusher is not None:
+            self.flusher.stop()
+
+
+class AlertHistoryMiddleware(dramatiq.Middleware):
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.flusher: AlertHistoryFlusher | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # Its own connection: the flusher blocks on XREADGROUP.
+        redis = Redis.from_url(self.settings.effective_redis_url, health_check_interval=30)
+        self.flusher = AlertHistoryFlusher(
+            redis=redis,
+            keys=Keys.from_settings(self.settings),
+            pg_conninfo=self.settings.psycopg_url,
+            claim_idle_ms=self.settings.outbox_claim_idle_ms,
+        )
+        self.flusher.start()
+        log.info("alert history flusher %s started", self.flusher.name)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         if self.flusher is not None:

@@ -13,12 +13,13 @@ from backend.settings import get_worker_settings
 from tasks.actors import register_actors
 from tasks.broker import build_broker, redis_client
 from tasks.dead_letter_middleware import DeadLetterReasons
-from tasks.flusher_middleware import OutboxFlusherMiddleware
+from tasks.flusher_middleware import AlertHistoryMiddleware, OutboxFlusherMiddleware
 
 settings = get_worker_settings()
 configure_logging(settings, service="worker")
 broker = build_broker(settings)
 broker.add_middleware(OutboxFlusherMiddleware(settings))
+broker.add_middleware(AlertHistoryMiddleware(settings))
 keys = Keys.from_settings(settings)
 broker.add_middleware(DeadLetterReasons(DeadLetterRecorder(redis_client(settings), keys)))
 actors = register_actors(broker, settings, redis_client(settings))

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.alert_mirror_sync import RuleMirrorSync
 from backend.api.broadcaster import Broadcaster
 from backend.api.deps import AppState
 from backend.api.errors import (
@@ -26,6 +27,7 @@ from backend.api.failures import add_failure_handlers
 from backend.api.metrics import ApiMetrics
 from backend.api.routes import (
     admin,
+    alerts,
     candles,
     feeder,
     health,
@@ -38,6 +40,8 @@ from backend.api.routes import (
 )
 from backend.api.stats_sampler import StatsSampler
 from backend.bus import events
+from backend.bus.alert_firings import AlertFirings
+from backend.bus.alert_rules import AsyncAlertRuleMirror
 from backend.bus.dead_letters import DeadLetters
 from backend.bus.event_bus import EventBus
 from backend.bus.feeder_registry import FeederRegistry
@@ -90,9 +94,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         ledger = LedgerReader(redis, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms)
         samples = SamplesStore(redis, keys)
         sampler = StatsSampler(ledger, samples, settings)
+        alert_rules = AsyncAlertRuleMirror(redis, keys)
+        # The mirror is rebuilt from PostgreSQL in the background: start-up never waits for it.
+        alert_sync = RuleMirrorSync(pool, alert_rules)
         await committer.start()
         await broadcaster.start()
         await sampler.start()
+        await alert_sync.start()
         freeze_startup_heap()
         app.state.resources = AppState(
             settings=settings,
@@ -110,10 +118,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             probes=Probes(redis, keys),
             ledger=ledger,
             outbox=OutboxReader(redis, keys),
+            alert_rules=alert_rules,
+            alert_firings=AlertFirings(redis, keys, settings.pubsub_channel),
+            alert_sync=alert_sync,
         )
         try:
             yield
         finally:
+            await alert_sync.stop()
             await committer.stop()
             await sampler.stop()  # after the committer: its last 503s are counted, then flushed
             await broadcaster.stop()
@@ -128,7 +140,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     add_failure_handlers(app)  # a lost Redis / PostgreSQL: 503 + Retry-After; else JSON 500
-    routers = (ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin)
+    routers = (
+        ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin, alerts,
+    )  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     return app

@@ -21,10 +21,13 @@ from fastapi.security import (
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
+from backend.api.alert_mirror_sync import RuleMirrorSync
 from backend.api.broadcaster import Broadcaster
 from backend.api.errors import ApiError
 from backend.api.metrics import ApiMetrics
 from backend.api.stats_sampler import StatsSampler
+from backend.bus.alert_firings import AlertFirings
+from backend.bus.alert_rules import AsyncAlertRuleMirror
 from backend.bus.dead_letters import DeadLetters
 from backend.bus.event_bus import EventBus
 from backend.bus.feeder_registry import FeederRegistry
@@ -60,6 +63,9 @@ class AppState:
     probes: Probes
     ledger: LedgerReader
     outbox: OutboxReader
+    alert_rules: AsyncAlertRuleMirror
+    alert_firings: AlertFirings
+    alert_sync: RuleMirrorSync
 
 
 async def get_resources(request: Request) -> AppState:

@@ -5,6 +5,7 @@ the API's test-fire in a transaction of its own; either way all of it happens, o
 
 from __future__ import annotations
 
+from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
 from backend.bus import stats
@@ -74,3 +75,18 @@ def queue_firing(
             ),
         )
     stats.add_counters(pipe, keys.stats, {ALERTS_TEST_FIRED if firing.test else ALERTS_FIRED: 1})
+
+
+class AlertFirings:
+    """The API's test-fire: one firing queued in a MULTI of its own (async)."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys, channel: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._channel = channel
+
+    async def fire(self, rule: AlertRule, firing: Firing, now_us: int) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # The queueing helpers only queue commands, which an async pipeline does the same way.
+            queue_firing(pipe, self._keys, self._channel, rule, firing, now_us)  # type: ignore[arg-type]
+            await pipe.execute()

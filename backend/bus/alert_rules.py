@@ -13,13 +13,27 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
+from backend.bus.lua import queue_alert_rule_put, replace_alert_rules
 from backend.core.alerts.conditions import RuleIndex
 from backend.core.alerts.rules import AlertRule
+
+
+def queue_put(pipe: Any, keys: Keys, rules: Iterable[AlertRule]) -> None:
+    """Queue `rules` into the mirror (on the caller's MULTI, sync or async), each unless the
+    mirror already holds that version of it or a newer one: writers that race (two PATCHes, a
+    PATCH and the flusher disabling a `once` rule) cannot leave an older version behind."""
+    for rule in rules:
+        queue_alert_rule_put(
+            pipe, rules=keys.alert_rules, version=keys.alert_rules_version, rule_id=rule.id,
+            rule_json=rule.mirror_json(), rule_version=rule.version,
+        )  # fmt: skip
 
 
 class AlertRuleMirror:
@@ -29,8 +43,7 @@ class AlertRuleMirror:
 
     def put(self, rule: AlertRule) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.alert_rules, rule.id, rule.mirror_json())
-            pipe.incr(self._keys.alert_rules_version)
+            queue_put(pipe, self._keys, [rule])
             pipe.execute()
 
     def delete(self, rule_id: str) -> None:
@@ -60,6 +73,48 @@ class AlertRuleMirror:
             raw_version, raw_rules = pipe.execute()
         rules = [AlertRule.model_validate(orjson.loads(raw)) for raw in raw_rules.values()]
         return int(raw_version or 0), rules
+
+
+class AsyncAlertRuleMirror:
+    """The API's side of the mirror (async): the same commands as `AlertRuleMirror`'s writes.
+
+    The API writes PostgreSQL first and the mirror second; a mirror write lost to a Redis outage
+    is repaired by the next `replace_all` (the API's background sync)."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def put(self, rule: AlertRule) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            queue_put(pipe, self._keys, [rule])
+            await pipe.execute()
+
+    async def delete(self, rule_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.alert_rules, rule_id)
+            pipe.incr(self._keys.alert_rules_version)
+            await pipe.execute()
+
+    async def version(self) -> int:
+        return int(await self._redis.get(self._keys.alert_rules_version) or 0)
+
+    async def replace_all(self, rules: Iterable[AlertRule], *, if_version: int) -> bool:
+        """Make the mirror exactly `rules` (read from PostgreSQL after the caller read the
+        mirror's version `if_version`); False, nothing changed, if a rule was put or deleted
+        since: the caller reads PostgreSQL again. This is what lets the sync run while routes
+        (of this or another API process) change rules."""
+        return await replace_alert_rules(
+            self._redis,
+            rules=self._keys.alert_rules,
+            version=self._keys.alert_rules_version,
+            if_version=if_version,
+            mapping={rule.id: rule.mirror_json() for rule in rules},
+        )
+
+    async def get(self, rule_id: str) -> AlertRule | None:
+        raw = await self._redis.hget(self._keys.alert_rules, rule_id)
+        return AlertRule.model_validate(orjson.loads(raw)) if raw is not None else None
 
 
 class RulesCache:

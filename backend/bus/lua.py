@@ -115,6 +115,18 @@ class HostSlotAcquire:
         return bool(self._script(keys=[slots], args=[now_ms, expires_ms, limit, token]))
 
 
+async def replace_alert_rules(
+    redis: AsyncRedis, *, rules: str, version: str, if_version: int, mapping: Mapping[str, bytes]
+) -> bool:
+    """Replace the rules mirror with `mapping`; False (nothing changed) if its version is no
+    longer `if_version`."""
+    script = redis.register_script(source("alert_rules_replace"))
+    args: list[str | bytes | int] = [if_version]
+    for rule_id, rule_json in mapping.items():
+        args += (rule_id, rule_json)
+    return bool(await script(keys=[rules, version], args=args))
+
+
 # --- queued inside a caller's MULTI (EVAL) --------------------------------------------------------
 def queue_hincrby_many(pipe: Any, *, key: str, increments: Mapping[str, int]) -> bool:
     """Queue, as one command, HINCRBY of every non-zero increment; False if none was queued."""
@@ -133,6 +145,14 @@ def queue_outbox_ack(
     for entry_id, ticks in entries:
         args += (entry_id, ticks)
     pipe.eval(source("outbox_ack"), 2, outbox, stats, *args)
+
+
+def queue_alert_rule_put(
+    pipe: Any, *, rules: str, version: str, rule_id: str, rule_json: bytes, rule_version: int
+) -> None:
+    """Queue a version-guarded put of a rule into the mirror; its reply is 1 if written, 0 if
+    the mirror held that version or a newer one."""
+    pipe.eval(source("alert_rule_put"), 2, rules, version, rule_id, rule_json, rule_version)
 
 
 def view_order(last_ts_us: int, last_event_id: str) -> str:

@@ -31,15 +31,19 @@ class Claimed:
         return self.next_start in (b"0-0", "0-0")
 
 
-class OutboxStream:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+class ConsumerGroupStream:
+    """A stream read through one consumer group (the outbox, the alert history): entries stay
+    pending until their reader acknowledges them, and a dead reader's are claimed by another."""
+
+    def __init__(self, redis: Redis, stream: str, group: str) -> None:
         self._redis = redis
-        self._keys = keys
+        self._stream = stream
+        self._group = group
 
     def ensure_group(self) -> None:
         """Create the consumer group from the stream's start ("0"), so nothing staged is skipped."""
         try:
-            self._redis.xgroup_create(self._keys.outbox, OUTBOX_GROUP, id="0", mkstream=True)
+            self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -47,7 +51,7 @@ class OutboxStream:
     def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer`, waiting up to `block_ms` for the first."""
         response = self._redis.xreadgroup(
-            OUTBOX_GROUP, consumer, {self._keys.outbox: ">"}, count=count, block=block_ms
+            self._group, consumer, {self._stream: ">"}, count=count, block=block_ms
         )
         return [entry for _stream, entries in response or [] for entry in entries]
 
@@ -56,13 +60,19 @@ class OutboxStream:
     ) -> Claimed:
         """Take over entries another consumer read and left idle for `min_idle_ms`."""
         result = self._redis.xautoclaim(
-            self._keys.outbox, OUTBOX_GROUP, consumer, min_idle_ms, start, count=count
+            self._stream, self._group, consumer, min_idle_ms, start, count=count
         )
         return Claimed(entries=list(result[1]), next_start=result[0])
 
     def ack_gone(self, entry_id: bytes) -> None:
-        """Acknowledge an entry that was deleted under us (another flusher wrote it)."""
-        self._redis.xack(self._keys.outbox, OUTBOX_GROUP, entry_id)
+        """Acknowledge an entry that was deleted under us (another reader wrote it)."""
+        self._redis.xack(self._stream, self._group, entry_id)
+
+
+class OutboxStream(ConsumerGroupStream):
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        super().__init__(redis, keys.outbox, OUTBOX_GROUP)
+        self._keys = keys
 
     def ack_written(
         self, entries: Sequence[tuple[bytes, int]], *, rows_written: int, ticks: int, seconds: float

@@ -26,7 +26,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 def settings(servers: Servers) -> Iterator[Settings]:
     """Fresh namespace in Redis and an empty md_ticks for every test."""
     with psycopg.connect(servers.pg_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE md_ticks, md_candles_1m, md_candles_1h")
+        conn.execute(
+            "TRUNCATE md_ticks, md_candles_1m, md_candles_1h, "
+            "alert_rules, alert_events, alert_deliveries"
+        )
     s = make_settings(servers.redis_url, servers.pg_url)
     yield s
     client = Redis.from_url(servers.redis_url)

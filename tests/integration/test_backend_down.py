@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 Backend = Literal["redis", "postgres"]
 API_KEY = "backend-down-key"
 SYMBOL = "BTCUSDT"
-PATH_VALUES = {"symbol": SYMBOL}
+PATH_VALUES = {"symbol": SYMBOL, "rule_id": "no-such-rule"}
 
 
 # --- what a route is sent, and what it may answer -------------------------------------------
@@ -121,6 +121,31 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/stats/history"): Expect(Call(params={"minutes": "1"}), OK, _REDIS, OK),
     ("GET", "/admin/dead-letters"): Expect(Call(), OK, _REDIS, OK),
     ("POST", "/admin/dead-letters/requeue"): Expect(Call(json={}), OK, _REDIS, OK),
+    # Alert rules live in PostgreSQL (the rule here does not exist: 404 when it can be read).
+    # A rule stored while Redis is down is created: its mirror is resynced when Redis returns.
+    ("POST", "/alerts/rules"): Expect(
+        Call(
+            json={
+                "name": "down",
+                "symbol": SYMBOL,
+                "field": "last_price",
+                "condition": "above",
+                "value": 1.0,
+            }
+        ),
+        Works(201),
+        Works(201),
+        _PG,
+    ),
+    ("GET", "/alerts/rules"): Expect(Call(), OK, OK, _PG),
+    ("GET", "/alerts/rules/{rule_id}"): Expect(Call(), Works(404), Works(404), _PG),
+    ("PATCH", "/alerts/rules/{rule_id}"): Expect(
+        Call(json={"name": "x"}), Works(404), Works(404), _PG
+    ),
+    ("DELETE", "/alerts/rules/{rule_id}"): Expect(Call(), Works(404), Works(404), _PG),
+    ("GET", "/alerts/events"): Expect(Call(), OK, OK, _PG),
+    # A test-fire reads the rule from the workers' mirror and queues in Redis only.
+    ("POST", "/alerts/rules/{rule_id}/test"): Expect(Call(), Works(404), _REDIS, Works(404)),
     # Special on purpose: /metrics serves this process's own metrics when Redis is down, the
     # SSE stream stays open (the broadcaster resubscribes when Redis returns), the probes
     # report rather than fail.

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from backend.core.contract import Contract
 from backend.core.ticks import SYMBOL_RE
@@ -308,3 +308,53 @@ def denied_reason(
             ):
                 return f"address {candidate} is in a denied block (ALERT_WEBHOOK_DENY)"
     return None
+
+
+_ERROR_REASONS = {
+    "missing": "field required",
+    "extra_forbidden": "unknown field",
+    "string_type": "must be a string",
+    "float_type": "must be a JSON number",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_parsing": "must be a JSON number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "datetime_type": "must be an ISO-8601 date-time with a UTC offset",
+    "datetime_parsing": "must be an ISO-8601 date-time with a UTC offset",
+    "datetime_from_date_parsing": "must be an ISO-8601 date-time with a UTC offset",
+    "list_type": "must be a JSON array",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+}
+_CHANNEL_TAGS = ("ui", "webhook")
+
+
+def _loc_name(loc: tuple[Any, ...]) -> str:
+    """`("channels", 1, "webhook", "url")` → `channels.1.url` (the union's tag is noise)."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if part in _CHANNEL_TAGS and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "body"
+
+
+def rule_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """One `{"field", "reason"}` per bad field of a rule, never echoing the input (a secret).
+
+    The cross-field checks (`AlertRuleSpec._shape`) raise "field: reason" at the model's level;
+    they are split here so the field is named like any other.
+    """
+    errors: list[dict[str, str]] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = _loc_name(tuple(err["loc"]))
+        if err["type"] == "value_error":
+            reason = str(err["msg"]).removeprefix("Value error, ")
+            if not err["loc"] and ": " in reason:
+                field, reason = reason.split(": ", 1)
+        else:
+            reason = _ERROR_REASONS.get(err["type"], str(err["msg"]))
+        errors.append({"field": field, "reason": reason})
+    return errors

@@ -49,3 +49,31 @@ def test_the_models_are_spelled_out_field_by_field(openapi: dict[str, Any]) -> N
     assert gaps["open"]["items"] == {"$ref": "#/components/schemas/GapRecord"}
     entry = schemas["SymbolEntry"]["properties"]["view"]
     assert {"$ref": "#/components/schemas/View"} in entry["anyOf"]
+
+
+ALERT_ANSWERS = {
+    ("post", "/alerts/rules", "201"): "AlertRuleOut",
+    ("get", "/alerts/rules", "200"): "AlertRulesResponse",
+    ("get", "/alerts/rules/{rule_id}", "200"): "AlertRuleOut",
+    ("patch", "/alerts/rules/{rule_id}", "200"): "AlertRuleOut",
+    ("post", "/alerts/rules/{rule_id}/test", "202"): "TestFireResponse",
+    ("get", "/alerts/events", "200"): "AlertEventsResponse",
+}
+
+
+@pytest.mark.parametrize(("route", "model"), sorted(ALERT_ANSWERS.items()))
+def test_alert_routes_answer_with_their_model(
+    openapi: dict[str, Any], route: tuple[str, str, str], model: str
+) -> None:
+    method, path, status = route
+    answer = openapi["paths"][path][method]["responses"][status]
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{model}"
+    }
+
+
+def test_alert_rule_bodies_are_documented_without_dangling_refs(openapi: dict[str, Any]) -> None:
+    for method, path in (("post", "/alerts/rules"), ("patch", "/alerts/rules/{rule_id}")):
+        body = openapi["paths"][path][method]["requestBody"]["content"]["application/json"]
+        assert {"symbol", "field", "condition", "channels"} <= set(body["schema"]["properties"])
+    assert "#/$defs/" not in str(openapi)  # a ref into a model's own $defs points at nothing
