@@ -42,7 +42,12 @@ def evaluate_symbols(
     for symbol in sorted(set(symbols)):
         try:
             with ctx.locks.hold(symbol):
-                fired += ctx.store.drain(symbol, ctx.rules.rules_for(symbol), clock_us)
+                fired += ctx.store.drain(
+                    symbol,
+                    ctx.rules.rules_for(symbol),
+                    clock_us,
+                    reload=lambda s=symbol: ctx.rules.rules_for(s, reload=True),
+                )
         except RedisError:
             raise  # Redis is gone: no other symbol would fare better
         except Exception as exc:

@@ -39,6 +39,10 @@ ALERTS_BAD_OBSERVATIONS = "alerts_bad_observations"
 ClockUs = Callable[[], int]  # wall-clock time in epoch µs
 
 
+class StaleRules(Exception):
+    """The symbol's memory was written with newer rules than the caller's: reload, then retry."""
+
+
 @dataclass(frozen=True)
 class Step:
     """What one committed transaction did."""
@@ -88,6 +92,9 @@ class AlertEvaluationStore:
     ) -> Step:
         pipe.watch(memory_key)
         stored = StoredMemory.from_json(pipe.get(memory_key))
+        if stored.newer_rules_than(index):
+            pipe.unwatch()
+            raise StaleRules(symbol)
         entries = pipe.xrange(stream, min=f"({stored.cursor}", count=self._batch)
         if not entries:
             pipe.unwatch()
@@ -127,11 +134,28 @@ class AlertEvaluationStore:
         pipe.execute()
         return Step(len(entries), len(evaluation.firings), drained=len(entries) < self._batch)
 
-    def drain(self, symbol: str, index: RuleIndex, clock_us: ClockUs) -> int:
-        """Evaluate every observation of `symbol` there is; the number of firings."""
+    def drain(
+        self,
+        symbol: str,
+        index: RuleIndex,
+        clock_us: ClockUs,
+        reload: Callable[[], RuleIndex] | None = None,
+    ) -> int:
+        """Evaluate every observation of `symbol` there is; the number of firings.
+
+        When the memory was written with newer rules than `index` (another worker's cache
+        refreshed first), `reload()` gives fresh rules and the step is retried, so no evaluation
+        judges a symbol by older rules than the last one did; without `reload`, StaleRules.
+        """
         fired = 0
         while True:
-            step = self.step(symbol, index, clock_us)
+            try:
+                step = self.step(symbol, index, clock_us)
+            except StaleRules:
+                if reload is None:
+                    raise
+                index = reload()
+                continue
             fired += step.firings
             if step.drained:
                 return fired

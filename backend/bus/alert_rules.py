@@ -153,14 +153,18 @@ class RulesCache:
                 grouped: dict[str, list[AlertRule]] = defaultdict(list)
                 for rule in rules:
                     grouped[rule.symbol].append(rule)
-                self._by_symbol = {s: RuleIndex(r) for s, r in grouped.items()}
+                self._by_symbol = {s: RuleIndex(r, version) for s, r in grouped.items()}
+                self._empty = RuleIndex((), version)
                 self._live_symbols = frozenset(
                     s for s, r in grouped.items() if any(rule.enabled for rule in r)
                 )
                 self._version = version
             self._checked_at = now
 
-    def rules_for(self, symbol: str) -> RuleIndex:
+    def rules_for(self, symbol: str, *, reload: bool = False) -> RuleIndex:
+        """`symbol`'s rules; `reload` checks the mirror's version now (a stale cache)."""
+        if reload:
+            self.invalidate()
         self._refresh()
         return self._by_symbol.get(symbol, self._empty)
 

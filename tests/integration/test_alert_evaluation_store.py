@@ -13,6 +13,7 @@ from backend.bus.alert_evaluation import (
     ALERTS_BAD_OBSERVATIONS,
     ALERTS_OBSERVATIONS,
     AlertEvaluationStore,
+    StaleRules,
 )
 from backend.bus.alert_rules import AlertRuleMirror, RulesCache
 from backend.bus.keys import ALERTS_EVALUATE_QUEUE, Keys
@@ -161,3 +162,34 @@ def test_an_expired_rule_never_fires(settings: Settings, redis_client: Redis) ->
         redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
     fired = store.drain("X", RuleIndex([expired, live]), clock)  # now == the first's expiry
     assert fired == 1
+
+
+def test_a_worker_with_older_rules_reloads_instead_of_refiring(
+    settings: Settings, redis_client: Redis
+) -> None:
+    """Two workers' rule caches can hold different versions for up to ALERT_RULES_REFRESH_S. A
+    `once` rule fired and was disabled (version 2, read at mirror version 5); a worker still
+    holding version 1 (mirror version 4) must not take the memory's version-2 state for an edit
+    and fire the rule again: it reloads and evaluates with the newer rules."""
+    keys = Keys.from_settings(settings)
+    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    stream = keys.alert_observations("V")
+    once = make_rule("once", "V", condition="above", value=100.0, trigger="once")
+    disabled = once.model_copy(update={"version": 2, "enabled": False})
+    redis_client.xadd(stream, {"o": encode_observations([obs(0, 101.0)])})
+    assert store.drain("V", RuleIndex([once], version=4), clock) == 1
+    redis_client.xadd(stream, {"o": encode_observations([obs(1, 99.0)])})
+    assert store.drain("V", RuleIndex([disabled], version=5), clock) == 0
+    redis_client.xadd(stream, {"o": encode_observations([obs(2, 102.0)])})
+    stale = RuleIndex([once], version=4)  # still enabled, version 1: would fire afresh
+    with pytest.raises(StaleRules):
+        store.drain("V", stale, clock)
+    reloads: list[int] = []
+
+    def reload() -> RuleIndex:
+        reloads.append(1)
+        return RuleIndex([disabled], version=5)
+
+    assert store.drain("V", stale, clock, reload=reload) == 0
+    assert reloads == [1]
+    assert store.read_memory("V").rules_version == 5

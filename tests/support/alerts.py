@@ -6,6 +6,7 @@ history is the PostgreSQL flusher's to consume and delete."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
 from redis import Redis, RedisError
 
 from backend.bus.alert_evaluation import ALERTS_BAD_OBSERVATIONS
@@ -24,6 +26,7 @@ from backend.core.alerts.observations import StoredMemory
 from backend.core.alerts.rules import AlertRule
 from backend.core.events import AlertFired, decode_event
 from backend.settings import Settings
+from backend.storage.alerts_repo import create_rule, delete_rule
 from tests.support.waiting import wait_for
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,10 +66,20 @@ def as_reference(rules: list[AlertRule]) -> list[dict[str, Any]]:
 
 
 def put_rules(redis: Redis, settings: Settings, rules: list[AlertRule]) -> AlertRuleMirror:
+    """The rules in PostgreSQL (the truth: an API starting later rebuilds the mirror from it)
+    and in the workers' Redis mirror."""
+    asyncio.run(_store_rules(settings.psycopg_url, rules))
     mirror = AlertRuleMirror(redis, Keys.from_settings(settings))
     for rule in rules:
         mirror.put(rule)
     return mirror
+
+
+async def _store_rules(conninfo: str, rules: list[AlertRule]) -> None:
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        for rule in rules:
+            await delete_rule(conn, rule.id)
+            await create_rule(conn, rule)
 
 
 class FiredEvents:

@@ -122,7 +122,8 @@ def is_live(rule: AlertRule, now: datetime) -> bool:
 class RuleIndex:
     """A symbol's rules, with each field's thresholds sorted for range lookups."""
 
-    def __init__(self, rules: Iterable[AlertRule]) -> None:
+    def __init__(self, rules: Iterable[AlertRule], version: int = 0) -> None:
+        self.version = version  # the rules mirror's version these rules were read at
         self.by_id: dict[str, AlertRule] = {}
         points: dict[str, list[tuple[float, str]]] = defaultdict(list)
         for rule in rules:

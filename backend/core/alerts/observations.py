@@ -85,6 +85,13 @@ class StoredMemory:
     cursor: str = STREAM_START
     memory: SymbolMemory = field(default_factory=SymbolMemory)
     versions: dict[str, int] = field(default_factory=dict)
+    # The rules mirror's version the last evaluation read its rules at. A worker whose cached
+    # rules are older must reload before evaluating: judged by older rules than the memory's,
+    # an edited rule would look edited back and start afresh (and fire again).
+    rules_version: int = 0
+
+    def newer_rules_than(self, index: RuleIndex) -> bool:
+        return self.rules_version > index.version
 
     def for_rules(self, index: RuleIndex) -> SymbolMemory:
         """The memory to evaluate `index` from: a rule whose version moved since its state was
@@ -101,7 +108,7 @@ class StoredMemory:
     def after(cls, cursor: str, memory: SymbolMemory, index: RuleIndex) -> StoredMemory:
         """What to store after evaluating `index` up to `cursor`."""
         versions = {rule_id: index.by_id[rule_id].version for rule_id in memory.rules}
-        return cls(cursor, memory, versions)
+        return cls(cursor, memory, versions, index.version)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -113,6 +120,7 @@ class StoredMemory:
                     for rule_id, s in sorted(self.memory.rules.items())
                 },
                 "versions": dict(sorted(self.versions.items())),
+                "rules_version": self.rules_version,
             }
         )
 
@@ -129,6 +137,7 @@ class StoredMemory:
                 rules={rule_id: _rule_state(s) for rule_id, s in (data.get("rules") or {}).items()},
             ),
             versions={rule_id: int(v) for rule_id, v in (data.get("versions") or {}).items()},
+            rules_version=int(data.get("rules_version") or 0),
         )
 
 
