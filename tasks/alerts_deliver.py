@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import dramatiq
 import redis
@@ -38,7 +37,7 @@ from backend.bus.keys import (
 )
 from backend.core.alerts.records import DeliveryJob
 from backend.core.alerts.retry import busy_delay, next_delay
-from backend.core.alerts.rules import parse_deny_list
+from backend.core.alerts.rules import destination, parse_deny_list
 from backend.settings import WorkerSettings
 from tasks.webhook_sender import WebhookSender
 
@@ -96,7 +95,7 @@ def register_delivery_actor(
         )
 
     def deliver_one(job: DeliveryJob) -> None:
-        host = (urlsplit(job.url).hostname or "").lower()
+        host = destination(job.url)  # per receiver: scheme, host and port
         token = uuid.uuid4().hex
         if not ride_out_redis_outage(slots.acquire)(host, token, clock_us() // 1000):
             waits = job.waits + 1

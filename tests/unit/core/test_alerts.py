@@ -22,6 +22,7 @@ from backend.core.alerts.rules import (
     AlertRule,
     AlertRuleSpec,
     denied_reason,
+    destination,
     expiry_error,
     merge_patch,
     parse_deny_list,
@@ -245,3 +246,9 @@ def test_signature_verifies_only_the_exact_body_with_the_secret() -> None:
     assert verify(body, "k" * 20, header)
     assert not verify(body + b" ", "k" * 20, header)
     assert not verify(body, "x" * 20, header)
+
+
+def test_a_destination_is_scheme_host_and_port() -> None:
+    assert destination("https://Hooks.example.org/t/secret") == "https://hooks.example.org:443"
+    assert destination("http://127.0.0.1:9001/a") != destination("http://127.0.0.1:9002/a")
+    assert destination("http://h/x") == destination("http://h:80/y")
