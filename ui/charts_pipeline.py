@@ -95,7 +95,7 @@ def line_figure(
             y=_y(values, spec.scale),
             name=labels.get(name, name),
             mode="lines+markers" if spec.markers else "lines",
-            marker={"size": 5},
+            marker={"size": 5} if spec.markers else None,
             line={
                 "color": PALETTE[index % len(PALETTE)],
                 "width": 1.6,
