@@ -34,12 +34,20 @@ LABELS: Mapping[str, str] = {
     "outbox_pending": "outbox pending",
     "dead_letters": "dead letters",
     "workers": "workers",
+    "alerts_fired": "fired",
+    "alerts_test_fired": "test fired",
+    "alerts_delivered": "delivered",
+    "alerts_undelivered": "failed + dead",
+    "alert_deliveries_waiting": "webhook jobs",
+    "alert_evaluations_waiting": "evaluations",
+    "alert_history_entries": "records to store",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class ChartSpec:
-    """How one series is drawn: `scale` converts units (s → ms), `step` for counts of things."""
+    """How one series is drawn: `scale` converts units (s → ms), `step` for counts of things,
+    `markers` for sparse data (a value between two gaps is a lone point, which a line omits)."""
 
     key: str
     title: str
@@ -47,6 +55,7 @@ class ChartSpec:
     scale: float = 1.0
     step: bool = False
     y_format: str = ",.3~r"
+    markers: bool = False
 
 
 def utc_axis(times: Sequence[datetime]) -> np.ndarray:
@@ -85,7 +94,8 @@ def line_figure(
             x=x,
             y=_y(values, spec.scale),
             name=labels.get(name, name),
-            mode="lines",
+            mode="lines+markers" if spec.markers else "lines",
+            marker={"size": 5} if spec.markers else None,
             line={
                 "color": PALETTE[index % len(PALETTE)],
                 "width": 1.6,
@@ -150,6 +160,14 @@ SPECS: Mapping[str, ChartSpec] = {
     "view_latency": ChartSpec("view_latency", "Ingest → view latency", "ms", scale=1000.0),
     "workers": ChartSpec("workers", "Workers", "processes", step=True),
 }
+# The Alerts part: its own row, on the same window as the pipeline's charts.
+ALERT_SPECS: Mapping[str, ChartSpec] = {
+    "alert_firings": ChartSpec("alert_firings", "Alert firings", "firings/s"),
+    "alert_deliveries": ChartSpec("alert_deliveries", "Webhook deliveries", "deliveries/s"),
+    # Seconds, not ms: with retries a delivery can take minutes. Markers: deliveries are sparse.
+    "alert_latency": ChartSpec("alert_latency", "Firing → delivered latency", "s", markers=True),
+    "alert_waiting": ChartSpec("alert_waiting", "Alert work waiting", "entries", step=True),
+}
 
 
 def time_range(series: PipelineSeries, minutes: float) -> tuple[datetime, datetime] | None:
@@ -164,6 +182,10 @@ def time_range(series: PipelineSeries, minutes: float) -> tuple[datetime, dateti
         series.flush_latency,
         series.view_latency,
         series.workers,
+        series.alert_firings,
+        series.alert_deliveries,
+        series.alert_latency,
+        series.alert_waiting,
     )
     starts = [s.x[0] for s in every if s.x]
     if not starts:
@@ -186,3 +208,16 @@ def pipeline_figures(series: PipelineSeries, minutes: float = 15) -> dict[str, g
         "workers": series.workers,
     }
     return {key: line_figure(data[key], SPECS[key], x_range=x_range) for key in SPECS}
+
+
+def alert_figures(series: PipelineSeries, minutes: float = 15) -> dict[str, go.Figure]:
+    """The Alerts part's charts, keyed like `pipeline_figures` and on the same window, so a
+    burst of firings lines up with the ingest spike that caused it."""
+    x_range = time_range(series, minutes)
+    data: Mapping[str, Series] = {
+        "alert_firings": series.alert_firings,
+        "alert_deliveries": series.alert_deliveries,
+        "alert_latency": series.alert_latency,
+        "alert_waiting": series.alert_waiting,
+    }
+    return {key: line_figure(data[key], ALERT_SPECS[key], x_range=x_range) for key in ALERT_SPECS}

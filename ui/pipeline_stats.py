@@ -1,5 +1,6 @@
 """What the Pipeline page shows, shaped from parsed stats samples (`ui.stats_samples`): chart
-series, headline figures, health badges (pure: no Streamlit, no I/O, unit-tested).
+series, headline figures (the pipeline's and the alerts'), health badges (pure: no Streamlit, no
+I/O, unit-tested).
 
 - rates divide a counter's increase by the REAL time between the two samples (the sampler drifts);
 - an interval much longer than `interval_s` means samples are missing: it yields None, a gap in
@@ -32,6 +33,16 @@ MAX_REJECT_TRACES = 4
 OTHER_REASON = "other"
 
 INGEST_COUNTERS = ("ingest_accepted", "ingest_duplicate", "ingest_conflict")
+FIRING_COUNTERS = ("alerts_fired", "alerts_test_fired")
+DELIVERED = "alerts_delivered"
+# Deliveries that ended without reaching the receiver: refused for good, or out of attempts.
+UNDELIVERED_COUNTERS = ("alerts_delivery_failed", "alerts_delivery_dead")
+UNDELIVERED = "alerts_undelivered"  # the series name of their summed rate
+ALERT_WAITING_GAUGES = (
+    "alert_deliveries_waiting",
+    "alert_evaluations_waiting",
+    "alert_history_entries",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,10 @@ class PipelineSeries:
     flush_latency: Series
     view_latency: Series
     workers: Series
+    alert_firings: Series
+    alert_deliveries: Series
+    alert_latency: Series
+    alert_waiting: Series
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,25 @@ class Headline:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertHeadline:
+    """The Alerts part's headline: totals since stats began, what waits now, recent rates and
+    latencies; None = not known (no sample, a sample from before alerts, nothing observed)."""
+
+    fired_total: float | None = None
+    test_fired_total: float | None = None
+    fired_rate: float | None = None
+    delivered_total: float | None = None
+    retries_total: float | None = None
+    failed_total: float | None = None
+    dead_total: float | None = None
+    deliveries_waiting: float | None = None
+    evaluations_waiting: float | None = None
+    history_waiting: float | None = None
+    delivery_p50_s: float | None = None
+    delivery_p95_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineStats:
     """A stats history digested once, for every session: the charts' data and the headline."""
 
@@ -84,6 +118,7 @@ class PipelineStats:
     sample_count: int
     series: PipelineSeries
     head: Headline
+    alerts: AlertHeadline = field(default_factory=AlertHeadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +256,27 @@ def view_quantile(q: float) -> Callable[[Sample, Sample, float], float | None]:
     return quantile
 
 
+def alert_latency_quantile(q: float) -> Callable[[Sample, Sample, float], float | None]:
+    """Firing → webhook delivered latency over the interval; None when nothing was delivered."""
+
+    def quantile(previous: Sample, current: Sample, _seconds: float) -> float | None:
+        return histogram_quantile(
+            q,
+            bucket_increase(previous.alert_delivery_latency_le, current.alert_delivery_latency_le),
+        )
+
+    return quantile
+
+
+def undelivered_rate(previous: Sample, current: Sample, seconds: float) -> float:
+    """Deliveries given up on per second: final failures plus dead (out of attempts)."""
+    grown = sum(
+        counter_increase(previous.counter(name), current.counter(name))
+        for name in UNDELIVERED_COUNTERS
+    )
+    return grown / seconds
+
+
 def gauges(samples: Sequence[Sample], interval_s: float, names: Sequence[str]) -> Series:
     """Gauge values at each sample; where samples are missing a None point breaks the line."""
     x: list[datetime] = []
@@ -257,6 +313,16 @@ def pipeline_series(history: History) -> PipelineSeries:
         ),
         view_latency=per_interval(samples, interval, {"p95": view_quantile(0.95)}),
         workers=gauges(samples, interval, ["workers"]),
+        alert_firings=rates(samples, interval, FIRING_COUNTERS),
+        alert_deliveries=per_interval(
+            samples, interval, {DELIVERED: counter_rate(DELIVERED), UNDELIVERED: undelivered_rate}
+        ),
+        alert_latency=per_interval(
+            samples,
+            interval,
+            {"p50": alert_latency_quantile(0.5), "p95": alert_latency_quantile(0.95)},
+        ),
+        alert_waiting=gauges(samples, interval, ALERT_WAITING_GAUGES),
     )
 
 
@@ -321,6 +387,38 @@ def headline(
     )
 
 
+def alert_headline(
+    samples: Sequence[Sample], rate_window_s: float = 60.0, latency_window_s: float = 300.0
+) -> AlertHeadline:
+    """The Alerts headline from the newest sample and the minutes before it.
+
+    Firings and deliveries are sparse next to ticks, so their windows are longer than the
+    ingest figures': over 10 s a rule that fires once a minute would read 0 or 0.1/s at random.
+    """
+    if not samples:
+        return AlertHeadline()
+    latest = samples[-1]
+    recent = window(samples, latency_window_s)
+
+    def latency(q: float) -> float | None:
+        return window_quantile(q, recent, lambda s: s.alert_delivery_latency_le)
+
+    return AlertHeadline(
+        fired_total=latest.counter("alerts_fired"),
+        test_fired_total=latest.counter("alerts_test_fired"),
+        fired_rate=window_rate(window(samples, rate_window_s), "alerts_fired"),
+        delivered_total=latest.counter(DELIVERED),
+        retries_total=latest.counter("alerts_delivery_retries"),
+        failed_total=latest.counter("alerts_delivery_failed"),
+        dead_total=latest.counter("alerts_delivery_dead"),
+        deliveries_waiting=latest.gauges.get("alert_deliveries_waiting"),
+        evaluations_waiting=latest.gauges.get("alert_evaluations_waiting"),
+        history_waiting=latest.gauges.get("alert_history_entries"),
+        delivery_p50_s=latency(0.5),
+        delivery_p95_s=latency(0.95),
+    )
+
+
 def digest(body: Mapping[str, Any]) -> PipelineStats:
     """Everything the page shows from one `/stats/history` body."""
     history = parse_history(body)
@@ -330,6 +428,7 @@ def digest(body: Mapping[str, Any]) -> PipelineStats:
         sample_count=len(history.samples),
         series=pipeline_series(history),
         head=headline(history.samples),
+        alerts=alert_headline(history.samples),
     )
 
 

@@ -29,6 +29,7 @@ class Sample:
     rejected: Mapping[str, float] = field(default_factory=dict)
     flush_seconds_le: Buckets = field(default_factory=dict)
     view_latency_le: Buckets = field(default_factory=dict)
+    alert_delivery_latency_le: Buckets = field(default_factory=dict)  # absent before alerts
     gauges: Mapping[str, float] = field(default_factory=dict)
 
     @property
@@ -109,6 +110,7 @@ def parse_sample(raw: Any) -> Sample | None:
         rejected=_numbers(raw.get("rejected")),
         flush_seconds_le=_numbers(raw.get("flush_seconds_le")),
         view_latency_le=_numbers(raw.get("view_latency_le")),
+        alert_delivery_latency_le=_numbers(raw.get("alert_delivery_latency_le")),
         gauges=_numbers(raw.get("gauges")),
     )
 

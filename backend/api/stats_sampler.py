@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from backend.bus import ledger, stats
+from backend.bus import alert_delivery, alert_evaluation, alert_firings, ledger, stats
 from backend.bus.ledger import Gauges, LedgerReader
 from backend.bus.samples import SamplesStore
 from backend.core.feeder_liveness import decode_record, is_alive, received_us
@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]  # wall-clock seconds since the epoch
 Sleeper = Callable[[float], Awaitable[None]]
 
+# The alert pipeline's cumulative counters (written by evaluation, firing and delivery).
+ALERT_COUNTERS = (
+    alert_firings.ALERTS_FIRED,
+    alert_firings.ALERTS_TEST_FIRED,
+    alert_evaluation.ALERTS_OBSERVATIONS,
+    alert_evaluation.ALERTS_RULES_CHECKED,
+    alert_delivery.ALERTS_DELIVERED,
+    alert_delivery.ALERTS_DELIVERY_RETRIES,
+    alert_delivery.ALERTS_DELIVERY_FAILED,
+    alert_delivery.ALERTS_DELIVERY_DEAD,
+)
 # Cumulative counters of a sample (0 when absent): integers, except the summed seconds.
 INT_COUNTERS = (
     *ledger.INGEST_FIELDS,
@@ -47,6 +58,7 @@ INT_COUNTERS = (
     ledger.ROWS_WRITTEN,
     ledger.FLUSH_COUNT,
     ledger.FLUSH_TICKS_SUM,
+    *ALERT_COUNTERS,
 )
 FLOAT_COUNTERS = (ledger.FLUSH_SECONDS_SUM,)
 SLOT_TTL_INTERVALS = 5  # a slot marker outlives any replica's late attempt at the same slot
@@ -96,6 +108,10 @@ def build_sample(gauges: Gauges, now_us: int) -> dict[str, Any]:
         label: round(values.get(stats.VIEW_LATENCY_PREFIX + label, 0))
         for label in (*(str(b) for b in stats.VIEW_LATENCY_BUCKETS), stats.INF)
     }
+    delivery_le = {
+        label: round(values.get(alert_delivery.DELIVERY_LATENCY_PREFIX + label, 0))
+        for label in (*(str(b) for b in alert_delivery.DELIVERY_LATENCY_BUCKETS), stats.INF)
+    }
     return {
         "ts": us_to_iso(now_us),
         "ts_us": now_us,
@@ -103,6 +119,7 @@ def build_sample(gauges: Gauges, now_us: int) -> dict[str, Any]:
         "rejected": rejected,
         "flush_seconds_le": flush_le,
         "view_latency_le": view_le,
+        "alert_delivery_latency_le": delivery_le,
         "gauges": {
             "backlog_ticks": gauges.backlog_ticks,
             "queue_depth": gauges.queue_depth,
@@ -111,6 +128,9 @@ def build_sample(gauges: Gauges, now_us: int) -> dict[str, Any]:
             "outbox_entries": gauges.outbox_entries,
             "outbox_pending": gauges.outbox_pending,
             "workers": gauges.workers,
+            "alert_evaluations_waiting": gauges.alert_evaluations_waiting,
+            "alert_deliveries_waiting": gauges.alert_deliveries_waiting,
+            "alert_history_entries": gauges.alert_history_entries,
             **_feeder_gauges(gauges.feeder_statuses, now_us),
         },
     }

@@ -2,7 +2,8 @@
 
 The counters must equal exactly what was sent, whichever replica answered; N API replicas must
 write one sample per slot (tested on simulated time: the samplers take a clock and a sleeper); a
-Redis outage must lose no rejection counts and never stop the API.
+Redis outage must lose no rejection counts and never stop the API. Alert firings and webhook
+deliveries are counted too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from backend.api.routes.stats import StatsSample
 from backend.api.stats_sampler import StatsSampler
 from backend.bus.keys import Keys
 from backend.bus.ledger import LedgerReader
@@ -30,6 +32,7 @@ from tests.support.processes import AUTH, running, settings_env
 from tests.support.simulated_time import SimulatedTime
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
+from tests.support.webhooks import queue_webhook_firings, receiving, status
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +340,62 @@ def test_split_calc_records_one_latency_per_view_built(settings: Settings, tmp_p
         # One observation per view built: each calc-a batch held both symbols and queued one
         # calc-b message naming them, so 2 per batch, not one per tick as without the split.
         assert sample["view_latency_le"]["+Inf"] == 2 * counters["calc_batches"]
+
+
+def test_stats_report_alert_firings_deliveries_and_what_waits(
+    settings: Settings, redis_client: Redis, tmp_path: Path
+):
+    """Firings queued exactly as the evaluator queues them (`queue_firing` in one MULTI) show in
+    /stats at once; with no delivery worker their webhook jobs wait, and once one runs, the
+    delivered and failed counts and the firing→delivered histogram come through, in /stats and
+    in /stats/history, each figure matching the contract model."""
+    with (
+        running(stats_env(settings), tmp_path) as procs,
+        receiving(status(204)) as ok,
+        receiving(status(400)) as refusing,
+    ):
+        procs.start_api()  # no worker: nothing flushes the alert history or delivers yet
+        with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
+            before = client.get("/stats").json()
+            assert before["counters"]["alerts_fired"] == 0
+            assert before["alert_delivery_latency_le"]["+Inf"] == 0
+
+            queue_webhook_firings(redis_client, settings, ok.url, n=2)
+            queue_webhook_firings(redis_client, settings, refusing.url, n=1)
+            sample = client.get("/stats").json()  # a sample taken now: no waiting
+            StatsSample.model_validate(sample)
+            counters, gauges = sample["counters"], sample["gauges"]
+            assert (counters["alerts_fired"], counters["alerts_test_fired"]) == (3, 0)
+            assert counters["alerts_delivered"] == 0
+            assert gauges["alert_deliveries_waiting"] == 3  # one webhook job per firing
+            assert gauges["alert_evaluations_waiting"] == 0
+            assert gauges["alert_history_entries"] == 6  # each firing + its "pending" delivery
+
+            procs.start_delivery_worker()
+
+            def delivered() -> dict[str, Any] | None:
+                s = client.get("/stats").json()
+                c = s["counters"]
+                done = c["alerts_delivered"] == 2 and c["alerts_delivery_failed"] == 1
+                return s if done and s["gauges"]["alert_deliveries_waiting"] == 0 else None
+
+            sample = wait_for(delivered, 30, interval=0.2, what="the webhooks in /stats")
+            StatsSample.model_validate(sample)
+            counters = sample["counters"]
+            assert counters["alerts_delivery_retries"] == 0
+            assert counters["alerts_delivery_dead"] == 0
+            latency = sample["alert_delivery_latency_le"]
+            assert list(latency) == [*BOUNDS, "30.0", "60.0", "300.0", "+Inf"]
+            assert latency["+Inf"] == 2  # the delivered ones only, each once
+            assert list(latency.values()) == sorted(latency.values())  # cumulative
+            assert len(ok.snapshot()) == 2 and len(refusing.snapshot()) == 1
+
+            def in_history() -> dict[str, Any] | None:
+                samples = client.get("/stats/history", params={"minutes": 5}).json()["samples"]
+                last = samples[-1] if samples else {}
+                done = last.get("counters", {}).get("alerts_delivered") == 2
+                return last if done else None
+
+            last = wait_for(in_history, 20, interval=0.2, what="the alert figures in history")
+            assert last["counters"]["alerts_fired"] == 3
+            assert last["alert_delivery_latency_le"]["+Inf"] == 2

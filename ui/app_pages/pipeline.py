@@ -1,4 +1,5 @@
 """Pipeline page: is the pipeline healthy, and how has it behaved over the last 15 minutes?
+Below it, the Alerts part: firings, webhook deliveries and their latency, what waits.
 
 Health comes from `GET /health/readiness` (a 503 naming what failed is an answer, so the API part
 stays green); charts and headline figures come from `GET /stats/history`, derived by the pure
@@ -17,9 +18,10 @@ import streamlit as st
 
 from backend.settings import UiSettings
 from ui.api_client import BackendError, BackendUnavailable
-from ui.charts_pipeline import pipeline_figures
+from ui.charts_pipeline import alert_figures, pipeline_figures
 from ui.pipeline_health import HealthPart, health_parts
 from ui.pipeline_stats import (
+    AlertHeadline,
     Headline,
     PipelineSnapshot,
     PipelineStats,
@@ -36,7 +38,7 @@ FETCH_TTL_S = 1.5  # below the refresh period, so every refresh sees fresh data
 HISTORY_MINUTES = 15
 CHART_COLUMNS = 4
 PAUSE_KEY = "pipeline_charts_paused"
-FROZEN_KEY = "pipeline_frozen_charts"  # (figures, caption) last drawn, for the pause
+FROZEN_KEY = "pipeline_frozen_charts"  # (figures, alert figures, caption) last drawn, for the pause
 BADGE = {
     True: ("green", ":material/check_circle:"),
     False: ("red", ":material/error:"),
@@ -114,6 +116,18 @@ def render_banner(snap: PipelineSnapshot) -> None:
         st.warning(f"Pipeline degraded: {', '.join(map(str, failed))} failing.", icon="⚠️")
 
 
+Metric = tuple[str, str, str | None, str]  # label, value, note (under it), help
+
+
+def render_metrics(metrics: list[Metric]) -> None:
+    for column, (label, value, note, help_text) in zip(
+        st.columns(len(metrics)), metrics, strict=True
+    ):
+        column.metric(
+            label, value, delta=note, delta_color="off", delta_arrow="off", help=help_text
+        )
+
+
 def render_headline(head: Headline) -> None:
     pending = None if head.outbox_pending is None else f"{head.outbox_pending:,.0f} pending"
     metrics = [
@@ -135,16 +149,87 @@ def render_headline(head: Headline) -> None:
         ("View latency p95", format_seconds(head.view_p95_s), None, "Ingest → view W, last minute"),
         ("Flush p95", format_seconds(head.flush_p95_s), None, "One Postgres flush, last minute"),
     ]
-    for column, (label, value, note, help_text) in zip(
-        st.columns(len(metrics)), metrics, strict=True
-    ):
-        column.metric(
-            label, value, delta=note, delta_color="off", delta_arrow="off", help=help_text
+    render_metrics(metrics)
+
+
+def render_alert_headline(head: AlertHeadline) -> None:
+    fired = [
+        *([format_rate(head.fired_rate)] if head.fired_rate is not None else []),
+        *([f"{head.test_fired_total:,.0f} test"] if head.test_fired_total else []),
+    ]
+    latency = None if head.delivery_p50_s is None else f"p50 {format_seconds(head.delivery_p50_s)}"
+    behind = [
+        f"{value:,.0f} {what}"
+        for value, what in (
+            (head.evaluations_waiting, "to evaluate"),
+            (head.history_waiting, "to store"),
         )
+        if value
+    ]
+    render_metrics(
+        [
+            (
+                "Alerts fired",
+                format_count(head.fired_total),
+                " · ".join(fired) or None,
+                "Rule firings since stats began; note: their rate over the last minute, and "
+                "test firings (counted apart)",
+            ),
+            (
+                "Delivered",
+                format_count(head.delivered_total),
+                None,
+                "Webhooks the receiver accepted (2xx)",
+            ),
+            (
+                "Delivery p95",
+                format_seconds(head.delivery_p95_s),
+                latency,
+                "Firing → webhook delivered, retries included, last 5 minutes",
+            ),
+            (
+                "Retries",
+                format_count(head.retries_total),
+                None,
+                "Webhook attempts that failed and were scheduled again (timeout, 5xx, 429)",
+            ),
+            (
+                "Failed",
+                format_count(head.failed_total),
+                None,
+                "Webhooks refused for good (4xx, 3xx, a denied address): not retried",
+            ),
+            (
+                "Dead",
+                format_count(head.dead_total),
+                None,
+                "Webhooks out of attempts (ALERT_MAX_ATTEMPTS): see GET /alerts/events",
+            ),
+            (
+                "Waiting",
+                format_count(head.deliveries_waiting),
+                " · ".join(behind) or None,
+                "Webhook jobs queued, retries included; note: evaluations queued and "
+                "alert records not yet in Postgres",
+            ),
+        ]
+    )
+
+
+def draw_grid(figures: dict[str, Any]) -> None:
+    items = list(figures.items())
+    for start in range(0, len(items), CHART_COLUMNS):
+        row = items[start : start + CHART_COLUMNS]
+        for column, (key, figure) in zip(st.columns(CHART_COLUMNS), row, strict=False):
+            column.plotly_chart(
+                figure,
+                key=f"pipeline_chart_{key}",
+                config={"displayModeBar": False, "displaylogo": False},
+            )
 
 
 def render_charts(stats: PipelineStats) -> None:
-    """The small multiples, or the figures frozen when the user paused them.
+    """The small multiples and the Alerts part, or the figures frozen when the user paused them.
 
     Streamlit remounts a Plotly chart whose figure changed, which resets its zoom whatever the
     `uirevision`; re-sending the very same figures while paused keeps each chart mounted, so an
@@ -157,8 +242,8 @@ def render_charts(stats: PipelineStats) -> None:
         help="Freeze the charts to zoom and pan; health and headline figures keep updating.",
     )
     frozen = st.session_state.get(FROZEN_KEY)
-    if paused and frozen is not None:
-        figures, note = frozen
+    if paused and frozen is not None and len(frozen) == 3:  # (an older page's shape: redraw)
+        figures, alerts, note = frozen
     else:
         count = stats.sample_count
         retention = f", kept {stats.retention_s // 60} min" if stats.retention_s else ""
@@ -167,17 +252,13 @@ def render_charts(stats: PipelineStats) -> None:
             f"one every {stats.interval_s:g} s{retention} · pipeline-wide counters from Redis"
         )
         figures = pipeline_figures(stats.series, HISTORY_MINUTES)
-        st.session_state[FROZEN_KEY] = (figures, note)
+        alerts = alert_figures(stats.series, HISTORY_MINUTES)
+        st.session_state[FROZEN_KEY] = (figures, alerts, note)
     caption.caption(f"{note} · paused" if paused else note)
-    items = list(figures.items())
-    for start in range(0, len(items), CHART_COLUMNS):
-        row = items[start : start + CHART_COLUMNS]
-        for column, (key, figure) in zip(st.columns(CHART_COLUMNS), row, strict=False):
-            column.plotly_chart(
-                figure,
-                key=f"pipeline_chart_{key}",
-                config={"displayModeBar": False, "displaylogo": False},
-            )
+    draw_grid(figures)
+    st.subheader("Alerts")
+    render_alert_headline(stats.alerts)
+    draw_grid(alerts)
 
 
 @st.fragment(run_every=REFRESH_EVERY_S)

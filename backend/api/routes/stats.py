@@ -24,7 +24,10 @@ Minutes = Annotated[int, Query(ge=1, le=60, description="how far back, 1 to 60 m
 
 # --- models only for the OpenAPI docs and to check /stats against the contract -------------
 class StatsCounters(BaseModel):
-    """Cumulative since the namespace was created (0 when never incremented)."""
+    """Cumulative since the namespace was created (0 when never incremented).
+
+    The alert counters default to 0: samples stored before alerts existed lack them.
+    """
 
     ingest_accepted: int
     ingest_duplicate: int
@@ -39,6 +42,14 @@ class StatsCounters(BaseModel):
     flush_count: int
     flush_ticks_sum: int
     flush_seconds_sum: float
+    alerts_fired: int = Field(0, description="rule firings (each crossing once)")
+    alerts_test_fired: int = Field(0, description="test firings (POST /alerts/rules/{id}/test)")
+    alerts_observations: int = Field(0, description="observations evaluated against rules")
+    alerts_rules_checked: int = Field(0, description="rule checks (observation × rule)")
+    alerts_delivered: int = Field(0, description="webhooks delivered (2xx)")
+    alerts_delivery_retries: int = Field(0, description="webhook attempts failed, to retry")
+    alerts_delivery_failed: int = Field(0, description="webhooks refused for good (e.g. 4xx)")
+    alerts_delivery_dead: int = Field(0, description="webhooks out of attempts")
 
 
 class StatsGauges(BaseModel):
@@ -56,6 +67,13 @@ class StatsGauges(BaseModel):
     feeders_alive: int
     feeders_target_tps: float
     feeders_achieved_tps: float
+    alert_evaluations_waiting: int = Field(0, description="messages waiting in alerts.evaluate")
+    alert_deliveries_waiting: int = Field(
+        0, description="webhook jobs waiting in alerts.deliver (retries included)"
+    )
+    alert_history_entries: int = Field(
+        0, description="firing and delivery records not yet in Postgres"
+    )
 
 
 class StatsSample(BaseModel):
@@ -68,6 +86,11 @@ class StatsSample(BaseModel):
     flush_seconds_le: dict[str, int] = Field(description="cumulative flush latency histogram")
     view_latency_le: dict[str, int] = Field(
         description="cumulative ingest→view latency histogram, with `+Inf` = all observations"
+    )
+    alert_delivery_latency_le: dict[str, int] = Field(
+        default_factory=dict,
+        description="cumulative firing→webhook delivered latency histogram, with `+Inf` = all "
+        "deliveries (absent from samples stored before alerts existed)",
     )
     gauges: StatsGauges
 

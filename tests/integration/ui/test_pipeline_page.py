@@ -1,8 +1,10 @@
 """The Pipeline page against a real API and worker (real Redis and Postgres), via AppTest.
 
 The API samples the pipeline every 0.3 s (`STATS_INTERVAL`), so a few posted ticks show up in
-`/stats/history` within a second or so. What the page shows is checked against what was posted
-(exact totals), never against timings. The page gets its Settings through
+`/stats/history` within a second or so. Alert firings are queued as the evaluator queues them and
+delivered by a real delivery worker to real receivers, so the Alerts part draws real samples.
+What the page shows is checked against what was posted and fired (exact totals), never against
+timings. The page gets its Settings through
 `st.session_state[SETTINGS_OVERRIDE_KEY]`.
 """
 
@@ -20,18 +22,21 @@ import numpy as np
 import orjson
 import pytest
 import streamlit as st
+from redis import Redis
 from streamlit.testing.v1 import AppTest
 
 from backend.settings import Settings
 from tests.support.processes import AUTH, running, settings_env
 from tests.support.servers import free_port
 from tests.support.waiting import wait_for
+from tests.support.webhooks import queue_webhook_firings, receiving, status
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration
 
 PAGE = Path(__file__).resolve().parents[3] / "ui" / "app_pages" / "pipeline.py"
 ACCEPTED = 6
+DELIVERED, REFUSED = 3, 1  # webhook firings answered 204 and 400
 
 
 @pytest.fixture(autouse=True)
@@ -110,10 +115,15 @@ def latest_sample(client: httpx.Client) -> dict[str, Any]:
 
 
 def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
-    settings: Settings, tmp_path: Path
+    settings: Settings, redis_client: Redis, tmp_path: Path
 ) -> None:
     env = settings_env(settings) | {"STATS_INTERVAL": "0.3"}
-    with running(env, tmp_path) as procs, httpx.Client(timeout=5) as client:
+    with (
+        running(env, tmp_path) as procs,
+        httpx.Client(timeout=5) as client,
+        receiving(status(204)) as ok,
+        receiving(status(400)) as refusing,
+    ):
         ui_settings = settings.model_copy(update={"backend_url": procs.api_url, "api_key": None})
 
         # Nothing listens yet: a banner, no stack trace.
@@ -123,6 +133,7 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
 
         procs.start_api()
         procs.start_worker()
+        procs.start_delivery_worker()
         client.base_url = httpx.URL(procs.api_url)
 
         def workers() -> int:
@@ -141,6 +152,8 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
         assert resent.json()["status"] == "duplicate"
         invalid = client.post("/ingest/tick", json=tick(99, price=-1), auth=AUTH)
         assert invalid.status_code == 422
+        queue_webhook_firings(redis_client, settings, ok.url, n=DELIVERED)
+        queue_webhook_firings(redis_client, settings, refusing.url, n=REFUSED)
 
         def settled() -> bool:
             sample = latest_sample(client)
@@ -151,6 +164,9 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
                 and counters.get("rows_written") == ACCEPTED
                 and sample.get("rejected", {}).get("price") == 1
                 and sample.get("view_latency_le", {}).get("+Inf", 0) >= 1
+                and counters.get("alerts_delivered") == DELIVERED
+                and counters.get("alerts_delivery_failed") == REFUSED
+                and sample.get("gauges", {}).get("alert_deliveries_waiting") == 0
             )
 
         wait_for(settled, 30, interval=0.2, what="the posted ticks in /stats/history")
@@ -176,6 +192,17 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
         assert re.fullmatch(r"[\d,.]+/s", headline["Ingest rate"])
         assert re.fullmatch(r"[\d,.]+ (ms|s)", headline["View latency p95"])
         assert re.fullmatch(r"[\d,.]+ (ms|s)", headline["Flush p95"])
+        # The Alerts part: what was fired and what became of each webhook.
+        assert any(header.value == "Alerts" for header in at.subheader)
+        assert headline["Alerts fired"] == str(DELIVERED + REFUSED)
+        assert headline["Delivered"] == str(DELIVERED)
+        assert (headline["Retries"], headline["Failed"], headline["Dead"]) == (
+            "0",
+            str(REFUSED),
+            "0",
+        )
+        assert headline["Waiting"] == "0"
+        assert re.fullmatch(r"[\d,.]+ (ms|s)", headline["Delivery p95"])
 
         charts = figures(at)
         assert set(charts) == {
@@ -189,6 +216,10 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
                 "flush_latency",
                 "view_latency",
                 "workers",
+                "alert_firings",
+                "alert_deliveries",
+                "alert_latency",
+                "alert_waiting",
             )
         }
         traces = {trace["name"]: trace for trace in charts["pipeline:ingest"]["data"]}
@@ -202,6 +233,15 @@ def test_pipeline_page_shows_health_charts_and_the_posted_ticks(
         assert max(ys(charts["pipeline:rows_written"]["data"][0])) > 0
         assert ys(charts["pipeline:workers"]["data"][0])[-1] >= 1
         assert ys(charts["pipeline:view_latency"]["data"][0])  # ingest → view was observed
+        firings = {trace["name"]: trace for trace in charts["pipeline:alert_firings"]["data"]}
+        assert max(ys(firings["fired"])) > 0 and not any(ys(firings["test fired"]))
+        outcomes = {t["name"]: t for t in charts["pipeline:alert_deliveries"]["data"]}
+        assert max(ys(outcomes["delivered"])) > 0
+        assert max(ys(outcomes["failed + dead"])) > 0
+        latency = {t["name"]: t for t in charts["pipeline:alert_latency"]["data"]}
+        assert ys(latency["p50"]) and ys(latency["p95"])  # deliveries were observed
+        waiting = {t["name"]: t for t in charts["pipeline:alert_waiting"]["data"]}
+        assert ys(waiting["webhook jobs"])[-1] == 0
         assert any("sample" in caption.value for caption in at.caption)
 
         # Paused, the very same figures are re-sent (so the browser keeps each chart mounted,

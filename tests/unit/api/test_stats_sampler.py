@@ -10,6 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from backend.api.routes.stats import StatsCounters, StatsGauges, StatsHistory, StatsSample
 from backend.api.stats_sampler import StatsSampler, build_sample, take_sample
 from backend.bus.keys import Keys
 from backend.bus.ledger import Gauges, LedgerReader, shape_gauges
@@ -24,11 +25,15 @@ COUNTERS = {
     "ingest_accepted", "ingest_duplicate", "ingest_conflict", "ingest_shed", "calc_batches",
     "calc_ticks", "late_ticks", "gaps_opened", "gaps_closed", "rows_written", "flush_count",
     "flush_ticks_sum", "flush_seconds_sum",
+    "alerts_fired", "alerts_test_fired", "alerts_observations", "alerts_rules_checked",
+    "alerts_delivered", "alerts_delivery_retries", "alerts_delivery_failed", "alerts_delivery_dead",
 }  # fmt: skip
 GAUGES = {
     "backlog_ticks", "queue_depth", "calc_b_depth", "dead_letters", "outbox_entries",
     "outbox_pending", "workers", "feeders_alive", "feeders_target_tps", "feeders_achieved_tps",
+    "alert_evaluations_waiting", "alert_deliveries_waiting", "alert_history_entries",
 }  # fmt: skip
+DELIVERY_BOUNDS = [*BOUNDS, "30.0", "60.0", "300.0", "+Inf"]
 
 
 def readings(
@@ -41,11 +46,12 @@ def readings(
     outbox_pending: int = 0,
     workers: int = 0,
     feeders: dict[bytes, bytes] | None = None,
+    alert_queues: tuple[int, int, int, int] = (0, 0, 0, 0),  # evaluate, deliver, retry, history
 ) -> Gauges:
     """Gauges shaped from raw Redis answers, as `ledger.read_gauges` shapes them."""
     answers = [
         stats or {}, queue_depth, calc_b_depth, *dead_letters, outbox_entries, workers,
-        feeders or {},
+        feeders or {}, *alert_queues,
     ]  # fmt: skip
     return shape_gauges(answers, outbox_pending)
 
@@ -60,7 +66,8 @@ def feeder(seconds_ago: float, target: object = 10.0, achieved: object = 9.5) ->
 def test_an_empty_pipeline_gives_the_full_contract_with_zeros():
     sample = build_sample(readings(), NOW_US)
     assert set(sample) == {
-        "ts", "ts_us", "counters", "rejected", "flush_seconds_le", "view_latency_le", "gauges",
+        "ts", "ts_us", "counters", "rejected", "flush_seconds_le", "view_latency_le",
+        "alert_delivery_latency_le", "gauges",
     }  # fmt: skip
     assert sample["ts_us"] == NOW_US
     ts = datetime.fromisoformat(sample["ts"])
@@ -73,8 +80,73 @@ def test_an_empty_pipeline_gives_the_full_contract_with_zeros():
     assert sample["rejected"] == {}
     assert sample["flush_seconds_le"] == dict.fromkeys(BOUNDS, 0)
     assert sample["view_latency_le"] == dict.fromkeys([*BOUNDS, "+Inf"], 0)
+    assert list(sample["alert_delivery_latency_le"]) == DELIVERY_BOUNDS
+    assert all(v == 0 for v in sample["alert_delivery_latency_le"].values())
     assert set(sample["gauges"]) == GAUGES
     assert all(v == 0 for v in sample["gauges"].values())
+
+
+def test_the_route_model_is_the_sample_field_for_field():
+    """/stats validates the sample against `StatsSample`: every field the sampler writes is in
+    the model (a renamed one fails here, not in production), and nothing is dropped on the way."""
+    raw = {
+        b"alerts_fired": b"3", b"alerts_delivery_dead": b"1",
+        b"alert_delivery_latency_le_0.5": b"2", b"alert_delivery_latency_le_+Inf": b"2",
+    }  # fmt: skip
+    sample = build_sample(readings(stats=raw, alert_queues=(1, 2, 3, 4)), NOW_US)
+    model = StatsSample.model_validate(sample)
+    assert model.model_dump(mode="json") == sample
+    assert set(StatsCounters.model_fields) == COUNTERS
+    assert set(StatsGauges.model_fields) == GAUGES
+
+
+def test_samples_stored_before_alerts_existed_still_validate_with_zeros():
+    """/stats/history hands back samples as stored, possibly written by an older API: without
+    the alert counters, gauges and histogram. The contract reads them as 0 and empty."""
+    old = build_sample(readings(), NOW_US)
+    for name in COUNTERS:
+        if name.startswith("alerts_"):
+            del old["counters"][name]
+    for name in ("alert_evaluations_waiting", "alert_deliveries_waiting", "alert_history_entries"):
+        del old["gauges"][name]
+    del old["alert_delivery_latency_le"]
+    model = StatsHistory.model_validate({"interval_s": 1.0, "retention_s": 60, "samples": [old]})
+    sample = model.samples[0]
+    assert sample.counters.alerts_fired == 0 and sample.counters.alerts_delivery_dead == 0
+    assert sample.gauges.alert_deliveries_waiting == 0
+    assert sample.alert_delivery_latency_le == {}
+
+
+def test_alert_counters_histogram_and_queues_come_from_the_ledger():
+    raw = {
+        b"alerts_fired": b"5",
+        b"alerts_test_fired": b"1",
+        b"alerts_observations": b"40",
+        b"alerts_rules_checked": b"120",
+        b"alerts_delivered": b"4",
+        b"alerts_delivery_retries": b"3",
+        b"alerts_delivery_failed": b"1",
+        b"alerts_delivery_dead": b"1",
+        b"alerts_delivery_host_busy": b"9",  # a /metrics-only figure: not part of the sample
+        b"alert_delivery_latency_le_0.1": b"2",
+        b"alert_delivery_latency_le_30.0": b"2",
+        b"alert_delivery_latency_le_60.0": b"4",
+        b"alert_delivery_latency_le_+Inf": b"4",
+    }
+    sample = build_sample(readings(stats=raw, alert_queues=(2, 3, 4, 6)), NOW_US)
+    c = sample["counters"]
+    assert (c["alerts_fired"], c["alerts_test_fired"]) == (5, 1)
+    assert (c["alerts_observations"], c["alerts_rules_checked"]) == (40, 120)
+    assert (c["alerts_delivered"], c["alerts_delivery_retries"]) == (4, 3)
+    assert (c["alerts_delivery_failed"], c["alerts_delivery_dead"]) == (1, 1)
+    assert "alerts_delivery_host_busy" not in c
+    assert all(type(c[name]) is int for name in c if name.startswith("alerts_"))
+    le = sample["alert_delivery_latency_le"]
+    assert (le["0.05"], le["0.1"], le["30.0"], le["60.0"], le["+Inf"]) == (0, 2, 2, 4, 4)
+    g = sample["gauges"]
+    assert g["alert_evaluations_waiting"] == 2
+    assert g["alert_deliveries_waiting"] == 7  # alerts.deliver + alerts.deliver.retry
+    assert g["alert_history_entries"] == 6
 
 
 def test_counters_histograms_and_rejections_come_from_the_stats_hash():
@@ -139,6 +211,9 @@ def test_gauges_are_passed_through_and_only_alive_feeders_count():
         "feeders_alive": 3,
         "feeders_target_tps": 15.0,
         "feeders_achieved_tps": 14.75,
+        "alert_evaluations_waiting": 0,
+        "alert_deliveries_waiting": 0,
+        "alert_history_entries": 0,
     }
 
 

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from ui.api_client import BackendClient, BackendError
-from ui.charts_pipeline import CHART_HEIGHT, SPECS, pipeline_figures
+from ui.charts_pipeline import ALERT_SPECS, CHART_HEIGHT, SPECS, alert_figures, pipeline_figures
 from ui.pipeline_health import health_parts
 from ui.pipeline_stats import (
+    AlertHeadline,
     Headline,
+    alert_headline,
     digest,
     format_rate,
     format_seconds,
@@ -48,11 +50,13 @@ def raw(
     rejected: dict[str, int] | None = None,
     flush_le: dict[str, int] | None = None,
     view_le: dict[str, int] | None = None,
+    alert_le: dict[str, int] | None = None,
     gauges: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """One sample as the API sends it, `t` seconds after T0."""
+    """One sample as the API sends it, `t` seconds after T0 (without `alert_le`, as stored
+    before alerts existed: no `alert_delivery_latency_le` at all)."""
     ts_us = T0_US + round(t * 1_000_000)
-    return {
+    body = {
         "ts": datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat().replace("+00:00", "Z"),
         "ts_us": ts_us,
         "counters": counters or {},
@@ -61,6 +65,9 @@ def raw(
         "view_latency_le": view_le or {},
         "gauges": gauges or {},
     }
+    if alert_le is not None:
+        body["alert_delivery_latency_le"] = alert_le
+    return body
 
 
 def accepted(*points: tuple[float, int]) -> tuple[Sample, ...]:
@@ -249,6 +256,160 @@ class TestHeadline:
         assert head.view_p95_s is None
 
 
+def alerting(seconds: int = 20) -> list[dict[str, Any]]:
+    """Samples every 2 s of a pipeline firing 1 alert/s, each delivered within 0.05–0.1 s but
+    one in four refused or dead; every 4 s one more delivery waits."""
+    return [
+        raw(
+            t,
+            counters={
+                "alerts_fired": t,
+                "alerts_test_fired": 1,
+                "alerts_delivered": 3 * t // 4,
+                "alerts_delivery_retries": t // 2,
+                "alerts_delivery_failed": t // 8,
+                "alerts_delivery_dead": t // 8,
+            },
+            alert_le={"0.05": 0, "0.1": 3 * t // 4, "60.0": 3 * t // 4, "+Inf": 3 * t // 4},
+            gauges={
+                "alert_deliveries_waiting": t // 4,
+                "alert_evaluations_waiting": 0,
+                "alert_history_entries": 2,
+            },
+        )
+        for t in range(0, seconds + 1, 4)
+    ]
+
+
+class TestAlerts:
+    def series(self, body: list[dict[str, Any]], interval: float = 4.0) -> Any:
+        return pipeline_series(parse_history({"interval_s": interval, "samples": body}))
+
+    def test_firing_and_delivery_rates_with_failures_and_dead_summed(self) -> None:
+        series = self.series(alerting())
+        assert series.alert_firings.x == tuple(at(t) for t in (4, 8, 12, 16, 20))
+        assert series.alert_firings.ys["alerts_fired"] == (1.0,) * 5
+        assert series.alert_firings.ys["alerts_test_fired"] == (0.0,) * 5
+        deliveries = series.alert_deliveries.ys
+        assert set(deliveries) == {"alerts_delivered", "alerts_undelivered"}
+        assert deliveries["alerts_delivered"] == (0.75,) * 5  # 3 per 4 s
+        # failed t//8 + dead t//8: 0+0, 1+1, 1+1, 2+2, 2+2 at t = 4..20 → 0, 2, 0, 2, 0 per 4 s
+        assert deliveries["alerts_undelivered"] == (0.0, 0.5, 0.0, 0.5, 0.0)
+
+    def test_a_reset_of_the_alert_counters_is_never_a_negative_rate(self) -> None:
+        samples = parse_samples(
+            [
+                raw(0, counters={"alerts_delivered": 40, "alerts_delivery_dead": 9}),
+                raw(2, counters={"alerts_delivered": 2, "alerts_delivery_dead": 1}),
+            ]
+        )
+        deliveries = pipeline_series(History(2.0, None, samples)).alert_deliveries.ys
+        assert deliveries == {"alerts_delivered": (1.0,), "alerts_undelivered": (0.5,)}
+
+    def test_delivery_latency_quantiles_per_interval_from_the_histogram(self) -> None:
+        body = [
+            raw(0, alert_le={"0.1": 0, "1.0": 0, "30.0": 0, "+Inf": 0}),
+            # 10 deliveries: 4 within 0.1 s, 5 more within 1 s, 1 after a retry (≤ 30 s)
+            raw(2, alert_le={"0.1": 4, "1.0": 9, "30.0": 10, "+Inf": 10}),
+            raw(4, alert_le={"0.1": 4, "1.0": 9, "30.0": 10, "+Inf": 10}),  # none delivered
+            raw(6, alert_le={"0.1": 4, "1.0": 9, "30.0": 10, "+Inf": 12}),  # 2 beyond 300 s
+        ]
+        latency = self.series(body, interval=2.0).alert_latency
+        # p50: rank 5 in (0.1, 1.0] holding ranks 4..9 → 0.1 + 0.9 × 1/5
+        assert latency.ys["p50"][0] == pytest.approx(0.28)
+        # p95: rank 9.5 in (1.0, 30.0] holding ranks 9..10 → 1 + 29 × 0.5
+        assert latency.ys["p95"][0] == pytest.approx(15.5)
+        assert (latency.ys["p50"][1], latency.ys["p95"][1]) == (None, None)  # nothing delivered
+        # both only in +Inf: nothing finer is known than the highest finite bound seen
+        assert latency.ys["p95"][2] == 30.0
+
+    def test_samples_from_before_alerts_read_as_zero_rates_and_unknown_gauges(self) -> None:
+        series = self.series([raw(0), raw(4), raw(8)])
+        assert series.alert_firings.ys["alerts_fired"] == (0.0, 0.0)
+        assert series.alert_deliveries.ys["alerts_undelivered"] == (0.0, 0.0)
+        assert series.alert_latency.ys == {"p50": (None, None), "p95": (None, None)}
+        assert series.alert_waiting.ys["alert_deliveries_waiting"] == (None, None, None)
+        head = alert_headline(parse_samples([raw(0), raw(4)]))
+        assert (head.fired_total, head.delivered_total, head.dead_total) == (0, 0, 0)
+        assert head.fired_rate == 0.0
+        assert head.deliveries_waiting is None  # not known, rather than a false 0
+        assert head.delivery_p95_s is None
+
+    def test_waiting_gauges_break_at_missing_samples(self) -> None:
+        body = [s for s in alerting() if s["ts_us"] != T0_US + 8_000_000]
+        waiting = self.series(body).alert_waiting
+        assert waiting.x == tuple(at(t) for t in (0, 4, 8, 12, 16, 20))  # the gap at 8 s
+        assert waiting.ys["alert_deliveries_waiting"] == (0, 1, None, 3, 4, 5)
+        assert waiting.ys["alert_history_entries"] == (2, 2, None, 2, 2, 2)
+
+    def test_headline_totals_waiting_and_recent_figures(self) -> None:
+        head = alert_headline(parse_samples(alerting()))
+        assert (head.fired_total, head.test_fired_total) == (20, 1)
+        assert head.fired_rate == pytest.approx(1.0)
+        assert (head.delivered_total, head.retries_total) == (15, 10)
+        assert (head.failed_total, head.dead_total) == (2, 2)
+        assert (head.deliveries_waiting, head.evaluations_waiting, head.history_waiting) == (
+            5,
+            0,
+            2,
+        )
+        # all 15 deliveries in (0.05, 0.1]: p50 rank 7.5 → 0.05 + 0.05 × 0.5, p95 rank 14.25
+        assert head.delivery_p50_s == pytest.approx(0.075)
+        assert head.delivery_p95_s == pytest.approx(0.0975)
+
+    def test_headline_windows_are_the_last_minute_and_five_minutes(self) -> None:
+        body = [
+            raw(0, counters={"alerts_fired": 0}, alert_le={"1.0": 0, "10.0": 0, "+Inf": 0}),
+            # an old burst: 100 firings, 100 slow deliveries, more than 5 minutes ago
+            raw(60, counters={"alerts_fired": 100}, alert_le={"1.0": 0, "10.0": 100, "+Inf": 100}),
+            raw(400, counters={"alerts_fired": 100}, alert_le={"1.0": 0, "10.0": 100, "+Inf": 100}),
+            raw(420, counters={"alerts_fired": 106}, alert_le={"1.0": 4, "10.0": 100, "+Inf": 104}),
+            raw(460, counters={"alerts_fired": 112}, alert_le={"1.0": 8, "10.0": 100, "+Inf": 108}),
+        ]
+        head = alert_headline(parse_samples(body))
+        assert head.fired_rate == pytest.approx(12 / 60)  # 400 → 460 s
+        # the last 5 minutes (160 → 460 s): 8 deliveries, all within 1 s; p95 rank 7.6 of 8
+        assert head.delivery_p95_s == pytest.approx(0.95)
+
+    def test_empty_history_and_digest(self) -> None:
+        assert alert_headline(()) == AlertHeadline()
+        stats = digest({"interval_s": 4.0, "samples": alerting()})
+        assert stats.alerts.fired_total == 20
+        assert stats.series.alert_firings.last("alerts_fired") == pytest.approx(1.0)
+        assert digest({"interval_s": 4.0, "samples": []}).alerts == AlertHeadline()
+
+    def test_alert_figures_share_the_pipeline_window_and_show_sparse_latency_as_points(
+        self,
+    ) -> None:
+        series = self.series(alerting())
+        figures = alert_figures(series)
+        assert list(figures) == list(ALERT_SPECS)
+        for key, fig in figures.items():
+            assert fig.layout.uirevision == f"pipeline:{key}"
+            assert fig.layout.height == CHART_HEIGHT
+        names = {key: [trace.name for trace in fig.data] for key, fig in figures.items()}
+        assert names == {
+            "alert_firings": ["fired", "test fired"],
+            "alert_deliveries": ["delivered", "failed + dead"],
+            "alert_latency": ["p50", "p95"],
+            "alert_waiting": ["webhook jobs", "evaluations", "records to store"],
+        }
+        pipeline = pipeline_figures(series)
+        ranges = {tuple(fig.layout.xaxis.range) for fig in [*figures.values(), *pipeline.values()]}
+        assert len(ranges) == 1  # every chart of the page, alerts included, on one window
+        latency = figures["alert_latency"]
+        assert {trace.mode for trace in latency.data} == {"lines+markers"}
+        assert figures["alert_firings"].data[0].mode == "lines"
+        assert np.asarray(latency.data[1].y) == pytest.approx([0.0975] * 5)  # seconds, as is
+        assert figures["alert_waiting"].data[0].line.shape == "hv"
+
+    def test_the_parser_keeps_the_delivery_histogram(self) -> None:
+        (sample,) = parse_samples([raw(0, alert_le={"0.5": 2, "+Inf": "3", "x": "NaN"})])
+        assert sample.alert_delivery_latency_le == {"0.5": 2.0, "+Inf": 3.0}
+        (old,) = parse_samples([raw(0)])
+        assert old.alert_delivery_latency_le == {}
+
+
 READY = {
     "status": "ok",
     "failed": [],
@@ -409,7 +570,9 @@ class TestFigures:
 
     def test_empty_history_still_builds_every_chart_with_a_no_data_note(self) -> None:
         figures = pipeline_figures(self.history([]))
+        alerts = alert_figures(self.history([]))
         assert list(figures) == list(SPECS)
-        for fig in figures.values():
+        assert list(alerts) == list(ALERT_SPECS)
+        for fig in [*figures.values(), *alerts.values()]:
             assert [a.text for a in fig.layout.annotations] == ["no data yet"]
             assert fig.layout.xaxis.range is None
