@@ -29,6 +29,10 @@ class DeliveryJob(Contract):
     waits: int = Field(
         default=0, ge=0, description="Times this attempt found its host at its concurrency limit"
     )
+    slot: str | None = Field(
+        default=None,
+        description="Lease token of the host slot reserved for this attempt when it was un-parked",
+    )
     fired_us: int = Field(description="When the firing was committed (wall clock, µs)")
     test: bool = False
 
