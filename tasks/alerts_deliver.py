@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import dramatiq
 import redis
@@ -102,7 +101,7 @@ def register_delivery_actor(
         )
 
     def deliver_one(job: DeliveryJob) -> None:
-        host = (urlsplit(job.url).hostname or "").lower()
+        host = job.destination
         token = ride_out_redis_outage(slots.acquire)(host, job, clock_us() // 1000)
         if token is None:
             return  # parked: a release (or the sweep) puts it back on the queue with a slot

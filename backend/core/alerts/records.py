@@ -5,6 +5,7 @@ progress), so a firing reaches the history even while PostgreSQL is down."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, TypeAdapter
 
@@ -35,6 +36,16 @@ class DeliveryJob(Contract):
     )
     fired_us: int = Field(description="When the firing was committed (wall clock, µs)")
     test: bool = False
+
+    @property
+    def destination(self) -> str:
+        """What delivery slots and parking are per: the URL's host and port (its origin without
+        the scheme). Two receivers on one machine (different ports) are different servers: a
+        slow or dead one must not queue a healthy one's jobs behind its own."""
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class FiredRecord(Contract):

@@ -24,6 +24,7 @@ from backend.bus.alert_delivery import (
 )
 from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_DELIVER_RETRY_QUEUE, Keys
 from backend.core.alerts.firing import verify, webhook_body
+from backend.core.alerts.records import DeliveryJob
 from backend.settings import Settings
 from tasks.actors import register_actors
 from tests.support.processes import Processes
@@ -132,9 +133,10 @@ def test_after_max_attempts_the_delivery_is_dead(settings, redis_client, start):
     assert stats.get(ALERTS_DELIVERED, 0) == 0
 
 
-def parked_alert_ids(redis: Redis, settings: Settings, host: str) -> list[str]:
-    """The alert ids of `host`'s parked jobs, oldest first (an entry: 32-char slot token,
-    36-char message id, the message)."""
+def parked_alert_ids(redis: Redis, settings: Settings, url: str) -> list[str]:
+    """The alert ids of the jobs parked for `url`'s destination, oldest first (an entry:
+    32-char slot token, 36-char message id, the message)."""
+    host = DeliveryJob(alert_id="", rule_id="", url=url, body="", fired_us=0).destination
     entries = redis.lrange(Keys.from_settings(settings).alert_parked(host), 0, -1)
     return [json.loads(e[68:])["args"][0][0]["alert_id"] for e in entries]
 
@@ -170,7 +172,7 @@ def test_a_busy_host_s_jobs_park_until_it_answers_then_drain_in_order_once_each(
         assert stats[ALERTS_DELIVERY_PARKED] == n - 1
         assert stats.get(ALERTS_DELIVERY_UNPARKED, 0) == 0
         assert len(slow.snapshot()) == 1  # only the slot holder was attempted
-        parked = parked_alert_ids(redis_client, settings, "127.0.0.2")
+        parked = parked_alert_ids(redis_client, settings, slow.url)
         assert len(parked) == n - 1
         (first,) = (r.key for r in slow.snapshot())
         opened.set()

@@ -17,6 +17,7 @@ from backend.core.alerts.conditions import (
     evaluate,
 )
 from backend.core.alerts.firing import firing_id, sign, verify, webhook_body
+from backend.core.alerts.records import DeliveryJob
 from backend.core.alerts.rules import (
     DEFAULT_WEBHOOK_DENY,
     AlertRule,
@@ -245,3 +246,17 @@ def test_signature_verifies_only_the_exact_body_with_the_secret() -> None:
     assert verify(body, "k" * 20, header)
     assert not verify(body + b" ", "k" * 20, header)
     assert not verify(body, "x" * 20, header)
+
+
+@pytest.mark.parametrize(
+    ("url", "destination"),
+    [
+        ("http://Hooks.Example.com/a?t=1", "hooks.example.com:80"),
+        ("https://hooks.example.com./a", "hooks.example.com:443"),
+        ("http://127.0.0.1:8080/hook", "127.0.0.1:8080"),
+        ("http://[::1]:9000/hook", "[::1]:9000"),
+    ],
+)
+def test_delivery_slots_are_per_host_and_port(url: str, destination: str) -> None:
+    job = DeliveryJob(alert_id="a", rule_id="r", url=url, body="{}", fired_us=0)
+    assert job.destination == destination
