@@ -5,8 +5,10 @@ job with `attempt + 1`, delayed by the retry policy (backoff with jitter, Retry-
 so the attempt count, the dead state and the history record are ours and visible. Retries go to
 a queue of their own (`alerts.deliver.retry`, lower priority), so however many deliveries to a
 dead receiver are cycling, a first attempt to a healthy one never queues behind them. A job whose
-host is at its concurrency limit is sent again after a short jittered delay instead of waiting:
-no delivery thread ever waits for one host while other hosts have work.
+host is at its concurrency limit is parked on the host's list (`HostSlots`) and its thread moves
+on: no delivery thread ever waits for one host while other hosts have work, and a parked job
+costs nothing until the host frees a slot, which hands it straight to the oldest parked job.
+A daemon thread per worker (`ParkedSweep`) un-parks jobs whose host's slot holder died.
 
 It runs in its own worker process (`tasks.delivery_worker`), so a slow receiver can only ever
 occupy delivery threads, never calc's.
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,7 @@ import redis
 from redis import Redis
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from backend.bus.alert_delivery import HostSlots, count_busy, record_attempt
+from backend.bus.alert_delivery import HostSlots, record_attempt
 from backend.bus.keys import (
     ALERTS_DELIVER_ACTOR,
     ALERTS_DELIVER_QUEUE,
@@ -36,8 +38,8 @@ from backend.bus.keys import (
     Keys,
 )
 from backend.core.alerts.records import DeliveryJob
-from backend.core.alerts.retry import busy_delay, next_delay
-from backend.core.alerts.rules import destination, parse_deny_list
+from backend.core.alerts.retry import next_delay
+from backend.core.alerts.rules import parse_deny_list
 from backend.settings import WorkerSettings
 from tasks.webhook_sender import WebhookSender
 
@@ -57,6 +59,10 @@ class DeliveryActors:
 # for a connect the watchdog cannot see yet) with room to spare; only a dead worker's lease ever
 # reaches it.
 LEASE_MARGIN_S = 5.0
+
+# How often each delivery worker looks for jobs parked behind a dead slot holder: one ZRANGE when
+# nothing is parked. A stranded job waits for its holder's lease to expire anyway (seconds).
+SWEEP_INTERVAL_S = 1.0
 
 # Redis bookkeeping (slot, record, re-send) rides out a short outage rather than losing the job.
 ride_out_redis_outage = retry(
@@ -95,17 +101,14 @@ def register_delivery_actor(
         )
 
     def deliver_one(job: DeliveryJob) -> None:
-        host = destination(job.url)  # per receiver: scheme, host and port
-        token = uuid.uuid4().hex
-        if not ride_out_redis_outage(slots.acquire)(host, token, clock_us() // 1000):
-            waits = job.waits + 1
-            resend(job.model_copy(update={"waits": waits}), busy_delay(waits, rng))
-            ride_out_redis_outage(count_busy)(redis_client, keys)
-            return
+        host = job.destination
+        token = ride_out_redis_outage(slots.acquire)(host, job, clock_us() // 1000)
+        if token is None:
+            return  # parked: a release (or the sweep) puts it back on the queue with a slot
         try:
             result = webhook.send(job)
         finally:
-            ride_out_redis_outage(slots.release)(host, token)
+            ride_out_redis_outage(slots.release)(host, token, clock_us() // 1000)
         record = ride_out_redis_outage(record_attempt)
         if result.outcome == "delivered":
             record(redis_client, keys, job, "delivered", None, clock_us())
@@ -124,7 +127,10 @@ def register_delivery_actor(
                 return
             # The next attempt is sent before this one is recorded: a crash in between repeats
             # a record, never loses the delivery.
-            resend(job.model_copy(update={"attempt": job.attempt + 1, "waits": 0}), delay)
+            retry_job = job.model_copy(
+                update={"attempt": job.attempt + 1, "waits": 0, "slot": None}
+            )
+            resend(retry_job, delay)
             record(redis_client, keys, job, "retrying", result.error, clock_us())
 
     def alerts_deliver(jobs: list[Any]) -> None:
@@ -147,4 +153,32 @@ def register_delivery_actor(
         max_retries=0,
         priority=RETRY_PRIORITY,
     )
+    broker.add_middleware(ParkedSweep(slots, clock_us))
     return DeliveryActors(deliver=deliver_actor, retry=retry_actor)
+
+
+class ParkedSweep(dramatiq.Middleware):
+    """Runs `HostSlots.sweep` every SWEEP_INTERVAL_S in a daemon thread of each delivery worker
+    process: the only way out for jobs parked behind a slot holder that was killed (its lease
+    expires but nobody releases). Safe with any number of workers: each host's step is atomic."""
+
+    def __init__(self, slots: HostSlots, clock_us: ClockUs) -> None:
+        self.slots = slots
+        self.clock_us = clock_us
+        self.stopping = threading.Event()
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        threading.Thread(target=self._run, name="parked-sweep", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.stopping.set()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(SWEEP_INTERVAL_S):
+            try:
+                moved = self.slots.sweep(self.clock_us() // 1000)
+            except redis.RedisError as exc:  # the next round tries again
+                log.warning("parked-job sweep failed: %s", exc)
+                continue
+            if moved:
+                log.info("sweep un-parked %d webhook jobs stranded by a dead slot holder", moved)

@@ -66,14 +66,15 @@ _ALERT_TOTALS: _GaugeTable = (
     ("alerts_delivery_retries", "tickstream_alert_delivery_retries_total", "Attempts to retry"),
     ("alerts_delivery_failed", "tickstream_alert_deliveries_failed_total", "Final failures"),
     ("alerts_delivery_dead", "tickstream_alert_deliveries_dead_total", "Out of attempts"),
-    ("alerts_delivery_host_busy", "tickstream_alert_delivery_host_busy_total",
-     "Jobs put back because their host had no free slot"),
+    ("alerts_delivery_parked", "tickstream_alert_delivery_parked_total",
+     "Jobs parked because their host had no free slot"),
     ("alerts_bad_observations", "tickstream_alert_bad_observations_total",
      "Undecodable observations skipped"),
 )  # fmt: skip
 _ALERT_BACKLOG: _GaugeTable = (
     ("evaluate", "tickstream_alert_evaluations_waiting", "Messages waiting in alerts.evaluate"),
     ("deliver", "tickstream_alert_deliveries_waiting", "Webhook jobs waiting (incl. retries)"),
+    ("parked", "tickstream_alert_deliveries_parked", "Webhook jobs parked for a free host slot"),
     ("history", "tickstream_alert_history_entries", "Alert records waiting for PostgreSQL"),
 )
 
@@ -168,7 +169,7 @@ class ApiMetrics:
                 counters.get(DELIVERY_LATENCY_PREFIX + label, 0)
             )
 
-    def set_alert_backlog(self, evaluate: int, deliver: int, history: int) -> None:
-        waiting = {"evaluate": evaluate, "deliver": deliver, "history": history}
+    def set_alert_backlog(self, evaluate: int, deliver: int, parked: int, history: int) -> None:
+        waiting = {"evaluate": evaluate, "deliver": deliver, "parked": parked, "history": history}
         for name, gauge in self.alert_backlog.items():
             gauge.set(waiting[name])

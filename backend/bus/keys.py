@@ -155,3 +155,14 @@ class Keys:
     def alert_host_slots(self, host: str) -> str:
         """Sorted set of in-flight deliveries to `host` (score: lease expiry, ms)."""
         return f"{self.namespace}:alerts:host:{host}"
+
+    def alert_parked(self, host: str) -> str:
+        """List of delivery jobs parked while `host` had no free slot, oldest first (each entry:
+        its reserved slot token, its message id and the ready `alerts.deliver` message)."""
+        return f"{self.namespace}:alerts:parked:{host}"
+
+    @property
+    def alert_parked_hosts(self) -> str:
+        """Sorted set of hosts with parked jobs (score: when the first of them was parked, ms),
+        what the stranded-job sweep walks."""
+        return f"{self.namespace}:alerts:parked-hosts"

@@ -18,6 +18,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
+from backend.bus.alert_delivery import ALERTS_DELIVERY_PARKED, ALERTS_DELIVERY_UNPARKED
 from backend.bus.keys import (
     ALERTS_DELIVER_QUEUE,
     ALERTS_DELIVER_RETRY_QUEUE,
@@ -77,6 +78,13 @@ class Gauges:
     alert_evaluations_waiting: int = 0  # messages in alerts.evaluate
     alert_deliveries_waiting: int = 0  # messages in alerts.deliver and alerts.deliver.retry
     alert_history_entries: int = 0  # firing/delivery records not yet in PostgreSQL
+
+    @property
+    def alert_deliveries_parked(self) -> int:
+        """Webhook jobs parked until their host frees a slot (parked minus un-parked, both
+        counted by the scripts that move them, so the difference is exact)."""
+        parked = self.counters.get(ALERTS_DELIVERY_PARKED, 0)
+        return round(max(parked - self.counters.get(ALERTS_DELIVERY_UNPARKED, 0), 0))
 
     @property
     def dead_letters(self) -> int:

@@ -106,13 +106,64 @@ async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[by
 # --- webhook host slots (standalone, EVALSHA; sync: the delivery worker is a Dramatiq thread) ----
 class HostSlotAcquire:
     """Take one of a host's `limit` delivery slots as a lease until `expires_ms` (expired leases
-    are dropped first); False if every slot is held."""
+    are dropped first; a slot reserved under `token` is taken as is), or, if every slot is held,
+    park `entry` on the host's list and count it; True if a slot was taken."""
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(source("host_slot_acquire"))
 
-    def __call__(self, *, slots: str, now_ms: int, expires_ms: int, limit: int, token: str) -> bool:
-        return bool(self._script(keys=[slots], args=[now_ms, expires_ms, limit, token]))
+    def __call__(
+        self,
+        *,
+        slots: str,
+        parked: str,
+        parked_hosts: str,
+        stats: str,
+        now_ms: int,
+        expires_ms: int,
+        limit: int,
+        token: str,
+        host: str,
+        entry: bytes,
+        parked_counter: str,
+    ) -> bool:
+        return bool(
+            self._script(
+                keys=[slots, parked, parked_hosts, stats],
+                args=[now_ms, expires_ms, limit, token, host, entry, parked_counter],
+            )
+        )
+
+
+class HostSlotRelease:
+    """Release `token`'s slot (none for `token=""`) and move as many of the host's parked jobs
+    onto the deliver queue as it has free slots, each with a slot reserved; how many moved."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(source("host_slot_release"))
+
+    def __call__(
+        self,
+        *,
+        slots: str,
+        parked: str,
+        parked_hosts: str,
+        queue_list: str,
+        queue_messages: str,
+        stats: str,
+        token: str,
+        now_ms: int,
+        expires_ms: int,
+        limit: int,
+        host: str,
+        unparked_counter: str,
+    ) -> int:
+        return int(
+            self._script(
+                keys=[slots, parked, parked_hosts, queue_list, queue_messages, stats],
+                args=[token, now_ms, expires_ms, limit, host, unparked_counter],
+            )
+        )
 
 
 async def replace_alert_rules(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from backend.bus.alert_delivery import ALERTS_DELIVERY_BUSY, ALERTS_DELIVERY_RETRIES
+from backend.bus.alert_delivery import ALERTS_DELIVERY_PARKED, ALERTS_DELIVERY_RETRIES
 from backend.bus.keys import Keys
 from backend.core.alerts.records import DeliveryRecord, decode_history_record
 from backend.settings import Settings
@@ -52,7 +52,7 @@ def run(base: Settings, jobs: int, rate: float, hostile: int) -> tuple[list[floa
                 queue_webhook_firings(redis, settings, refused_url("127.0.0.3"), n=hostile)
                 wait_for(
                     lambda: (
-                        count(ALERTS_DELIVERY_BUSY) >= hostile - 4
+                        count(ALERTS_DELIVERY_PARKED) >= hostile - 4
                         and count(ALERTS_DELIVERY_RETRIES) >= hostile
                     ),
                     60,

@@ -10,7 +10,8 @@ ticks/s offered, 500-tick batches), three kinds of run alternated so noise hits 
   sleeps 10 s before answering, a third to a port that refuses connections.
 Prints, per kind (medians of `--runs`): accepted ticks/s, ack p99, ingest→view p95 (the pipeline
 bench's own figures, from `tests.bench.pipeline.bench.one_run`), firings, and the healthy
-receiver's delivery latency (its arrival − the firing tick's event time) p50/p95. No timed asserts.
+receiver's delivery latency (its arrival − the firing tick's event time) p50/p95, and how many
+times a delivery job found its host full (parked, or re-sent by older versions). No timed asserts.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ SLEEP_S = 10.0
 
 
 class Receivers:
-    """Three webhook targets on loopback: healthy (records arrivals), sleeper, refuser."""
+    """Three webhook targets on loopback: healthy (records arrivals), sleeper, refuser. All on
+    127.0.0.1 (one host: they share its delivery slots), or with `distinct_hosts` on 127.0.0.1,
+    .2 and .3 (three receivers, as in the issue)."""
 
-    def __init__(self) -> None:
+    def __init__(self, distinct_hosts: bool = False) -> None:
+        ips = ("127.0.0.1", "127.0.0.2", "127.0.0.3") if distinct_hosts else ("127.0.0.1",) * 3
         self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self.lock = threading.Lock()
         receivers = self
@@ -75,15 +79,16 @@ class Receivers:
                 self.send_response(204)
                 self.end_headers()
 
-        self.healthy = ThreadingHTTPServer(("127.0.0.1", free_port()), Healthy)
-        self.sleeper = ThreadingHTTPServer(("127.0.0.1", free_port()), Sleeper)
+        self.healthy = ThreadingHTTPServer((ips[0], free_port()), Healthy)
+        self.sleeper = ThreadingHTTPServer((ips[1], free_port()), Sleeper)
         self.sleeper.daemon_threads = self.healthy.daemon_threads = True
-        self.refused_url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+        self.refused_url = f"http://{ips[2]}:{free_port()}/hook"  # nothing listens there
         for server in (self.healthy, self.sleeper):
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def url(self, server: ThreadingHTTPServer) -> str:
-        return f"http://127.0.0.1:{server.server_address[1]}/hook"
+        host, port = server.server_address[:2]
+        return f"http://{host}:{port}/hook"
 
     def take(self) -> list[tuple[float, dict[str, Any]]]:
         with self.lock:
@@ -157,17 +162,29 @@ def delivery_worker(system: Any, threads: int) -> Iterator[None]:
     yield
 
 
+def busy_count(client: redis.Redis, keys: Keys) -> int:
+    """Times a delivery job found its host full: parked (now) or bounced (the older design's
+    `alerts_delivery_host_busy`), so the figure compares across versions."""
+    raw = client.hmget(keys.stats, "alerts_delivery_parked", "alerts_delivery_host_busy")
+    return sum(int(v or 0) for v in raw)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--batch-tps", type=float, default=10_000.0)
     parser.add_argument("--json", type=Path, default=Path("artifacts/bench/alerts_stall.json"))
+    parser.add_argument(
+        "--distinct-hosts",
+        action="store_true",
+        help="receivers on 127.0.0.1/.2/.3 (their own slots) instead of all on 127.0.0.1",
+    )
     args = parser.parse_args(argv)
     opts = Options(runs=args.runs, duration=args.duration, batch_tps=args.batch_tps)
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
-    rx = Receivers()
+    rx = Receivers(args.distinct_hosts)
     with contextlib.ExitStack() as stack:
         stack.callback(rx.close)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tickstream-stall-")))
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 time.sleep(1.0)  # the workers' rule cache refreshes every 0.5 s
                 rx.take()
                 fired0 = int(client.hget(keys.stats, "alerts_fired") or 0)
+                busy0 = busy_count(client, keys)
                 r = one_run(
                     system, watcher, servers, "batch", opts, seed=k + 1, work=tmp, profiler=None
                 )
@@ -209,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "run": k + 1,
                     "firings": int(client.hget(keys.stats, "alerts_fired") or 0) - fired0,
                     "healthy_deliveries": len(arrivals),
+                    "host_busy": busy_count(client, keys) - busy0,
                     "healthy_latency_ms": {
                         "p50": quantile(latencies, 0.5),
                         "p95": quantile(latencies, 0.95),
@@ -236,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "view_p95_ms": med([r["view_ms"]["p95"] for r in rs]),
             "firings": med([r["firings"] for r in rs]),
             "healthy_deliveries": med([r["healthy_deliveries"] for r in rs]),
+            "host_busy": med([r["host_busy"] for r in rs]),
             "healthy_p50_ms": med([r["healthy_latency_ms"]["p50"] for r in rs]),
             "healthy_p95_ms": med([r["healthy_latency_ms"]["p95"] for r in rs]),
         }
@@ -246,12 +266,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         text.table(
             ["run kind", "accepted ticks/s", "ack p99 ms", "ingest→view p95 ms", "firings",
-             "healthy deliveries", "healthy p50 ms", "healthy p95 ms"],
+             "healthy deliveries", "healthy p50 ms", "healthy p95 ms", "host busy"],
             [
                 [kind, cell(s["accepted_tps"]), cell(s["ack_p99_ms"], "{:,.1f}"),
                  cell(s["view_p95_ms"], "{:,.1f}"), cell(s["firings"]),
                  cell(s["healthy_deliveries"]), cell(s["healthy_p50_ms"]),
-                 cell(s["healthy_p95_ms"])]
+                 cell(s["healthy_p95_ms"]), cell(s["host_busy"])]
                 for kind, s in summary.items()
             ],
         )

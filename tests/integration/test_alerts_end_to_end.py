@@ -105,6 +105,7 @@ def run(procs: Processes, hook: Receiver, redis: Redis, keys: Keys) -> None:
         text = api.get("/metrics").text
         assert metric(text, "tickstream_alerts_fired_total") >= 2
         assert metric(text, "tickstream_alert_deliveries_delivered_total") >= 2
+        assert metric(text, "tickstream_alert_deliveries_parked") == 0  # a free host: none wait
 
         # Paused: crossings no longer fire. Deleted: gone, its history kept.
         paused = api.patch(f"/alerts/rules/{rule['id']}", json={"enabled": False})

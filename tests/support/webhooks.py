@@ -159,6 +159,18 @@ def sleeper(seconds: float) -> Behaviour:
     return behave
 
 
+def gate(opened: threading.Event) -> Behaviour:
+    """A sleeper the test releases: answer 200 once `opened` is set (or the receiver closes);
+    from then on at once."""
+
+    def behave(h: _Handler, r: Received) -> None:
+        while not opened.wait(0.05) and not h.server.receiver.stop.is_set():
+            pass
+        h.reply(200)
+
+    return behave
+
+
 def garbage(h: _Handler, r: Received) -> None:
     h.wfile.write(b"\x00\xffthis is not HTTP at all\r\n\r\n")
     h.wfile.flush()

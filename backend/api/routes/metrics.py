@@ -28,6 +28,7 @@ async def metrics(res: Resources) -> Response:
         res.metrics.set_alert_backlog(
             gauges.alert_evaluations_waiting,
             gauges.alert_deliveries_waiting,
+            gauges.alert_deliveries_parked,
             gauges.alert_history_entries,
         )
     except RedisError:

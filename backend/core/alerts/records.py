@@ -5,6 +5,7 @@ progress), so a firing reaches the history even while PostgreSQL is down."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, TypeAdapter
 
@@ -29,8 +30,22 @@ class DeliveryJob(Contract):
     waits: int = Field(
         default=0, ge=0, description="Times this attempt found its host at its concurrency limit"
     )
+    slot: str | None = Field(
+        default=None,
+        description="Lease token of the host slot reserved for this attempt when it was un-parked",
+    )
     fired_us: int = Field(description="When the firing was committed (wall clock, µs)")
     test: bool = False
+
+    @property
+    def destination(self) -> str:
+        """What delivery slots and parking are per: the URL's host and port (its origin without
+        the scheme). Two receivers on one machine (different ports) are different servers: a
+        slow or dead one must not queue a healthy one's jobs behind its own."""
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class FiredRecord(Contract):

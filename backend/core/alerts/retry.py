@@ -21,11 +21,6 @@ Outcome = Literal["delivered", "retry", "fail"]
 BASE_DELAY_S = 0.5
 MAX_DELAY_S = 60.0
 MAX_RETRY_AFTER_S = 300.0  # a receiver cannot park a delivery for longer than this per attempt
-# A host at its concurrency limit: the job asks again after BUSY_BASE_S, doubling with each time
-# it found the host full, up to BUSY_MAX_S. Quick for a fast host's burst, and a host that stays
-# full (a slow receiver) costs a few bounces per job and second, not a queue-churning storm.
-BUSY_BASE_S = 0.05
-BUSY_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +89,3 @@ def next_delay(
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
     return delay
-
-
-def busy_delay(waits: int, rng: Callable[[], float]) -> float:
-    """How long a job that found its host full for the `waits`-th time (1, 2, ...) waits before
-    it asks again (not an attempt). Equal jitter: at least half the step, so a crowd of jobs
-    bouncing off one host spreads out but never spins."""
-    step = min(BUSY_MAX_S, BUSY_BASE_S * 2 ** min(max(waits - 1, 0), 30))
-    return step / 2 + rng() * step / 2

@@ -256,15 +256,6 @@ def merge_patch(rule: AlertRule, patch: dict[str, Any]) -> dict[str, Any]:
     return base | patch
 
 
-def destination(url: str) -> str:
-    """The receiver a webhook URL names, for per-destination concurrency: scheme, host and
-    port (two services on one host are two receivers; the path, often a token, is left out)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{host}:{port}"
-
-
 def expiry_error(spec: AlertRuleSpec, now: datetime) -> str | None:
     """Why `expires_at` is refused at `now` (a rule that could never fire), or None."""
     if spec.expires_at is not None and spec.expires_at <= now:

@@ -4,22 +4,27 @@ real HTTP receivers in this process. Assertions are on what receivers got and on
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from redis import Redis
 
 from backend.bus.alert_delivery import (
     ALERTS_DELIVERED,
-    ALERTS_DELIVERY_BUSY,
     ALERTS_DELIVERY_DEAD,
     ALERTS_DELIVERY_FAILED,
+    ALERTS_DELIVERY_PARKED,
     ALERTS_DELIVERY_RETRIES,
+    ALERTS_DELIVERY_UNPARKED,
     DELIVERY_LATENCY_PREFIX,
 )
 from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_DELIVER_RETRY_QUEUE, Keys
 from backend.core.alerts.firing import verify, webhook_body
+from backend.core.alerts.records import DeliveryJob
 from backend.settings import Settings
 from tasks.actors import register_actors
 from tests.support.processes import Processes
@@ -28,6 +33,7 @@ from tests.support.webhooks import (
     endless_body,
     first_then,
     garbage,
+    gate,
     queue_webhook_firings,
     receiving,
     redirect_forever,
@@ -127,14 +133,83 @@ def test_after_max_attempts_the_delivery_is_dead(settings, redis_client, start):
     assert stats.get(ALERTS_DELIVERED, 0) == 0
 
 
-def test_a_busy_host_gets_no_more_than_its_slots(settings, redis_client, start):
-    """With every slot of a host taken, its other jobs go back to the queue (counted) instead of
-    waiting or connecting."""
-    with receiving(sleeper(60)) as receiver:
-        start(ALERT_HOST_CONCURRENCY="2", ALERT_WEBHOOK_TIMEOUT="30")
-        queue_webhook_firings(redis_client, settings, receiver.url, n=10)
-        wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_BUSY, 20), 30)
-        assert len(receiver.snapshot()) == 2  # no attempt can end before 30 s
+def parked_alert_ids(redis: Redis, settings: Settings, url: str) -> list[str]:
+    """The alert ids of the jobs parked for `url`'s destination, oldest first (an entry:
+    32-char slot token, 36-char message id, the message)."""
+    host = DeliveryJob(alert_id="", rule_id="", url=url, body="", fired_us=0).destination
+    entries = redis.lrange(Keys.from_settings(settings).alert_parked(host), 0, -1)
+    return [json.loads(e[68:])["args"][0][0]["alert_id"] for e in entries]
+
+
+def nothing_queued(redis: Redis, settings: Settings) -> bool:
+    """No delivery message waits anywhere, delayed ones (`.DQ`) included."""
+    keys = Keys.from_settings(settings)
+    queues = (ALERTS_DELIVER_QUEUE, ALERTS_DELIVER_RETRY_QUEUE)
+    return all(
+        redis.llen(keys.queue_list(q)) == 0 and redis.llen(keys.queue_list(dq_name(q))) == 0
+        for q in queues
+    )
+
+
+def test_a_busy_host_s_jobs_park_until_it_answers_then_drain_in_order_once_each(
+    settings, redis_client, start
+):
+    """With every slot of a host taken, its other jobs park once each (no re-send, no poll),
+    however long the host takes; when it answers they drain one per freed slot, oldest first,
+    each delivered once."""
+    opened = threading.Event()
+    n = 12
+    with receiving(gate(opened), host="127.0.0.2") as slow, receiving(status(200)) as healthy:
+        start(ALERT_HOST_CONCURRENCY="1", ALERT_WEBHOOK_TIMEOUT="30")
+        firings = queue_webhook_firings(redis_client, settings, slow.url, n=n)
+        wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_PARKED, n - 1), 30)
+        # A job to another host queued after them is delivered: every sweep, thread and queue
+        # has had its turn meanwhile, and still nothing about the parked jobs moved.
+        queue_webhook_firings(redis_client, settings, healthy.url)
+        wait_for(lambda: len(healthy.snapshot()) == 1, 30, what="the healthy delivery")
+        wait_for(lambda: nothing_queued(redis_client, settings), 30, what="queues empty")
+        stats = counters(redis_client, settings)
+        assert stats[ALERTS_DELIVERY_PARKED] == n - 1
+        assert stats.get(ALERTS_DELIVERY_UNPARKED, 0) == 0
+        assert len(slow.snapshot()) == 1  # only the slot holder was attempted
+        parked = parked_alert_ids(redis_client, settings, slow.url)
+        assert len(parked) == n - 1
+        (first,) = (r.key for r in slow.snapshot())
+        opened.set()
+        wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERED, n + 1), 60)
+        got = [r.key for r in slow.snapshot()]
+    assert got == [first, *parked]  # oldest parked first, each once
+    assert sorted(got) == sorted(f.alert_id for f in firings)
+    stats = counters(redis_client, settings)
+    assert stats[ALERTS_DELIVERY_UNPARKED] == stats[ALERTS_DELIVERY_PARKED] == n - 1
+    assert redis_client.zcard(Keys.from_settings(settings).alert_parked_hosts) == 0
+
+
+def test_jobs_parked_behind_a_killed_slot_holder_are_delivered_after_its_lease(
+    settings, redis_client, procs
+):
+    """kill -9 of the worker holding the host's slot: nobody releases it, its lease expires by
+    itself, and the surviving worker's sweep hands the slot to the parked jobs."""
+    opened = threading.Event()
+    n = 5
+    env = {"ALERT_HOST_CONCURRENCY": "1", "ALERT_WEBHOOK_TIMEOUT": "3"}
+    with receiving(gate(opened)) as slow:
+        procs.start_delivery_worker("alerts-a", extra_env=env)
+        firings = queue_webhook_firings(redis_client, settings, slow.url, n=n)
+        wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERY_PARKED, n - 1), 30)
+        assert len(slow.snapshot()) == 1
+        procs.kill("alerts-a")  # mid-attempt, holding the slot
+        opened.set()
+        procs.start_delivery_worker("alerts-b", extra_env=env)
+        wanted = {f.alert_id for f in firings}
+        wait_for(lambda: {r.key for r in slow.snapshot()} >= wanted, 60, what="all delivered")
+        wait_for(counter_at_least(redis_client, settings, ALERTS_DELIVERED, n), 30)
+        got = [r.key for r in slow.snapshot()]
+    # The killed attempt may be repeated (at-least-once); every parked job is attempted once.
+    (killed,) = got[:1]
+    assert sorted(k for k in got if k != killed) == sorted(wanted - {killed})
+    stats = counters(redis_client, settings)
+    assert stats[ALERTS_DELIVERY_UNPARKED] == stats[ALERTS_DELIVERY_PARKED]
 
 
 def test_slow_and_dead_receivers_do_not_hold_back_a_healthy_one(settings, redis_client, start):

@@ -65,6 +65,12 @@ def test_gauges_carry_the_alert_queues():
     assert gauges.alert_evaluations_waiting == 2
     assert gauges.alert_deliveries_waiting == 7
     assert gauges.alert_history_entries == 5
+    assert gauges.alert_deliveries_parked == 0
+
+
+def test_parked_deliveries_are_parked_minus_unparked():
+    stats = {b"alerts_delivery_parked": b"9", b"alerts_delivery_unparked": b"4"}
+    assert shape_gauges(answers(stats=stats), 0).alert_deliveries_parked == 5
 
 
 def test_an_empty_outbox_has_nothing_pending():

@@ -12,7 +12,7 @@ from redis.asyncio import Redis as AsyncRedis
 from backend.bus import lua
 
 SCRIPTS = ("ingest", "outbox_ack", "dead_letter_requeue", "hash_compare_and_delete",
-           "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire",
+           "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire", "host_slot_release",
            "alert_rule_put", "alert_rules_replace")  # fmt: skip
 
 

@@ -9,11 +9,8 @@ import pytest
 
 from backend.core.alerts.retry import (
     BASE_DELAY_S,
-    BUSY_BASE_S,
-    BUSY_MAX_S,
     MAX_DELAY_S,
     MAX_RETRY_AFTER_S,
-    busy_delay,
     classify_status,
     next_delay,
     parse_retry_after,
@@ -82,11 +79,3 @@ def test_no_delay_once_attempts_are_used_up() -> None:
     assert next_delay(9, 8, 5.0, lambda: 0.5) is None
     assert next_delay(1, 1, None, lambda: 0.5) is None
     assert next_delay(2, 3, None, lambda: 0.5) is not None
-
-
-def test_busy_delay_backs_off_with_each_wait_and_caps() -> None:
-    assert busy_delay(1, lambda: 1.0) == BUSY_BASE_S
-    assert busy_delay(1, lambda: 0.0) == BUSY_BASE_S / 2  # never zero: no spinning
-    assert busy_delay(3, lambda: 1.0) == 4 * BUSY_BASE_S
-    assert busy_delay(50, lambda: 1.0) == BUSY_MAX_S
-    assert busy_delay(50, lambda: 0.0) == BUSY_MAX_S / 2

@@ -17,12 +17,12 @@ from backend.core.alerts.conditions import (
     evaluate,
 )
 from backend.core.alerts.firing import firing_id, sign, verify, webhook_body
+from backend.core.alerts.records import DeliveryJob
 from backend.core.alerts.rules import (
     DEFAULT_WEBHOOK_DENY,
     AlertRule,
     AlertRuleSpec,
     denied_reason,
-    destination,
     expiry_error,
     merge_patch,
     parse_deny_list,
@@ -248,7 +248,15 @@ def test_signature_verifies_only_the_exact_body_with_the_secret() -> None:
     assert not verify(body, "x" * 20, header)
 
 
-def test_a_destination_is_scheme_host_and_port() -> None:
-    assert destination("https://Hooks.example.org/t/secret") == "https://hooks.example.org:443"
-    assert destination("http://127.0.0.1:9001/a") != destination("http://127.0.0.1:9002/a")
-    assert destination("http://h/x") == destination("http://h:80/y")
+@pytest.mark.parametrize(
+    ("url", "destination"),
+    [
+        ("http://Hooks.Example.com/a?t=1", "hooks.example.com:80"),
+        ("https://hooks.example.com./a", "hooks.example.com:443"),
+        ("http://127.0.0.1:8080/hook", "127.0.0.1:8080"),
+        ("http://[::1]:9000/hook", "[::1]:9000"),
+    ],
+)
+def test_delivery_slots_are_per_host_and_port(url: str, destination: str) -> None:
+    job = DeliveryJob(alert_id="a", rule_id="r", url=url, body="{}", fired_us=0)
+    assert job.destination == destination
