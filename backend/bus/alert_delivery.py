@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from bisect import bisect_left
 from collections.abc import Iterable
 
 from redis import Redis
@@ -58,18 +57,8 @@ _FIELDS = (
 
 
 def delivery_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
-    """HINCRBY increments for the cumulative delivery-latency histogram (Prometheus-style: an
-    observation counts in every bucket whose bound is >= it, and in `+Inf`)."""
-    exact = [0] * len(_FIELDS)
-    for latency in latencies_us:
-        exact[bisect_left(_BOUNDS_US, max(latency, 0))] += 1
-    fields: dict[str, int] = {}
-    running = 0
-    for name, count in zip(_FIELDS, exact, strict=True):
-        running += count
-        if running:
-            fields[name] = running
-    return fields
+    """HINCRBY increments for the cumulative delivery-latency histogram."""
+    return stats.histogram_fields(latencies_us, _BOUNDS_US, _FIELDS)
 
 
 def new_token() -> str:

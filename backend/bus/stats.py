@@ -11,7 +11,7 @@ Fields: the ingest outcomes (written by the ingest script, atomically with the h
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from backend.bus.lua import queue_hincrby_many
@@ -52,18 +52,26 @@ def flush_fields(rows_written: int, ticks: int, seconds: float) -> dict[str, flo
 
 
 def view_latency_fields(latencies_us: Iterable[int]) -> dict[str, int]:
-    """HINCRBY increments recording ingest→view latencies (µs) in the cumulative histogram.
+    """HINCRBY increments recording ingest→view latencies (µs) in the cumulative histogram."""
+    return histogram_fields(latencies_us, _VIEW_BOUNDS_US, _VIEW_FIELDS)
+
+
+def histogram_fields(
+    latencies_us: Iterable[int], bounds_us: Sequence[int], names: Sequence[str]
+) -> dict[str, int]:
+    """HINCRBY increments for a cumulative histogram with `bounds_us` (`names`: one per bound,
+    then `+Inf`).
 
     Like Prometheus buckets: an observation counts in every bucket whose bound is >= it, and
     always in `+Inf`. Negative latencies (clock skew between hosts) count as 0. Buckets left at
     zero are omitted, so the caller issues only the HINCRBYs that change something.
     """
-    exact = [0] * len(_VIEW_FIELDS)  # observations whose smallest covering bucket is i
+    exact = [0] * len(names)  # observations whose smallest covering bucket is i
     for latency in latencies_us:
-        exact[bisect_left(_VIEW_BOUNDS_US, latency)] += 1
+        exact[bisect_left(bounds_us, max(latency, 0))] += 1
     fields: dict[str, int] = {}
     running = 0
-    for name, count in zip(_VIEW_FIELDS, exact, strict=True):
+    for name, count in zip(names, exact, strict=True):
         running += count
         if running:
             fields[name] = running
