@@ -230,6 +230,17 @@ def test_events_query_is_validated(client: TestClient):
     assert client.get("/alerts/events").json() == {"events": []}
 
 
+def test_a_nul_byte_anywhere_is_a_422_not_a_postgres_error(client: TestClient):
+    """PostgreSQL text cannot hold a NUL: every input that reaches it refuses one first (the
+    fuzz test found the events query's rule_id answering 500)."""
+    assert client.get("/alerts/events", params={"rule_id": "a\x00b"}).status_code == 422
+    assert client.get("/alerts/rules/a%00b").status_code == 422
+    body = {"name": "nul\x00", "symbol": "BTCUSDT", "field": "last_price",
+            "condition": "above", "value": 1.0}  # fmt: skip
+    r = client.post("/alerts/rules", json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "name"
+
+
 def _events(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
     r = api.get("/alerts/events", params=params)
     return r.json()["events"] if r.status_code == 200 else []

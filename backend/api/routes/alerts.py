@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[ReadAuth])
 
-RuleId = Annotated[str, Path(min_length=1, max_length=64)]
+# Rule ids are ours (UUIDs; tests and tools may use readable ones): printable, no NUL or control
+# characters, which PostgreSQL text cannot hold (a NUL would otherwise reach it as a 500).
+RULE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+RuleId = Annotated[str, Path(min_length=1, max_length=64, pattern=RULE_ID_PATTERN)]
 _INVALID = {422: {"description": "invalid rule; `detail` names each field and reason"}}
 _NOT_FOUND = {404: {"description": "no such rule"}}
 PG_TIMEOUT_S = 2
@@ -311,7 +314,7 @@ async def test_rule(res: Resources, rule_id: RuleId) -> TestFireResponse:
 @router.get("/events", response_model=AlertEventsResponse, summary="Alert history, newest first")
 async def list_events(
     res: Resources,
-    rule_id: Annotated[str | None, Query(max_length=64)] = None,
+    rule_id: Annotated[str | None, Query(max_length=64, pattern=RULE_ID_PATTERN)] = None,
     symbol: Annotated[str | None, Query(pattern=SYMBOL_RE.pattern)] = None,
     since: Annotated[datetime | None, Query(description="ISO-8601 with a UTC offset")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

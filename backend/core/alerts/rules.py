@@ -56,6 +56,14 @@ DEFAULT_WEBHOOK_DENY = (
 )  # fmt: skip
 
 
+def _printable(value: str) -> str:
+    """No NUL or other control characters: PostgreSQL text and JSON cannot hold a NUL, and none
+    belongs in a name, a URL or a secret."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 class UiChannel(Contract):
     """An `alert.fired` event on the bus: a toast on every page and a row on the Alerts page."""
 
@@ -74,6 +82,7 @@ class WebhookChannel(Contract):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        _printable(value)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https"):
             raise ValueError("must be an http(s) URL")
@@ -88,6 +97,8 @@ class WebhookChannel(Contract):
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < SECRET_MIN:
             raise ValueError(f"must be at least {SECRET_MIN} characters")
+        if value is not None:
+            _printable(value.get_secret_value())
         return value
 
 
@@ -116,6 +127,11 @@ class AlertRuleSpec(Contract):
     expires_at: datetime | None = None
     enabled: bool = True
     channels: list[Channel] = Field(default_factory=lambda: [UiChannel()], min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _printable(value)
 
     @field_validator("symbol")
     @classmethod

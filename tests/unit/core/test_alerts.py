@@ -194,6 +194,8 @@ GOOD: dict[str, Any] = {
         ({"trigger": "always"}, "trigger"),
         ({"value": None}, "value"),
         ({"expires_at": "2026-12-31T00:00:00"}, "UTC offset"),
+        ({"name": "nul\x00name"}, "control characters"),
+        ({"channels": [{"type": "webhook", "url": "https://x.org/\x00"}]}, "control characters"),
     ],
 )
 def test_invalid_rules_name_the_reason(change: dict[str, Any], needle: str) -> None:
