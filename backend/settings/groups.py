@@ -6,7 +6,7 @@ the groups it reads. Field and environment names are the README config table's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -26,6 +26,33 @@ def http_url(value: str) -> str:
 
 class LoggingSettings(SettingsBase):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+
+# Private networks a Prometheus server usually scrapes from (a cluster's pod network, compose's
+# bridge, the same host). Anyone else needs the API key to read /metrics.
+DEFAULT_METRICS_ALLOW = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+class DeploySettings(SettingsBase):
+    """Where this process runs: `production` refuses dev-default secrets (see
+    backend.settings.production); `dev` starts with them and logs one warning."""
+
+    tickstream_env: Literal["dev", "production"] = Field(
+        default="dev", validation_alias="TICKSTREAM_ENV"
+    )
+
+
+class MetricsAccessSettings(SettingsBase):
+    """Who may read a process's /metrics: a client from these networks, or one with the API key."""
+
+    metrics_allow_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS_ALLOW), validation_alias="METRICS_ALLOW_CIDRS"
+    )
+
+    @field_validator("metrics_allow_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: Any) -> Any:
+        return split_csv(value)
 
 
 class BusSettings(SettingsBase):

@@ -5,12 +5,14 @@ only it reads. Groups are always listed in one order, so the launcher's `Setting
 inherits every process's class, is a valid `ApiSettings`, `WorkerSettings`, ... wherever one is
 expected (tests and tools pass it around as such).
 
-    process   class                groups
-    API       ApiSettings          logging, bus, storage, ingest auth, API key, feed, view, alerts
-    worker    WorkerSettings       logging, bus, storage, view, alerts
-    feeder    FeederSettings       logging, ingest auth, feed        (no Redis, no Postgres)
-    bench     FeederBenchSettings  feeder + API key + storage        (verifies in Postgres)
-    UI        UiSettings           logging, bus (its live feed), API key, feed, view
+    process   class                groups (all: logging, deploy)
+    API       ApiSettings          metrics access, bus, storage, ingest auth, API key, feed,
+                                   view, alerts
+    worker    WorkerSettings       metrics access, bus, API key (/metrics), storage, view, alerts
+    feeder    FeederSettings       metrics access, ingest auth, API key (/metrics), feed
+                                   (no Redis, no Postgres)
+    bench     FeederBenchSettings  feeder + storage                  (verifies in Postgres)
+    UI        UiSettings           bus (its live feed), API key, feed, view
     launcher  Settings             all of them + embedded servers and ports
 """
 
@@ -29,9 +31,11 @@ from backend.settings.groups import (
     AlertSettings,
     ApiKeySettings,
     BusSettings,
+    DeploySettings,
     FeedSettings,
     IngestAuthSettings,
     LoggingSettings,
+    MetricsAccessSettings,
     StorageSettings,
     ViewSettings,
     http_url,
@@ -79,6 +83,14 @@ class WorkerFields(SettingsBase):
     )
     calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
     calc_split: bool = Field(default=False, validation_alias="CALC_SPLIT")
+    # /metrics and /health/* of the two Dramatiq services (one port per service, served by a
+    # fork of its Dramatiq process for all its worker processes); 0 serves none.
+    worker_metrics_port: int = Field(
+        default=9191, ge=0, le=65_535, validation_alias="WORKER_METRICS_PORT"
+    )
+    alerts_metrics_port: int = Field(
+        default=9192, ge=0, le=65_535, validation_alias="ALERTS_METRICS_PORT"
+    )
 
 
 class FeederFields(SettingsBase):
@@ -101,6 +113,10 @@ class FeederFields(SettingsBase):
     status_interval: float = Field(default=1.0, gt=0, validation_alias="STATUS_INTERVAL")
     # JSONL of what the feeder delivered (event_id + outcome), for tests and audits; off if unset.
     feeder_record_path: Path | None = Field(default=None, validation_alias="FEEDER_RECORD_PATH")
+    # The feeder's /metrics and /health/*; 0 serves none (the load generator serves none).
+    feeder_metrics_port: int = Field(
+        default=9193, ge=0, le=65_535, validation_alias="FEEDER_METRICS_PORT"
+    )
 
     @field_validator("target_url")
     @classmethod
@@ -131,6 +147,8 @@ class LauncherFields(SettingsBase):
 # --- one class per process (groups in the module docstring's order) --------------------------
 class ApiSettings(
     LoggingSettings,
+    DeploySettings,
+    MetricsAccessSettings,
     BusSettings,
     StorageSettings,
     IngestAuthSettings,
@@ -144,17 +162,35 @@ class ApiSettings(
 
 
 class WorkerSettings(
-    LoggingSettings, BusSettings, StorageSettings, ViewSettings, AlertSettings, WorkerFields
+    LoggingSettings,
+    DeploySettings,
+    MetricsAccessSettings,
+    BusSettings,
+    StorageSettings,
+    ApiKeySettings,
+    ViewSettings,
+    AlertSettings,
+    WorkerFields,
 ):
     """What a Dramatiq worker reads (`tasks.worker`)."""
 
 
-class FeederSettings(LoggingSettings, IngestAuthSettings, FeedSettings, FeederFields):
+class FeederSettings(
+    LoggingSettings,
+    DeploySettings,
+    MetricsAccessSettings,
+    IngestAuthSettings,
+    ApiKeySettings,
+    FeedSettings,
+    FeederFields,
+):
     """What a feeder reads (`python -m feeder`): HTTP only, it may run on another host."""
 
 
 class FeederBenchSettings(
     LoggingSettings,
+    DeploySettings,
+    MetricsAccessSettings,
     StorageSettings,
     IngestAuthSettings,
     ApiKeySettings,
@@ -166,7 +202,13 @@ class FeederBenchSettings(
 
 
 class UiSettings(
-    LoggingSettings, BusSettings, ApiKeySettings, FeedSettings, ViewSettings, UiFields
+    LoggingSettings,
+    DeploySettings,
+    BusSettings,
+    ApiKeySettings,
+    FeedSettings,
+    ViewSettings,
+    UiFields,
 ):
     """What the Streamlit UI reads (its live feed still subscribes to Redis directly)."""
 

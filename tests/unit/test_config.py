@@ -95,6 +95,11 @@ EVERY_FIELD_SET: dict[str, Any] = {
     "ui_password": SecretStr("letmein"),
     "stats_interval": 0.2,
     "stats_retention": 60,
+    "tickstream_env": "production",
+    "metrics_allow_cidrs": ["10.1.0.0/16", "::1/128"],
+    "worker_metrics_port": 0,
+    "alerts_metrics_port": 9300,
+    "feeder_metrics_port": 9301,
 }
 OPTIONAL_NONE = {
     "redis_url": None,
@@ -212,7 +217,10 @@ def test_each_process_reads_only_its_groups() -> None:
     )
     assert not {"pg_url", "internal_token", "batch_size"} & set(UiSettings.model_fields)
     assert not {"batch_size", "target_url", "port"} & set(ApiSettings.model_fields)
-    assert not {"ingest_password", "api_key", "target_url"} & set(WorkerSettings.model_fields)
+    assert not {"ingest_password", "target_url", "port"} & set(WorkerSettings.model_fields)
+    # The API key reaches workers and feeders only to guard their /metrics.
+    assert {"api_key", "metrics_allow_cidrs"} <= set(WorkerSettings.model_fields)
+    assert not {"redis_url", "pg_url"} & set(FeederSettings.model_fields)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 from backend.embedded import EmbeddedServers
 from backend.launcher import load_procfile, process_env
 from backend.settings import Settings
+from tasks.__main__ import SERVICES
 
 SERVERS = EmbeddedServers(
     redis=None,
@@ -57,5 +58,7 @@ def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
     """`make run` starts the delivery worker; calc's worker is a different process, so a slow
     receiver can never take calc's threads."""
     processes = load_procfile()
-    assert "tasks.delivery_worker" in processes["alerts"]
-    assert "tasks.delivery_worker" not in processes["worker"]
+    assert processes["alerts"].startswith("python -m tasks alerts ")
+    assert processes["worker"].startswith("python -m tasks worker ")
+    assert SERVICES["alerts"] == "tasks.delivery_worker"
+    assert SERVICES["worker"] != SERVICES["alerts"]

@@ -1,0 +1,42 @@
+"""`python -m tasks worker|alerts [Dramatiq options]`: one of the two Dramatiq worker services.
+
+The Procfile's entry point for `worker` (calc, persistence, alert evaluation) and `alerts`
+(webhook delivery). It is the services' edge: it builds the worker settings once, configures the
+parent process's logs like its children's (Dramatiq runs with `--skip-logging`, so its own
+formatter never replaces ours), then hands over to Dramatiq's CLI with the service's broker
+module.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from backend.logs import configure_logging
+from backend.settings import get_worker_settings
+
+# Service name (the Procfile's) -> the module Dramatiq imports in each worker process.
+SERVICES = {"worker": "tasks.worker", "alerts": "tasks.delivery_worker"}
+
+
+def dramatiq_argv(service: str, options: list[str]) -> list[str]:
+    """Dramatiq's command line for `service`."""
+    return [SERVICES[service], "--skip-logging", *options]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in SERVICES:
+        print(
+            f"usage: python -m tasks {{{','.join(SERVICES)}}} [dramatiq options]", file=sys.stderr
+        )
+        return 2
+    service, options = argv[0], argv[1:]
+    configure_logging(get_worker_settings(), service=service)
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    return int(dramatiq_main(make_argument_parser().parse_args(dramatiq_argv(service, options))))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
