@@ -23,6 +23,7 @@ from backend.embedded import (
     start_embedded,
 )
 from backend.settings import LauncherSettings, child_environment, get_settings
+from backend.settings.production import InsecureSettings, enforce_deploy_policy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = REPO_ROOT / "Procfile"
@@ -119,6 +120,10 @@ def run(settings: LauncherSettings) -> int:
     """Start everything, block until Ctrl-C/SIGTERM or a process dies, tear down. Returns rc."""
     from honcho import manager as honcho_manager
 
+    try:
+        enforce_deploy_policy(settings, "launcher")
+    except InsecureSettings as exc:
+        return _fail(str(exc).removeprefix("tickstream launcher: "))
     problem = check_ports(settings)
     if problem:
         return _fail(problem)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from backend.settings import FeederSettings, get_feeder_bench_settings, get_feeder_settings
+from backend.settings.production import enforce_deploy_policy
 from feeder.client import Counters
 from feeder.runner import Runner, run_feeder
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request at INFO: far too chatty at hundreds of ticks per second.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    enforce_deploy_policy(settings, "feeder")
     log.info("feeder %s -> %s", settings.feeder_id, settings.target_url)
     asyncio.run(_main(settings))
     return 0

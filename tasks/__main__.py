@@ -13,6 +13,7 @@ import sys
 
 from backend.logs import configure_logging
 from backend.settings import get_worker_settings
+from backend.settings.production import enforce_deploy_policy
 
 # Service name (the Procfile's) -> the module Dramatiq imports in each worker process.
 SERVICES = {"worker": "tasks.worker", "alerts": "tasks.delivery_worker"}
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     service, options = argv[0], argv[1:]
-    configure_logging(get_worker_settings(), service=service)
+    settings = get_worker_settings()
+    configure_logging(settings, service=service)
+    enforce_deploy_policy(settings, service)
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 

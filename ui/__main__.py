@@ -11,13 +11,16 @@ from pathlib import Path
 
 from backend.logs import configure_logging
 from backend.settings import get_ui_settings
+from backend.settings.production import enforce_deploy_policy
 
 APP = Path(__file__).resolve().parent / "app.py"
 
 
 def main(argv: list[str] | None = None) -> int:
     options = sys.argv[1:] if argv is None else argv
-    configure_logging(get_ui_settings(), service="ui")
+    settings = get_ui_settings()
+    configure_logging(settings, service="ui")
+    enforce_deploy_policy(settings, "ui")
     from streamlit.web import cli as streamlit_cli
 
     sys.argv = ["streamlit", "run", str(APP), *options]

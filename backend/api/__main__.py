@@ -14,6 +14,7 @@ import uvicorn
 
 from backend.logs import configure_logging
 from backend.settings import get_api_settings
+from backend.settings.production import enforce_deploy_policy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = get_api_settings()
     configure_logging(settings, service="api")
+    enforce_deploy_policy(settings, "api")
     uvicorn.run(
         "backend.api.app:create_app",
         factory=True,
