@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import plotly.graph_objects as go
 
-from ui.pipeline_stats import PipelineSeries, Series
+from ui.pipeline_series import PipelineSeries, Series
 
 CHART_HEIGHT = 240
 UIREVISION_PREFIX = "pipeline"

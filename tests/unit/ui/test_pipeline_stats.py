@@ -16,6 +16,7 @@ import pytest
 from ui.api_client import BackendClient, BackendError
 from ui.charts_pipeline import ALERT_SPECS, CHART_HEIGHT, SPECS, alert_figures, pipeline_figures
 from ui.pipeline_health import health_parts
+from ui.pipeline_series import pipeline_series, rates, reject_rates
 from ui.pipeline_stats import (
     AlertHeadline,
     Headline,
@@ -25,9 +26,6 @@ from ui.pipeline_stats import (
     format_seconds,
     headline,
     is_not_found,
-    pipeline_series,
-    rates,
-    reject_rates,
 )
 from ui.stats_samples import (
     History,
