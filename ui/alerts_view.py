@@ -1,6 +1,7 @@
-"""Pure logic of the alert UI: what a toast says, which firings are new or unread for a session,
-a form's values as an `AlertRuleSpec`, where each field error goes on the form, and the rows of
-the rules and history tables. Kept apart from `st.*` so unit tests can call it.
+"""Pure logic of the alert UI's forms and tables: a form's values as an `AlertRuleSpec`, where
+each field error goes on the form, an edit as a patch, and the rows of the rules and history
+tables. Kept apart from `st.*` so unit tests can call it (wording: `ui.alerts_text`; what is new
+or unread for a session: `ui.alerts_marks`).
 
 A firing reaches the UI two ways: live, as an `alert.fired` event the process's `LiveFeed` holds
 (numbered by `seq`, in arrival order), and from `GET /alerts/events` (the history, written to
@@ -20,167 +21,12 @@ from backend.core.alerts.firing import Firing
 from backend.core.alerts.history import AlertEvent
 from backend.core.alerts.rules import (
     CHANNEL_CONDITIONS,
-    FLAG_FIELDS,
-    NUMERIC_FIELDS,
     AlertRuleOut,
     AlertRuleSpec,
     expiry_error,
 )
 from backend.core.validation import FieldError
-
-FIELDS: tuple[str, ...] = (*NUMERIC_FIELDS, *FLAG_FIELDS)
-CONDITIONS = (
-    "crosses_above", "crosses_below", "crosses", "above", "below", "enters_channel",
-    "exits_channel",
-)  # fmt: skip
-TRIGGERS = ("once_per_bar", "once", "every_time")
-BARS = ("1m", "5m", "15m", "1h")
-
-FIELD_LABELS = {
-    "last_price": "Last price", "change_1m_pct": "Change 1m (%)", "vwap_1m": "VWAP 1m",
-    "volume_1m": "Volume 1m", "trades_1m": "Trades 1m", "sma_10": "SMA-10",
-    "high_1m": "High 1m", "low_1m": "Low 1m", "gaps_open": "Open gaps",
-    "stale": "Stale (flag)", "gap_opened": "Gap opened (flag)",
-}  # fmt: skip
-CONDITION_LABELS = {
-    "crosses_above": "crosses above", "crosses_below": "crosses below", "crosses": "crosses",
-    "above": "is above", "below": "is below", "enters_channel": "enters channel",
-    "exits_channel": "exits channel",
-}  # fmt: skip
-_PAST = {
-    "crosses_above": "crossed above", "crosses_below": "crossed below", "crosses": "crossed",
-    "above": "is above", "below": "is below", "enters_channel": "entered",
-    "exits_channel": "left",
-}  # fmt: skip
-TRIGGER_LABELS = {
-    "once_per_bar": "once per bar",
-    "once": "once (then the rule pauses)",
-    "every_time": "every time (after the cooldown)",
-}
-
-TOASTED_KEEP = 1_000  # alert ids a session remembers having toasted
-
-
-# --- numbers and sentences --------------------------------------------------------------------
-def format_number(value: float | None) -> str:
-    """A threshold or observed value as people write it: 65,000 / 65,012.5 / 1.08345."""
-    if value is None:
-        return "—"
-    magnitude = abs(value)
-    if magnitude >= 1_000:
-        text = f"{value:,.2f}"
-    elif magnitude >= 1:
-        text = f"{value:,.5f}"
-    else:
-        text = f"{value:.8f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def threshold_text(condition: str, value: float | None, value2: float | None) -> str:
-    """`65,000`, or a channel's `64,000–65,000`."""
-    if condition in CHANNEL_CONDITIONS:
-        return f"{format_number(value)}–{format_number(value2)}"
-    return format_number(value)
-
-
-def rule_summary(field: str, condition: str, value: float | None, value2: float | None) -> str:
-    """What a rule watches: `last_price crosses above 65,000`; a flag: `stale becomes true`."""
-    if field in FLAG_FIELDS:
-        return f"{field} becomes true"
-    return f"{field} {CONDITION_LABELS.get(condition, condition)} " + threshold_text(
-        condition, value, value2
-    )
-
-
-def trigger_summary(trigger: str, bar: str, cooldown_s: int) -> str:
-    """How often a rule may fire: `once per 1m bar`, `once`, `every time (cooldown 60 s)`."""
-    if trigger == "once_per_bar":
-        return f"once per {bar} bar"
-    if trigger == "every_time":
-        return f"every time (cooldown {cooldown_s} s)" if cooldown_s else "every time"
-    return "once"
-
-
-def toast_text(firing: Mapping[str, Any] | Firing) -> str:
-    """The toast of one firing: `BTC breakout: BTCUSDT last_price 65,012 crossed above 65,000`."""
-    f = firing if isinstance(firing, Firing) else Firing.model_validate(firing)
-    if f.field == "stale":
-        what = f"{f.symbol} went stale"
-    elif f.field == "gap_opened":
-        what = f"a sequence gap opened on {f.symbol}"
-    else:
-        past = _PAST.get(f.condition, f.condition)
-        threshold = threshold_text(f.condition, f.value, f.value2)
-        what = f"{f.symbol} {f.field} {format_number(f.observed)} {past} {threshold}"
-    return f"{'Test · ' if f.test else ''}{f.rule_name}: {what}"
-
-
-# --- what is new, what is unread --------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class AlertMarks:
-    """What a session remembers about the feed's alerts (kept in its session state).
-
-    `baseline`: the feed's alert count when the session started (older firings are history, not
-    news); `read_upto`: the count when the session last looked at the Alerts page; `toasted`: the
-    ids already toasted, oldest first, bounded.
-    """
-
-    baseline: int
-    read_upto: int
-    toasted: tuple[str, ...] = ()
-
-
-def start_marks(alerts_received: int) -> AlertMarks:
-    return AlertMarks(baseline=alerts_received, read_upto=alerts_received)
-
-
-def rebase(marks: AlertMarks, alerts_received: int) -> AlertMarks:
-    """A feed that restarted counts from 0 again: marks beyond its count start over at it."""
-    if alerts_received >= marks.baseline and alerts_received >= marks.read_upto:
-        return marks
-    return AlertMarks(alerts_received, alerts_received, marks.toasted)
-
-
-def to_toast(
-    alerts: Sequence[Mapping[str, Any]], marks: AlertMarks
-) -> tuple[list[Mapping[str, Any]], AlertMarks]:
-    """The firings to toast now, oldest first, and the marks with them remembered.
-
-    `alerts` is the feed's list, newest first. A firing is toasted once per session (by
-    `alert_id`, however often it arrives) and only when it arrived after the session started.
-    """
-    seen = set(marks.toasted)
-    fresh: list[Mapping[str, Any]] = []
-    for entry in reversed(alerts):
-        alert_id = entry["firing"]["alert_id"]
-        if entry["seq"] <= marks.baseline or alert_id in seen:
-            continue
-        seen.add(alert_id)
-        fresh.append(entry["firing"])
-    if not fresh:
-        return [], marks
-    toasted = (*marks.toasted, *(f["alert_id"] for f in fresh))[-TOASTED_KEEP:]
-    return fresh, AlertMarks(marks.baseline, marks.read_upto, toasted)
-
-
-def unread_count(alerts: Sequence[Mapping[str, Any]], alerts_received: int, read_upto: int) -> int:
-    """Firings that arrived after `read_upto` (distinct ids), plus those the feed already let
-    go of (it keeps the newest few hundred): a busy day still counts right."""
-    held = [entry for entry in alerts if entry["seq"] > read_upto]
-    ids = {entry["firing"]["alert_id"] for entry in held}
-    oldest_held = min((entry["seq"] for entry in alerts), default=alerts_received + 1)
-    dropped = max(0, min(oldest_held - 1, alerts_received) - read_upto)
-    return len(ids) + dropped
-
-
-def mark_read(marks: AlertMarks, alerts_received: int) -> AlertMarks:
-    return AlertMarks(marks.baseline, alerts_received, marks.toasted)
-
-
-def unread_label(count: int) -> str:
-    return f"{count:,} unread alert{'' if count == 1 else 's'}"
+from ui.alerts_text import rule_summary, toast_text
 
 
 # --- the create form → a spec -----------------------------------------------------------------

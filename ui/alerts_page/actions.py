@@ -13,7 +13,12 @@ import streamlit as st
 
 from backend.settings import UiSettings
 from ui.alerts_page.fetch import forget_rules
-from ui.alerts_view import RuleForm, build_spec, edit_patch, errors_by_slot
+from ui.alerts_view import (
+    RuleForm,
+    build_spec,
+    edit_patch,
+    errors_by_slot,
+)
 from ui.api_client import BackendError, BackendRejected
 from ui.resources import get_backend_client
 

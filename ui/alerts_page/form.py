@@ -21,7 +21,7 @@ from ui.alerts_page.actions import (
     form_key,
     generation_key,
 )
-from ui.alerts_view import (
+from ui.alerts_text import (
     BARS,
     CONDITION_LABELS,
     CONDITIONS,

@@ -13,7 +13,12 @@ import streamlit as st
 from backend.settings import UiSettings
 from ui.alerts_page.fetch import fetch_events, fetch_rules
 from ui.alerts_page.rules import FINGERPRINT_KEY
-from ui.alerts_view import HISTORY_COLUMNS, history_rows, rules_fingerprint, status_style
+from ui.alerts_view import (
+    HISTORY_COLUMNS,
+    history_rows,
+    rules_fingerprint,
+    status_style,
+)
 from ui.resources import get_live_feed
 
 HISTORY_EVERY_S = 2.0

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.alerts_view import AlertMarks, rebase, start_marks
+from ui.alerts_marks import (
+    AlertMarks,
+    rebase,
+    start_marks,
+)
 
 MARKS_KEY = "alert_marks"
 

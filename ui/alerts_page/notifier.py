@@ -11,8 +11,16 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.settings import UiSettings
+from ui.alerts_marks import (
+    mark_read,
+    to_toast,
+    unread_count,
+    unread_label,
+)
 from ui.alerts_page.marks import load_marks, save_marks
-from ui.alerts_view import mark_read, to_toast, toast_text, unread_count, unread_label
+from ui.alerts_text import (
+    toast_text,
+)
 from ui.resources import get_live_feed
 
 NOTIFY_EVERY_S = 0.5

@@ -22,15 +22,17 @@ from ui.alerts_page.actions import (
     test_fire,
 )
 from ui.alerts_page.form import NUMBER_FORMAT
-from ui.alerts_view import (
+from ui.alerts_text import (
     BARS,
     TRIGGER_LABELS,
     TRIGGERS,
+    rule_summary,
+    trigger_summary,
+)
+from ui.alerts_view import (
     channels_summary,
     rule_state,
-    rule_summary,
     rules_fingerprint,
-    trigger_summary,
 )
 
 SHOWN_KEY = "alerts_rules_shown"  # id → the rule as drawn (what an edit diffs against)

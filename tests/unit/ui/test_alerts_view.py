@@ -10,25 +10,29 @@ import pytest
 
 from backend.core.alerts.rules import AlertRuleSpec, UiChannel, WebhookChannel
 from tests.unit.ui.alert_samples import make_event, make_firing, make_rule
-from ui.alerts_view import (
+from ui.alerts_marks import (
     AlertMarks,
+    mark_read,
+    rebase,
+    start_marks,
+    to_toast,
+    unread_count,
+)
+from ui.alerts_text import (
+    format_number,
+    rule_summary,
+    toast_text,
+    trigger_summary,
+)
+from ui.alerts_view import (
     RuleForm,
     build_spec,
     edit_patch,
     errors_by_slot,
     form_slot,
-    format_number,
     history_rows,
-    mark_read,
-    rebase,
     rule_state,
-    rule_summary,
     rules_fingerprint,
-    start_marks,
-    to_toast,
-    toast_text,
-    trigger_summary,
-    unread_count,
 )
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
