@@ -119,8 +119,25 @@ def route_streamlit_logs() -> None:
     """Streamlit gives each of its loggers a plain-text handler and stops propagation
     (`streamlit.logger.setup_formatter`, run for every logger it creates and again whenever its
     config changes). Replace that step: no handler of its own, propagate to our root handler.
-    Levels stay Streamlit's (`logger.level`)."""
+    Levels stay Streamlit's (`logger.level`). Its console messages (the URLs banner,
+    "Stopping...", static-folder warnings: `cli_util.print_to_cli`) become INFO lines of the
+    `streamlit.cli` logger."""
+    from streamlit import cli_util
     from streamlit import logger as st_logger
+
+    cli_log = logging.getLogger("streamlit.cli")
+    held: list[str] = []
+
+    def print_to_cli(message: str, **kwargs: Any) -> None:
+        held.append(str(message))
+        if kwargs.get("nl", True) is False:  # the banner's "Local URL: " + the URL: one line
+            return
+        text = "".join(held).strip()
+        held.clear()
+        if text:
+            cli_log.info("%s", text)
+
+    cli_util.print_to_cli = print_to_cli
 
     def setup_formatter(logger: logging.Logger) -> None:
         console = getattr(logger, "streamlit_console_handler", None)

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     options = sys.argv[1:] if argv is None else argv
     settings = get_ui_settings()
     configure_logging(settings, service="ui")
+    route_streamlit_logs()  # Streamlit's own loggers and console messages: JSON lines too
     route_streamlit_logs()  # Streamlit's own loggers: JSON through our handler too
     enforce_deploy_policy(settings, "ui")
     from streamlit.web import cli as streamlit_cli

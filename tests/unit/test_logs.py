@@ -145,21 +145,29 @@ def test_uvicorn_cli_handlers_are_taken_over_and_color_message_dropped() -> None
 
 
 def test_streamlit_loggers_write_json_through_our_handler(stream: io.StringIO) -> None:
+    from streamlit import cli_util
     from streamlit import logger as st_logger
 
-    original = st_logger.setup_formatter
+    original, original_print = st_logger.setup_formatter, cli_util.print_to_cli
     try:
         route_streamlit_logs()
         log = st_logger.get_logger("streamlit.tickstream_test")
         log.warning("from streamlit")
         st_logger.update_formatter()  # Streamlit re-runs it when its config changes
         log.warning("again")
-        first, second = lines(stream)
+        cli_util.print_to_cli("  Local URL: ", nl=False, fg="blue")  # the banner, as it prints
+        cli_util.print_to_cli("http://localhost:8501", bold=True)
+        cli_util.print_to_cli("")
+        cli_util.print_to_cli("  Stopping...", fg="blue")
+        first, second, url, stopping = lines(stream)
         assert first["logger"] == "streamlit.tickstream_test"
         assert first["message"] == "from streamlit" and first["service"] == "svc"
         assert second["message"] == "again"
         assert not log.handlers and log.propagate
+        assert url["message"] == "Local URL: http://localhost:8501"
+        assert url["logger"] == stopping["logger"] == "streamlit.cli"
+        assert stopping["message"] == "Stopping..."
     finally:
-        st_logger.setup_formatter = original
+        st_logger.setup_formatter, cli_util.print_to_cli = original, original_print
         st_logger._loggers.pop("streamlit.tickstream_test", None)
         st_logger.update_formatter()
