@@ -10,9 +10,8 @@ Kept apart from `backend.logs` so the hot paths import only this (no formatter, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar, Token
 from typing import Any
 
 # The fields, in the order they appear in a log line.
@@ -31,27 +30,44 @@ def current() -> dict[str, Any]:
     return _current.get() or {}
 
 
-@contextmanager
-def log_context(
-    *,
-    trace_id: str | None = None,
-    trace_ids: Sequence[str] | None = None,
-    event_id: str | None = None,
-    symbol: str | None = None,
-    message_id: str | None = None,
-) -> Iterator[None]:
-    """Add the given (non-None) fields to the log context for the duration of the block;
-    an inner block adds to, and may override, the outer one's."""
-    given = {
-        "trace_id": trace_id, "trace_ids": list(trace_ids) if trace_ids is not None else None,
-        "event_id": event_id, "symbol": symbol, "message_id": message_id,
-    }  # fmt: skip
-    fields = {**current(), **{k: v for k, v in given.items() if v is not None}}
-    token = _current.set(fields)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class log_context:  # used like a function: `with log_context(trace_id=...):`
+    """Add the given (non-None) fields to the log context for the duration of the block; an
+    inner block adds to, and may override, the outer one's. A class rather than a
+    @contextmanager generator: it runs once per HTTP request and per calc message, and this
+    costs a fifth as much."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(
+        self,
+        *,
+        trace_id: str | None = None,
+        trace_ids: Sequence[str] | None = None,
+        event_id: str | None = None,
+        symbol: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        fields = dict(current())
+        if trace_id is not None:
+            fields["trace_id"] = trace_id
+        if trace_ids is not None:
+            fields["trace_ids"] = list(trace_ids)
+        if event_id is not None:
+            fields["event_id"] = event_id
+        if symbol is not None:
+            fields["symbol"] = symbol
+        if message_id is not None:
+            fields["message_id"] = message_id
+        self._fields = fields
+        self._token: Token[dict[str, Any] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._fields)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
 
 
 def distinct(trace_ids: Iterable[str]) -> list[str]:

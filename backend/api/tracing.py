@@ -11,7 +11,6 @@ much on the ingest path). For the request it:
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.trace import RequestTrace, request_trace
@@ -36,9 +35,11 @@ class TraceMiddleware:
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["traceparent"] = trace.traceparent
-                headers["x-trace-id"] = trace.trace_id
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"traceparent", trace.traceparent.encode()),
+                    (b"x-trace-id", trace.trace_id.encode()),
+                ]
             await send(message)
 
         with log_context(trace_id=trace.trace_id):

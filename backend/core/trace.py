@@ -9,12 +9,14 @@ Header: `version-traceid-parentid-flags`, e.g. `00-4bf92f3577b34da6a3ce929d0e0e4
 00f067aa0ba902b7-01`: lowercase hex; an all-zero trace or parent id is invalid; version `ff` is
 invalid; a later version may append fields after a `-`, which are ignored.
 
-The random source is a parameter, so tests get fixed ids; the default is the OS's.
+The random source is a parameter, so tests get fixed ids. The default is `random.randbytes`:
+trace ids need to be unique, not secret, and it costs a fraction of `os.urandom` (a system call)
+per request. Python reseeds it in a forked child, so uvicorn workers never share a sequence.
 """
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +55,7 @@ def parse_traceparent(header: str | None) -> TraceParent | None:
     return TraceParent(trace_id, parent_id, flags)
 
 
-def new_trace_id(random_bytes: RandomBytes = os.urandom) -> str:
+def new_trace_id(random_bytes: RandomBytes = random.randbytes) -> str:
     """32 hex characters, never all zeros (the spec's "invalid")."""
     while True:
         trace_id = random_bytes(16).hex()
@@ -61,7 +63,7 @@ def new_trace_id(random_bytes: RandomBytes = os.urandom) -> str:
             return trace_id
 
 
-def new_span_id(random_bytes: RandomBytes = os.urandom) -> str:
+def new_span_id(random_bytes: RandomBytes = random.randbytes) -> str:
     """16 hex characters, never all zeros."""
     while True:
         span_id = random_bytes(8).hex()
@@ -83,7 +85,7 @@ class RequestTrace:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
 
-def request_trace(header: str | None, random_bytes: RandomBytes = os.urandom) -> RequestTrace:
+def request_trace(header: str | None, random_bytes: RandomBytes = random.randbytes) -> RequestTrace:
     """The trace of a request that sent `header` (or none): its trace id kept when valid,
     a new one otherwise; always a new span id for this server's part."""
     parent = parse_traceparent(header)
