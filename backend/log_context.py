@@ -71,8 +71,8 @@ class log_context:  # used like a function: `with log_context(trace_id=...):`
 
 
 def distinct(trace_ids: Iterable[str]) -> list[str]:
-    """The ids in first-seen order, once each."""
-    return list(dict.fromkeys(trace_ids))
+    """The ids in first-seen order, once each (empty ones left out)."""
+    return [trace_id for trace_id in dict.fromkeys(trace_ids) if trace_id]
 
 
 def trace_fields(trace_ids: Iterable[str], limit: int = MAX_TRACE_IDS) -> dict[str, Any]:

@@ -106,13 +106,17 @@ def configure_logging(settings: LoggingSettings, service: str, stream: Any = Non
     root = logging.getLogger()
     root.handlers[:] = [json_handler(service, stream)]
     root.setLevel(settings.log_level.upper())
+    _adopt_uvicorn_loggers()
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, IngestAccessFilter) for f in access.filters):
+        access.addFilter(IngestAccessFilter())
+
+
+def _adopt_uvicorn_loggers() -> None:
     for name in _OWN_HANDLERS:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, IngestAccessFilter) for f in access.filters):
-        access.addFilter(IngestAccessFilter())
 
 
 def route_streamlit_logs() -> None:
@@ -121,9 +125,23 @@ def route_streamlit_logs() -> None:
     config changes). Replace that step: no handler of its own, propagate to our root handler.
     Levels stay Streamlit's (`logger.level`). Its console messages (the URLs banner,
     "Stopping...", static-folder warnings: `cli_util.print_to_cli`) become INFO lines of the
-    `streamlit.cli` logger."""
+    `streamlit.cli` logger. Its server is uvicorn, configured with uvicorn's default logging
+    config (plain handlers) when it starts: that is undone right after."""
     from streamlit import cli_util
     from streamlit import logger as st_logger
+    from uvicorn.config import Config
+
+    configure_uvicorn = Config.configure_logging
+    if not getattr(configure_uvicorn, "tickstream_json", False):
+
+        def configure_then_adopt(self: Config) -> None:
+            configure_uvicorn(self)
+            _adopt_uvicorn_loggers()
+            if not self.access_log:  # Streamlit turns access lines off: keep them off
+                logging.getLogger("uvicorn.access").propagate = False
+
+        configure_then_adopt.tickstream_json = True  # type: ignore[attr-defined]
+        Config.configure_logging = configure_then_adopt  # type: ignore[method-assign]
 
     cli_log = logging.getLogger("streamlit.cli")
     held: list[str] = []

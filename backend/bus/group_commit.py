@@ -97,7 +97,7 @@ class GroupCommitter:
     async def _flush_once(self) -> None:
         group = self._take()
         ticks = [tick for item in group for tick in item.ticks]
-        spans = [(item.trace_id, len(item.ticks)) for item in group if item.trace_id]
+        spans = [(item.trace_id, len(item.ticks)) for item in group]  # "" = untraced
         try:
             outcomes = await self.flush(ticks, spans)
         except Exception as exc:  # every waiter learns the hand-off failed; none is acked

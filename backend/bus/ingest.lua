@@ -2,7 +2,8 @@
 -- KEYS: queue list, queue msgs, outbox, stats.
 -- ARGV: dedup ttl, message_id, message head, message tail, dedup prefix, max backlog,
 --       the number of trace spans S, then S x (trace id, ticks of the span): the requests'
---       trace ids, in the ticks' order; then (event_id, content, encoded tick) per tick.
+--       trace ids ('' for none), in the ticks' order; then (event_id, content, encoded tick)
+--       per tick.
 local ttl = tonumber(ARGV[1])
 local prefix = ARGV[5]
 local max_backlog = tonumber(ARGV[6])
@@ -40,7 +41,7 @@ for i = first, #ARGV, 3 do
     accepted[#accepted + 1] = ARGV[i + 2]
     statuses[#statuses + 1] = 1
     local trace = span > 0 and ARGV[6 + 2 * span] or nil
-    if trace and not traced[trace] then
+    if trace and trace ~= '' and not traced[trace] then
       traced[trace] = true
       traces[#traces + 1] = '"' .. trace .. '"'
     end

@@ -55,3 +55,5 @@ def test_ui_lines_are_json_streamlit_ones_included(procs: Processes) -> None:
     loggers = {line["logger"] for line in lines}
     assert any(name.startswith("streamlit.") and name != "streamlit.cli" for name in loggers)
     assert any(str(port) in line["message"] for line in lines if line["logger"] == "streamlit.cli")
+    assert "uvicorn.error" in loggers  # Streamlit's server: uvicorn, its default config undone
+    assert "uvicorn.access" not in loggers  # Streamlit turns access lines off; they stay off

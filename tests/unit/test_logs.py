@@ -87,7 +87,7 @@ def test_the_context_is_on_every_line_written_inside_it(stream: io.StringIO) -> 
 def test_batch_trace_fields_are_distinct_capped_and_single_ids_named() -> None:
     assert trace_fields(["a", "b", "a"]) == {"trace_ids": ["a", "b"]}
     assert trace_fields(["a", "a"]) == {"trace_ids": ["a"], "trace_id": "a"}
-    assert trace_fields([]) == {"trace_ids": []}
+    assert trace_fields([]) == trace_fields([""]) == {"trace_ids": []}
     capped = trace_fields(["a", "b", "c", "d"], limit=2)
     assert capped == {"trace_ids": ["a", "b"], "trace_ids_more": 2}
 

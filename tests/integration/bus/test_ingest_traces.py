@@ -46,28 +46,28 @@ def test_message_and_outbox_name_the_trace_ids_of_the_accepted_ticks_only(
     ]  # fmt: skip
     redis_client.delete(keys.queue_list(), keys.queue_messages(), keys.outbox)
     # Request A: 2 ticks (one new); B: 1 duplicate; A again (a client reusing its trace): 1 new;
-    # C: a duplicate.
-    ticks = [tick("a1"), tick("dup-b"), tick("dup-b"), tick("a2"), tick("dup-c")]
-    spans = [(A, 2), (B, 1), (A, 1), (C, 1)]
+    # C: a duplicate; an untraced request ("") with a new tick.
+    ticks = [tick("a1"), tick("dup-b"), tick("dup-b"), tick("a2"), tick("dup-c"), tick("u1")]
+    spans = [(A, 2), (B, 1), (A, 1), (C, 1), ("", 1)]
     with caplog.at_level(logging.INFO, logger="backend.bus.ingest"):
         statuses = run(settings, ticks, spans)
     assert statuses == [Status.ACCEPTED, Status.DUPLICATE, Status.DUPLICATE, Status.ACCEPTED,
-                        Status.DUPLICATE]  # fmt: skip
+                        Status.DUPLICATE, Status.ACCEPTED]  # fmt: skip
 
     [message_id] = redis_client.lrange(keys.queue_list(), 0, -1)
     message = Message.decode(redis_client.hget(keys.queue_messages(), message_id))
     ticks_arg, traces_arg = message.args
-    assert [decode_tick(t).event_id for t in ticks_arg] == ["a1", "a2"]
+    assert [decode_tick(t).event_id for t in ticks_arg] == ["a1", "a2", "u1"]
     assert traces_arg == [A]  # distinct, and only requests with an accepted tick
     [(_, fields)] = redis_client.xrange(keys.outbox)
     assert orjson.loads(fields[b"r"]) == [A]
-    assert [decode_tick(t).event_id for t in orjson.loads(fields[b"t"])] == ["a1", "a2"]
+    assert [decode_tick(t).event_id for t in orjson.loads(fields[b"t"])] == ["a1", "a2", "u1"]
 
     # One line per commit, naming every request's trace id (duplicates' too: their ingest).
     [record] = [r for r in caplog.records if r.getMessage().startswith("ingest commit")]
     assert record.trace_ids == [A, B, C]  # type: ignore[attr-defined]
     assert record.message_id == message.message_id  # type: ignore[attr-defined]
-    assert (record.accepted, record.duplicates, record.requests) == (2, 3, 4)  # type: ignore[attr-defined]
+    assert (record.accepted, record.duplicates, record.requests) == (3, 3, 5)  # type: ignore[attr-defined]
 
 
 def test_ticks_without_trace_spans_still_form_a_calc_message(
