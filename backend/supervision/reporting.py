@@ -43,11 +43,13 @@ class RestartReporter:
             log.warning(
                 "restart not counted: Redis unreachable",
                 extra={
-                    "process": restart.process,
+                    "process_name": restart.process,
                     **describe_exit(restart.exit_code),
                     "error": str(exc),
                 },
             )
+        except Exception:  # a Future would swallow it: say so, the supervision goes on
+            log.exception("restart not counted", extra={"process_name": restart.process})
 
     def close(self) -> None:
         """Finish the writes already queued (each bounded by the client's timeouts)."""

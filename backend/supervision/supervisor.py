@@ -5,7 +5,8 @@ makes the pid we watch the program's own, so its exit status and signal are the 
 its own session, so one `killpg` reaches everything it forked (Dramatiq's worker processes, a
 metrics server) and a terminal's Ctrl-C reaches only us: we decide the order of the shutdown.
 Children write to the launcher's stdout/stderr directly: every process already logs JSON lines
-with its `service`, so nothing is piped or prefixed.
+with its `service`, so nothing is piped or prefixed. Our own lines name the process in
+`process_name` (`process` is the pid in every LogRecord and cannot be set through `extra`).
 
 A process that dies while we are not shutting down is restarted after `Backoff`'s delay; nothing
 else is touched, so the other processes and the embedded servers never go down because one died.
@@ -87,6 +88,7 @@ class Supervisor:
         self._clock = clock
         self._stopping = False
         self._kill_now = False
+        self._last_exit: dict[str, int | None] = {}
 
     # --- signals ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -107,17 +109,20 @@ class Supervisor:
     def run(self) -> int:
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         try:
-            for child in self._children.values():
-                if not self._stopping:
-                    self._start(child)
+            self.start_all()
             while not self._stopping:
                 self.step()
                 time.sleep(POLL_S)
-            self._shutdown()
+            self.shutdown()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         return 0
+
+    def start_all(self) -> None:
+        for child in self._children.values():
+            if not self._stopping:
+                self._start(child)
 
     def step(self) -> None:
         """Notice deaths and schedule their restarts; start the processes whose delay is over."""
@@ -134,7 +139,7 @@ class Supervisor:
                     try:
                         self._on_restart(restart)
                     except Exception:  # a reporting bug must never stop the supervision
-                        log.exception("on_restart failed", extra={"process": child.name})
+                        log.exception("on_restart failed", extra={"process_name": child.name})
 
     def _died(self, child: _Child, exit_code: int | None, now: float) -> None:
         assert child.proc is not None
@@ -146,7 +151,7 @@ class Supervisor:
         log.warning(
             "process exited; restarting",
             extra={
-                "process": child.name,
+                "process_name": child.name,
                 **describe_exit(exit_code),
                 "restarts": child.backoff.restarts,
                 "delay_s": delay,
@@ -163,12 +168,12 @@ class Supervisor:
                 start_new_session=True,  # its own process group: one killpg reaches it all
             )
         except OSError as exc:
-            log.error("cannot start", extra={"process": child.name, "error": str(exc)})
+            log.error("cannot start", extra={"process_name": child.name, "error": str(exc)})
             child.proc = None
             self._died_before_start(child)
             return
         child.backoff.started(self._clock())
-        log.info("started", extra={"process": child.name, "pid": child.proc.pid})
+        log.info("started", extra={"process_name": child.name, "pid": child.proc.pid})
 
     def _died_before_start(self, child: _Child) -> None:
         now = self._clock()
@@ -176,8 +181,9 @@ class Supervisor:
         child.due_at = now + delay
         child.pending = Restart(child.name, None, child.backoff.restarts, delay)
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         """SIGTERM every group, wait up to `grace_s` for them to drain, SIGKILL what is left."""
+        self._stopping = True  # no restart from here on
         live = [c.proc for c in self._children.values() if c.proc is not None]
         for proc in live:
             _signal_group(proc.pid, signal.SIGTERM)
@@ -191,11 +197,12 @@ class Supervisor:
         for child in self._children.values():
             if child.proc is not None:
                 if child.proc.poll() is None:
-                    log.warning("killing after the grace period", extra={"process": child.name})
+                    log.warning("killing after the grace period", extra={"process_name": child.name})
                 _signal_group(child.proc.pid, signal.SIGKILL)  # stragglers in its group too
                 child.proc.wait()
+                self._last_exit[child.name] = child.proc.returncode
                 log.info(
-                    "stopped", extra={"process": child.name, **describe_exit(child.proc.returncode)}
+                    "stopped", extra={"process_name": child.name, **describe_exit(child.proc.returncode)}
                 )
                 child.proc = None
 
@@ -203,6 +210,10 @@ class Supervisor:
     def pids(self) -> dict[str, int | None]:
         """The running pid of each process (None while it waits for its restart)."""
         return {n: c.proc.pid if c.proc else None for n, c in self._children.items()}
+
+    def returncodes(self) -> dict[str, int | None]:
+        """How each process last ended, once `shutdown()` has stopped it (None: still running)."""
+        return dict(self._last_exit)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
