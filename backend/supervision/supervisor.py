@@ -197,12 +197,15 @@ class Supervisor:
         for child in self._children.values():
             if child.proc is not None:
                 if child.proc.poll() is None:
-                    log.warning("killing after the grace period", extra={"process_name": child.name})
+                    log.warning(
+                        "killing after the grace period", extra={"process_name": child.name}
+                    )
                 _signal_group(child.proc.pid, signal.SIGKILL)  # stragglers in its group too
                 child.proc.wait()
                 self._last_exit[child.name] = child.proc.returncode
                 log.info(
-                    "stopped", extra={"process_name": child.name, **describe_exit(child.proc.returncode)}
+                    "stopped",
+                    extra={"process_name": child.name, **describe_exit(child.proc.returncode)},
                 )
                 child.proc = None
 
