@@ -196,7 +196,7 @@ class Supervisor:
             time.sleep(POLL_S)
         for child in self._children.values():
             if child.proc is not None:
-                if child.proc.poll() is None:
+                if child.proc.poll() is None and not self._kill_now:
                     log.warning(
                         "killing after the grace period", extra={"process_name": child.name}
                     )

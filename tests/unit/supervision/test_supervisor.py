@@ -6,8 +6,10 @@ waits for the observable death (the pid gone), then moves the clock.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +145,35 @@ def test_shutdown_terms_every_group_then_kills_what_outstays_the_grace(
     assert sup.pids() == {"polite": None, "stubborn": None}
     sup.step()  # stopping: nothing comes back
     assert sup.pids() == {"polite": None, "stubborn": None} and restarts == []
+
+
+def test_first_signal_stops_gracefully_a_second_kills_at_once(
+    make: type[Supervisor], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`run()` as `make run` uses it: Ctrl-C once starts the graceful stop; a second Ctrl-C
+    does not wait out the grace period (a minute here) for a process that ignores SIGTERM."""
+    sup = make(
+        {"stubborn": "sh -c \"trap '' TERM; sleep 60 & wait\""}, grace_s=60.0, clock=time.monotonic
+    )
+
+    def press_ctrl_c_twice() -> None:
+        pid = wait_for(lambda: sup.pids()["stubborn"], 10, what="the process to start")
+        wait_for(lambda: psutil.Process(pid).children(), 10, what="the trap to be set")
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(
+            lambda: any(r.message == "stopping every process" for r in caplog.records),
+            10,
+            what="the graceful stop",
+        )
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with caplog.at_level(logging.INFO, logger="backend.supervision.supervisor"):
+        presser = threading.Thread(target=press_ctrl_c_twice)
+        presser.start()
+        assert sup.run() == 0
+        presser.join()
+    assert sup.returncodes() == {"stubborn": -signal.SIGKILL}
+    messages = [r.message for r in caplog.records]
+    assert "second signal: killing every process now" in messages
+    assert "killing after the grace period" not in messages
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
