@@ -113,8 +113,8 @@ class Supervisor:
             while not self._stopping:
                 self.step()
                 time.sleep(POLL_S)
-            self.shutdown()
         finally:
+            self.shutdown()  # also when the loop itself fails: no process outlives the launcher
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         return 0
