@@ -1,8 +1,10 @@
 """`python -m backend.launcher` (what `make run` calls): the whole system in one terminal.
 
 Starts embedded Redis/PostgreSQL unless REDIS_URL / PG_URL point elsewhere, runs the migrations,
-then runs every Procfile process under honcho with the right URLs and ports. Ctrl-C stops the
-processes first and the servers last, so workers can still flush on the way down.
+then runs every Procfile process under our `Supervisor` (honcho only parses the Procfile) with the
+right URLs and ports. A process that dies is restarted after a backoff, like a platform would, and
+the others and the servers stay up; each restart is counted in Redis for /stats and /metrics.
+Ctrl-C stops the processes first and the servers last, so workers can still flush on the way down.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from backend.embedded import (
     redact_url,
     start_embedded,
 )
+from backend.logs import configure_logging
 from backend.settings import LauncherSettings, child_environment, get_settings
 from backend.settings.production import InsecureSettings, enforce_deploy_policy
+from backend.supervision.reporting import RestartReporter
+from backend.supervision.supervisor import Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = REPO_ROOT / "Procfile"
-# honcho SIGKILLs stragglers after this many seconds; its default (5) can cut a worker's final
+# Stragglers are SIGKILLed after this many seconds; less (honcho's 5) can cut a worker's final
 # flush short, and Redis redelivery then makes the shutdown look like a crash.
 SHUTDOWN_GRACE_SECONDS = 15
 
@@ -70,7 +75,7 @@ def process_env(name: str, settings: LauncherSettings, servers: EmbeddedServers)
     """The environment for one Procfile process: ours, plus `settings` (`to_env`), the server
     URLs, its PORT and the venv. Each child then builds only its own settings class from it."""
     overrides = servers.env()
-    overrides["PYTHONUNBUFFERED"] = "1"  # lines reach honcho's printer as they happen
+    overrides["PYTHONUNBUFFERED"] = "1"  # log lines reach the terminal as they happen
     # Point the feeder and the UI at the API we run, unless they were configured explicitly.
     api_url = f"http://127.0.0.1:{settings.port}"
     if "target_url" not in settings.model_fields_set:
@@ -112,14 +117,24 @@ def _banner(settings: LauncherSettings, servers: EmbeddedServers, names: list[st
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> NoReturn:
-    """Until honcho takes over the signals, SIGTERM unwinds like Ctrl-C so servers get stopped."""
+    """Until the supervisor takes over the signals, SIGTERM unwinds like Ctrl-C so servers stop."""
     raise SystemExit(128 + signum)
 
 
-def run(settings: LauncherSettings) -> int:
-    """Start everything, block until Ctrl-C/SIGTERM or a process dies, tear down. Returns rc."""
-    from honcho import manager as honcho_manager
+def _restart_reporter(live: LauncherSettings) -> RestartReporter:
+    """Counts restarts in the Redis the processes use; short timeouts: Redis may be what died."""
+    from redis import Redis
 
+    from backend.bus.keys import Keys
+    from backend.bus.process_restarts import ProcessRestartsStore
+
+    client = Redis.from_url(live.effective_redis_url, socket_connect_timeout=1, socket_timeout=1)
+    return RestartReporter(ProcessRestartsStore(client, Keys.from_settings(live)))
+
+
+def run(settings: LauncherSettings) -> int:
+    """Start everything, supervise until Ctrl-C/SIGTERM, tear down. Returns the exit status."""
+    configure_logging(settings, service="launcher")
     try:
         enforce_deploy_policy(settings, "launcher")
     except InsecureSettings as exc:
@@ -143,22 +158,27 @@ def run(settings: LauncherSettings) -> int:
         signal.signal(signal.SIGTERM, previous)
         return 130
 
+    reporter: RestartReporter | None = None
     try:
         live = servers.apply(settings)
         from backend.storage.migrate import upgrade
 
         upgrade(live)
-
-        honcho_manager.KILL_WAIT = SHUTDOWN_GRACE_SECONDS
-        manager = honcho_manager.Manager()
-        for name, command in processes.items():
-            manager.add_process(name, command, env=process_env(name, live, servers), cwd=REPO_ROOT)
+        reporter = _restart_reporter(live)
+        supervisor = Supervisor(
+            processes,
+            lambda name: process_env(name, live, servers),
+            cwd=REPO_ROOT,
+            grace_s=SHUTDOWN_GRACE_SECONDS,
+            on_restart=reporter,
+        )
         print(_banner(settings, servers, list(processes)), flush=True)
-        manager.loop()  # installs its own SIGINT/SIGTERM handlers: terminate all, then return
-        return int(manager.returncode or 0)
-    except KeyboardInterrupt:
+        return supervisor.run()  # its own SIGINT/SIGTERM handlers: stop all, then return
+    except (KeyboardInterrupt, SystemExit):
         return 130
     finally:
+        if reporter is not None:
+            reporter.close()
         if servers.redis is not None or servers.postgres is not None:
             print("tickstream: stopping the embedded servers", file=sys.stderr, flush=True)
         servers.stop()

@@ -52,6 +52,7 @@ from backend.bus.keys import CALC_B_QUEUE, Keys
 from backend.bus.ledger import LedgerReader
 from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
+from backend.bus.process_restarts import ProcessRestartsReader
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
 from backend.core.ticks import Tick
@@ -122,6 +123,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             alert_rules=alert_rules,
             alert_firings=AlertFirings(redis, keys, settings.pubsub_channel),
             alert_sync=alert_sync,
+            restarts=ProcessRestartsReader(redis, keys),
         )
         try:
             yield

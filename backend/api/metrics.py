@@ -5,9 +5,12 @@ A registry per app (not the global one) so several apps can live in one test pro
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from backend.bus import ledger
 from backend.bus.alert_delivery import DELIVERY_LATENCY_BUCKETS, DELIVERY_LATENCY_PREFIX
@@ -84,6 +87,31 @@ def _gauges(table: _GaugeTable, registry: CollectorRegistry) -> dict[str, Gauge]
     return {key: Gauge(name, help_text, registry=registry) for key, name, help_text in table}
 
 
+class ProcessRestartsCollector(Collector):
+    """`tickstream_process_restarts_total{process}`: the launcher's restarts, read at scrape.
+
+    A collector rather than a `Counter`: the count lives in Redis (the launcher writes it), so
+    it is set, never incremented here, yet it is a counter (only ever goes up) and Prometheus
+    should treat it as one (`rate()`, `increase()`), which a `Gauge` would not declare.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def set(self, counts: Mapping[str, int]) -> None:
+        self._counts = dict(counts)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "tickstream_process_restarts",
+            "Restarts of each Procfile process by the make-run launcher after it died",
+            labels=["process"],
+        )
+        for process, count in sorted(self._counts.items()):
+            family.add_metric([process], count)
+        yield family
+
+
 @dataclass
 class ApiMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -138,6 +166,8 @@ class ApiMetrics:
             ["le"],
             registry=r,
         )
+        self.process_restarts = ProcessRestartsCollector()
+        r.register(self.process_restarts)
         self.sse_dropped = Counter(
             "tickstream_sse_dropped_events", "Events dropped for slow SSE clients", registry=r
         )

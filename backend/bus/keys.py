@@ -166,3 +166,9 @@ class Keys:
         """Sorted set of hosts with parked jobs (score: when the first of them was parked, ms),
         what the stranded-job sweep walks."""
         return f"{self.namespace}:alerts:parked-hosts"
+
+    @property
+    def process_restarts(self) -> str:
+        """Hash of the launcher's restarts, fields `<process>.count`, `<process>.last_exit_code`
+        and `<process>.last_restart_ms` (one HGETALL reads every process)."""
+        return f"{self.namespace}:process-restarts"

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from backend.embedded import EmbeddedServers
-from backend.launcher import load_procfile, process_env
+from backend.launcher import REPO_ROOT, SHUTDOWN_GRACE_SECONDS, load_procfile, process_env
 from backend.settings import Settings
 from tasks.__main__ import SERVICES
 
@@ -62,3 +62,29 @@ def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
     assert processes["worker"].startswith("python -m tasks worker ")
     assert SERVICES["alerts"] == "tasks.delivery_worker"
     assert SERVICES["worker"] != SERVICES["alerts"]
+
+
+def test_every_procfile_command_is_one_program_the_supervisor_can_exec() -> None:
+    """The supervisor runs `sh -c "exec <command>"`, so the pid it watches (and the status it
+    reports) is the program's; a compound command would defeat that."""
+    for name, command in load_procfile().items():
+        assert command.startswith("python -m "), name
+        assert not any(token in command for token in (";", "&&", "||", "|", "&")), name
+
+
+def test_the_launcher_supervises_every_procfile_process_in_order(live: Settings) -> None:
+    """`run` hands the Procfile, in order, to the Supervisor with each process's env."""
+    from backend.supervision.supervisor import Supervisor
+
+    processes = load_procfile()
+    seen: list[str] = []
+
+    def env_for(name: str) -> dict[str, str]:
+        seen.append(name)
+        return process_env(name, live, SERVERS)
+
+    sup = Supervisor(processes, env_for, cwd=REPO_ROOT, grace_s=SHUTDOWN_GRACE_SECONDS)
+    assert list(sup.pids()) == ["api", "worker", "alerts", "feeder", "ui"]
+    assert all(pid is None for pid in sup.pids().values())  # nothing runs before start_all
+    assert seen == []
+    assert SHUTDOWN_GRACE_SECONDS == 15

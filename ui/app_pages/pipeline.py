@@ -20,6 +20,7 @@ from backend.settings import UiSettings
 from ui.api_client import BackendError, BackendUnavailable
 from ui.charts_pipeline import alert_figures, pipeline_figures
 from ui.pipeline_health import HealthPart, health_parts
+from ui.pipeline_restarts import process_rows, processes_caption
 from ui.pipeline_stats import (
     AlertHeadline,
     Headline,
@@ -102,6 +103,32 @@ def render_health(parts: list[HealthPart]) -> None:
             st.badge(f"{part.name} · {part.status}", icon=icon, color=color)
             if part.detail:
                 st.caption(part.detail)
+
+
+@st.cache_data(ttl=FETCH_TTL_S, max_entries=16, show_spinner=False, hash_funcs=BACKEND_HASH_FUNCS)
+def fetch_processes(settings: UiSettings) -> dict[str, Any]:
+    """`GET /stats` now, for its `processes` (the restart counter is not in the history)."""
+    try:
+        return {"stats": get_backend_client(settings).get_stats()}
+    except BackendError as exc:
+        return {"error": exc.message}
+
+
+def render_processes(settings: UiSettings) -> None:
+    """Restarts per process (`make run`'s supervisor): the count, the last exit and when."""
+    fetched = fetch_processes(settings)
+    if "error" in fetched:
+        return  # the banner above already says the backend is unavailable
+    rows = process_rows(fetched["stats"], time.time_ns() // 1_000_000)
+    st.subheader("Processes")
+    st.caption(processes_caption(rows))
+    if rows:
+        render_metrics(
+            [
+                (row.process, f"{row.restarts:,} restarts", row.note, "Restarts after it died")
+                for row in rows
+            ]
+        )
 
 
 def render_banner(snap: PipelineSnapshot) -> None:
@@ -281,6 +308,7 @@ def pipeline_panel(settings: UiSettings) -> None:
         return
     render_headline(snap.stats.head)
     render_charts(snap.stats)
+    render_processes(settings)
 
 
 st.title("Pipeline")

@@ -31,6 +31,8 @@ async def metrics(res: Resources) -> Response:
             gauges.alert_deliveries_parked,
             gauges.alert_history_entries,
         )
+        restarts = await res.restarts.all()
+        res.metrics.process_restarts.set({name: r.count for name, r in restarts.items()})
     except RedisError:
         pass  # serve this process's own metrics even when Redis is down
     return Response(generate_latest(res.metrics.registry), media_type=CONTENT_TYPE_LATEST)

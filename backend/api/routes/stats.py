@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from backend.api.deps import ReadAuth, Resources
 from backend.api.stats_sampler import take_sample
+from backend.core.processes import ProcessRestarts
 
 router = APIRouter(tags=["ops"], dependencies=[ReadAuth])
 
@@ -95,6 +96,16 @@ class StatsSample(BaseModel):
     gauges: StatsGauges
 
 
+class StatsNow(StatsSample):
+    """/stats: a sample, plus what only the present knows (not kept in the history)."""
+
+    processes: dict[str, ProcessRestarts] = Field(
+        default_factory=dict,
+        description="restarts per Procfile process, counted by the `make run` launcher "
+        "(empty when nothing was restarted, or the processes are supervised elsewhere)",
+    )
+
+
 class StatsHistory(BaseModel):
     interval_s: float
     retention_s: int
@@ -107,11 +118,12 @@ _UNAVAILABLE = {503: {"description": "Redis unavailable; retry"}}
 @router.get(
     "/stats",
     summary="One pipeline-wide sample, taken now",
-    response_model=StatsSample,
+    response_model=StatsNow,
     responses=_UNAVAILABLE,
 )
-async def get_stats(res: Resources) -> StatsSample:
-    return StatsSample.model_validate(await take_sample(res.ledger))
+async def get_stats(res: Resources) -> StatsNow:
+    sample = await take_sample(res.ledger)
+    return StatsNow.model_validate({**sample, "processes": await res.restarts.all()})
 
 
 @router.get(
