@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from backend.logs import configure_logging
 from backend.settings import FeederSettings, get_feeder_bench_settings, get_feeder_settings
 from backend.settings.production import enforce_deploy_policy
 from feeder.client import Counters
@@ -50,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_feeder_settings()
     if args.record is not None:
         settings = settings.model_copy(update={"feeder_record_path": args.record})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings, service="feeder")
     # httpx logs every request at INFO: far too chatty at hundreds of ticks per second.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -6,8 +6,9 @@ they bind to the broker we built (Dramatiq's documented pitfall) and tests can b
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,8 @@ from backend.bus.keys import (
     CALC_B_QUEUE,
     Keys,
 )
-from backend.core.ticks import decode_tick
+from backend.core.ticks import Tick, decode_tick
+from backend.log_context import log_context, trace_fields
 from backend.settings import WorkerSettings
 from tasks.alerts_evaluate import EvaluateContext, evaluate_symbols
 from tasks.calc import CalcContext, apply_batch, build_views
@@ -60,6 +62,8 @@ ride_out_redis_outage = retry(
 
 
 ClockUs = Callable[[], int]  # wall-clock time in epoch µs
+
+log = logging.getLogger("tasks.calc")
 
 
 def wall_clock_us() -> int:
@@ -112,11 +116,18 @@ def register_actors(
         store=AlertEvaluationStore(redis, keys, settings.pubsub_channel), rules=rules
     )
 
-    def calc_ticks(ticks: list[list[Any]]) -> None:
-        """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks."""
+    def calc_ticks(ticks: list[list[Any]], trace_ids: list[str] | None = None) -> None:
+        """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks; `trace_ids`:
+        the distinct trace ids of the requests they came in (the ingest script's)."""
         message_id = current_message_id()
         decoded = [decode_tick(raw) for raw in ticks]
-        ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, clock_us())
+        traces = trace_fields(trace_ids or ())
+        with log_context(
+            message_id=message_id, trace_ids=traces["trace_ids"], trace_id=traces.get("trace_id")
+        ):
+            started = time.perf_counter()
+            applied = ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, clock_us())
+            log_calc_batch(decoded, applied, time.perf_counter() - started, traces)
 
     def calc_view(symbols: list[str]) -> None:
         """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
@@ -141,3 +152,18 @@ def register_actors(
             **options,
         ),
     )
+
+
+def log_calc_batch(
+    ticks: Sequence[Tick], applied: bool, seconds: float, traces: dict[str, Any]
+) -> None:
+    """calc's one INFO line per message (the message id and trace ids come from the context)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    symbols = sorted({tick.symbol for tick in ticks})
+    log.info(
+        "calc batch: %d ticks, %d symbols%s",
+        len(ticks), len(symbols), "" if applied else " (redelivery: already applied)",
+        extra={"ticks": len(ticks), "symbols": symbols, "applied": applied,
+               "ms": round(seconds * 1000, 2), **traces},
+    )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from backend.logs import configure_logging
+from backend.logs import configure_logging, route_streamlit_logs
 from backend.settings import get_ui_settings
 from backend.settings.production import enforce_deploy_policy
 
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     options = sys.argv[1:] if argv is None else argv
     settings = get_ui_settings()
     configure_logging(settings, service="ui")
+    route_streamlit_logs()  # Streamlit's own loggers and console messages: JSON lines too
+    route_streamlit_logs()  # Streamlit's own loggers: JSON through our handler too
     enforce_deploy_policy(settings, "ui")
     from streamlit.web import cli as streamlit_cli
 

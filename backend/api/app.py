@@ -39,6 +39,7 @@ from backend.api.routes import (
     symbols,
 )
 from backend.api.stats_sampler import StatsSampler
+from backend.api.tracing import TraceMiddleware
 from backend.bus import events
 from backend.bus.alert_firings import AlertFirings
 from backend.bus.alert_rules import AsyncAlertRuleMirror
@@ -142,6 +143,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     add_failure_handlers(app)  # a lost Redis / PostgreSQL: 503 + Retry-After; else JSON 500
+    app.add_middleware(TraceMiddleware)  # trace id per request: logs, ingest, response headers
     routers = (
         ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin, alerts,
     )  # fmt: skip

@@ -5,6 +5,9 @@ A request hands its ticks to `submit()` and waits. A single flusher task takes e
 ingest script for all of it. While that round trip is in flight the next group accumulates, so
 under load batches grow by themselves and latency stays at about one round trip plus the linger.
 A request's future resolves only after its ticks are safely in Redis.
+
+Each request's trace id travels with its ticks: the flush gets `(trace id, ticks)` per request,
+in the ticks' order, and the ingest script stores each distinct id once with the batch.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from backend.core.ticks import Tick
 
 log = logging.getLogger(__name__)
 
-FlushFn = Callable[[Sequence[Tick]], Awaitable[list[Outcome]]]
+TraceSpans = Sequence[tuple[str, int]]  # (trace id, how many of the ticks) per request, in order
+FlushFn = Callable[[Sequence[Tick], TraceSpans], Awaitable[list[Outcome]]]
 AfterFlushFn = Callable[[Sequence[Tick], list[Outcome]], Awaitable[None]]
 
 
@@ -29,6 +33,7 @@ AfterFlushFn = Callable[[Sequence[Tick], list[Outcome]], Awaitable[None]]
 class _Pending:
     ticks: Sequence[Tick]
     future: asyncio.Future[list[Outcome]]
+    trace_id: str
 
 
 @dataclass
@@ -57,13 +62,14 @@ class GroupCommitter:
         while self._queue:
             await self._flush_once()
 
-    async def submit(self, ticks: Sequence[Tick]) -> list[Outcome]:
+    async def submit(self, ticks: Sequence[Tick], trace_id: str = "") -> list[Outcome]:
+        """Hand `ticks` (one request's, sharing `trace_id`) to the next group commit."""
         if self._wakeup is None or self._task is None:
             raise RuntimeError("GroupCommitter is not started")
         if not ticks:
             return []
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(ticks, future))
+        self._queue.append(_Pending(ticks, future, trace_id))
         self._queued_ticks += len(ticks)
         self._wakeup.set()
         return await future
@@ -91,8 +97,9 @@ class GroupCommitter:
     async def _flush_once(self) -> None:
         group = self._take()
         ticks = [tick for item in group for tick in item.ticks]
+        spans = [(item.trace_id, len(item.ticks)) for item in group]  # "" = untraced
         try:
-            outcomes = await self.flush(ticks)
+            outcomes = await self.flush(ticks, spans)
         except Exception as exc:  # every waiter learns the hand-off failed; none is acked
             for item in group:
                 if not item.future.done():

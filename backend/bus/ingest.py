@@ -19,6 +19,7 @@ ticks the script refuses the whole batch before writing anything.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,9 @@ from redis.asyncio import Redis
 from backend.bus.keys import CALC_ACTOR, Keys
 from backend.bus.lua import IngestLua
 from backend.core.ticks import Tick, encode_content, encode_tick
+from backend.log_context import trace_fields
+
+log = logging.getLogger(__name__)
 
 
 class BacklogFull(Exception):
@@ -82,7 +86,10 @@ class IngestScript:
         self._max_backlog = max_backlog  # 0: never shed
         self._script = IngestLua(redis)
 
-    async def __call__(self, ticks: Sequence[Tick]) -> list[Outcome]:
+    async def __call__(
+        self, ticks: Sequence[Tick], trace_spans: Sequence[tuple[str, int]] = ()
+    ) -> list[Outcome]:
+        """`trace_spans`: (trace id, how many ticks) per request, in the ticks' order."""
         if not ticks:
             return []
         message_id = str(uuid.uuid4())
@@ -101,10 +108,42 @@ class IngestScript:
             message_head=head,
             message_tail=tail,
             ticks=[(t.event_id, encode_content(t), encode_tick(t)) for t in ticks],
+            trace_spans=trace_spans,
         )
         if reply.shed_at_backlog is not None:  # checked and refused atomically
+            log.info(
+                "ingest commit shed: %d ticks refused at backlog %d",
+                len(ticks), reply.shed_at_backlog,
+                extra={"ticks": len(ticks), "backlog": reply.shed_at_backlog,
+                       **trace_fields(trace_id for trace_id, _ in trace_spans)},
+            )  # fmt: skip
             raise BacklogFull(reply.shed_at_backlog)
-        return [_outcome(item) for item in reply.statuses]
+        outcomes = [_outcome(item) for item in reply.statuses]
+        _log_commit(message_id, outcomes, trace_spans)
+        return outcomes
+
+
+def _log_commit(
+    message_id: str, outcomes: list[Outcome], trace_spans: Sequence[tuple[str, int]]
+) -> None:
+    """The batch's one INFO line (per group commit, never per tick)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    counts = {status: 0 for status in Status}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    accepted = counts[Status.ACCEPTED]
+    log.info(
+        "ingest commit: %d ticks (%d accepted) from %d requests%s",
+        len(outcomes), accepted, len(trace_spans),
+        f", queued as {message_id}" if accepted else "",
+        extra={
+            **({"message_id": message_id} if accepted else {}), "ticks": len(outcomes),
+            "accepted": accepted, "duplicates": counts[Status.DUPLICATE],
+            "conflicts": counts[Status.CONFLICT], "requests": len(trace_spans),
+            **trace_fields(trace_id for trace_id, _ in trace_spans),
+        },
+    )  # fmt: skip
 
 
 def _outcome(item: int | bytes) -> Outcome:

@@ -57,11 +57,16 @@ class IngestLua:
         message_head: bytes,
         message_tail: bytes,
         ticks: Sequence[tuple[str, bytes, bytes]],
+        trace_spans: Sequence[tuple[str, int]] = (),
     ) -> IngestReply:
-        """`ticks`: (event_id, content for the duplicate check, encoded tick) per tick."""
+        """`ticks`: (event_id, content for the duplicate check, encoded tick) per tick;
+        `trace_spans`: (trace id, how many ticks) per request, in the ticks' order."""
         args: list[bytes | str | int] = [
             dedup_ttl_s, message_id, message_head, message_tail, dedup_prefix, max_backlog,
+            len(trace_spans),
         ]  # fmt: skip
+        for trace_id, count in trace_spans:
+            args += (trace_id, count)
         for event_id, content, encoded in ticks:
             args += (event_id, content, encoded)
         raw = await self._script(keys=[queue_list, queue_messages, outbox, stats], args=args)

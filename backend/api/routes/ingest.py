@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from backend.api.deps import IngestAuth, Resources
 from backend.api.errors import ApiError, read_json_body
 from backend.api.failures import redis_unavailable
+from backend.api.tracing import trace_of
 from backend.bus.ingest import BacklogFull, Outcome, Status
 from backend.core.ticks import CONTENT_FIELDS, Tick, TickIn, TimeBounds, differing_fields
 from backend.core.validation import FieldError, validate_tick
@@ -116,9 +117,10 @@ def _conflict_errors(outcome: Outcome, tick: Tick) -> list[FieldError]:
     ]
 
 
-async def _hand_off(res: Resources, ticks: list[Tick]) -> list[Outcome]:
+async def _hand_off(res: Resources, ticks: list[Tick], request: Request) -> list[Outcome]:
+    """Group-commit one request's ticks, with the request's trace id (see api.tracing)."""
     try:
-        outcomes = await res.committer.submit(ticks)
+        outcomes = await res.committer.submit(ticks, trace_of(request.scope).trace_id)
     except BacklogFull as exc:
         # Counted pipeline-wide by the script itself (`ingest_shed`); nothing was written.
         res.metrics.ticks.labels(outcome="shed", reason="backlog").inc(len(ticks))
@@ -160,7 +162,7 @@ async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
     if isinstance(result, list):
         _count_rejections(res, result)
         raise ApiError(422, "validation_failed", "tick rejected", result)
-    [outcome] = await _hand_off(res, [result])
+    [outcome] = await _hand_off(res, [result], request)
     res.metrics.ingest_latency.labels(endpoint="tick").observe(time.perf_counter() - started)
     if outcome.status is Status.CONFLICT:
         raise ApiError(
@@ -202,7 +204,7 @@ async def ingest_ticks(request: Request, res: Resources) -> dict[str, Any]:
             rejected.append({"index": index, "errors": result})
         else:
             valid.append((index, result))
-    outcomes = await _hand_off(res, [tick for _, tick in valid]) if valid else []
+    outcomes = await _hand_off(res, [tick for _, tick in valid], request) if valid else []
     accepted = duplicates = 0
     for (index, tick), outcome in zip(valid, outcomes, strict=True):
         if outcome.status is Status.ACCEPTED:

@@ -18,7 +18,7 @@ def ticks(n: int, prefix: str = "e") -> list[Tick]:
 def test_concurrent_requests_share_one_flush_and_get_their_own_outcomes():
     calls: list[list[str]] = []
 
-    async def flush(batch):
+    async def flush(batch, spans=()):
         calls.append([t.event_id for t in batch])
         await asyncio.sleep(0.01)
         return [
@@ -42,7 +42,7 @@ def test_concurrent_requests_share_one_flush_and_get_their_own_outcomes():
 def test_groups_are_capped_at_max_batch_without_splitting_a_request():
     sizes: list[int] = []
 
-    async def flush(batch):
+    async def flush(batch, spans=()):
         sizes.append(len(batch))
         return [Outcome(Status.ACCEPTED)] * len(batch)
 
@@ -61,7 +61,7 @@ def test_groups_are_capped_at_max_batch_without_splitting_a_request():
 def test_a_failed_hand_off_fails_every_waiter_and_the_next_group_still_runs():
     attempts = 0
 
-    async def flush(batch):
+    async def flush(batch, spans=()):
         nonlocal attempts
         attempts += 1
         if attempts == 1:
@@ -84,8 +84,25 @@ def test_a_failed_hand_off_fails_every_waiter_and_the_next_group_still_runs():
 
 
 def test_submit_before_start_is_an_error():
-    async def flush(batch):
+    async def flush(batch, spans=()):
         return []
 
     with pytest.raises(RuntimeError):
         asyncio.run(GroupCommitter(flush=flush).submit(ticks(1)))
+
+
+def test_each_request_hands_its_trace_id_with_its_ticks_in_order():
+    seen: list[list[tuple[str, int]]] = []
+
+    async def flush(batch, spans=()):
+        seen.append(list(spans))
+        return [Outcome(Status.ACCEPTED)] * len(batch)
+
+    async def main():
+        gc = GroupCommitter(flush=flush, linger_s=0.005, max_batch=1000)
+        await gc.start()
+        await asyncio.gather(gc.submit(ticks(2, "a"), "t" * 32), gc.submit(ticks(3, "b"), "u" * 32))
+        await gc.stop()
+
+    asyncio.run(main())
+    assert seen == [[("t" * 32, 2), ("u" * 32, 3)]]

@@ -67,7 +67,7 @@ def test_ingest_reply_is_typed_statuses_or_the_backlog_it_shed_at():
     assert reply == lua.IngestReply(shed_at_backlog=None, statuses=[1, 2, b"stored"])
     assert client.calls[0]["keys"] == ["q", "q.msgs", "o", "s"]
     assert client.calls[0]["args"] == [
-        60, "m", b"h", b"t", "d:", 10, "e1", b"c1", b"x1", "e2", b"c2", b"x2",
+        60, "m", b"h", b"t", "d:", 10, 0, "e1", b"c1", b"x1", "e2", b"c2", b"x2",
     ]  # fmt: skip
     reply, _ = run(12)
     assert reply == lua.IngestReply(shed_at_backlog=12, statuses=[])
