@@ -8,6 +8,7 @@ host process owns SIGINT/SIGTERM (the feeder drains on the first one).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -46,14 +47,21 @@ def ops_server(app: Starlette) -> uvicorn.Server:
     return _QuietServer(config)
 
 
-async def serve_ops(app: Starlette, host: str, port: int) -> None:
-    """Serve until cancelled (or the host process exits); returns at once if the port is busy."""
+async def serve_ops(app: Starlette, host: str, port: int, stopping: asyncio.Event) -> None:
+    """Serve until `stopping` is set, then close gracefully; returns at once if the port is busy."""
     sock = bind(host, port)
     if sock is None:
         return
     server = ops_server(app)
     log.info("ops endpoints on http://%s:%d (/health/*, /metrics)", host, port)
+
+    async def stop_when_asked() -> None:
+        await stopping.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_when_asked())
     try:
         await server.serve(sockets=[sock])
     finally:
+        watcher.cancel()
         sock.close()
