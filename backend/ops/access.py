@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from backend.core.metrics_access import decide_metrics_access, parse_networks, presented_key
+from backend.core.metrics_access import (
+    AccessDecision,
+    decide_metrics_access,
+    parse_networks,
+    presented_key,
+)
 from backend.settings.groups import ApiKeySettings, MetricsAccessSettings
 
 
@@ -27,14 +32,17 @@ class MetricsAccess:
         parse_networks(access.allow_cidrs)
         return access
 
-    def refusal(self, request: Request) -> JSONResponse | None:
-        """None when the client may read; else the 401/403 answer in the API's error shape."""
-        decision = decide_metrics_access(
+    def decide(self, request: Request) -> AccessDecision:
+        return decide_metrics_access(
             client_host=request.client.host if request.client else None,
             presented=presented_key(request.headers),
             api_key=self.api_key,
             allow_cidrs=self.allow_cidrs,
         )
+
+    def refusal(self, request: Request) -> JSONResponse | None:
+        """None when the client may read; else the 401/403 answer in the API's error shape."""
+        decision = self.decide(request)
         if decision.allowed:
             return None
         # The API's error shape (backend.api.errors), spelled out: the feeder must not need it.
