@@ -17,13 +17,16 @@ import asyncio
 import logging
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 
 from backend.ops.multiprocess import metrics_dir
 from backend.settings import WorkerSettings, get_worker_settings
+
+if TYPE_CHECKING:  # imported for real only once the multiprocess environment is set
+    from prometheus_client import CollectorRegistry, Gauge
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +51,35 @@ class OpsEndpoints(dramatiq_prometheus.Prometheus):
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         super().after_process_boot(broker)
-        from prometheus_client import Gauge  # after the multiprocess environment is set
-
-        cpu = Gauge(
-            "tickstream_worker_cpu_seconds",
-            "CPU seconds (user + system) used by this worker process",
-            ["service"],
-            multiprocess_mode="liveall",
-        )
-        rss = Gauge(
-            "tickstream_worker_resident_memory_bytes",
-            "Resident memory of this worker process",
-            ["service"],
-            multiprocess_mode="liveall",
-        )
+        cpu, rss = worker_process_gauges()  # after the multiprocess environment is set
         threading.Thread(
             target=_sample_forever,
             args=(cpu.labels(self.service), rss.labels(self.service)),
             name="ops-sampler",
             daemon=True,
         ).start()
+
+
+def worker_process_gauges(registry: CollectorRegistry | None = None) -> tuple[Gauge, Gauge]:
+    """CPU seconds and RSS of one worker process: `liveall` keeps one series per live pid."""
+    from prometheus_client import REGISTRY, Gauge
+
+    registry = REGISTRY if registry is None else registry
+    cpu = Gauge(
+        "tickstream_worker_cpu_seconds",
+        "CPU seconds (user + system) used by this worker process",
+        ["service"],
+        multiprocess_mode="liveall",
+        registry=registry,
+    )
+    rss = Gauge(
+        "tickstream_worker_resident_memory_bytes",
+        "Resident memory of this worker process",
+        ["service"],
+        multiprocess_mode="liveall",
+        registry=registry,
+    )
+    return cpu, rss
 
 
 def _sample_forever(cpu: Any, rss: Any) -> None:
