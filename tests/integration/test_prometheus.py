@@ -10,6 +10,7 @@ itself sent and saw acknowledged: first exactly (the counter value), then throug
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
@@ -36,7 +37,9 @@ LOAD_TICKS = 600  # ~6 s of load
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
+    """PROMETHEUS_PATH, else `prometheus` on PATH. Never skipped: without it the test fails and
+    says how to install it (`make test` does, through `.ci/ensure-prometheus`)."""
+    found = os.environ.get("PROMETHEUS_PATH") or shutil.which("prometheus")
     assert found, "prometheus is not installed: run .ci/ensure-prometheus (make prometheus)"
     return found
 
