@@ -70,9 +70,12 @@ def query(prom: httpx.Client, expr: str) -> float | None:
 
 def targets_up(prom: httpx.Client) -> dict[str, str]:
     try:
-        body = prom.get("/api/v1/targets").json()
+        response = prom.get("/api/v1/targets")
     except httpx.HTTPError:
         return {}
+    if response.status_code != 200:  # 503 "Service Unavailable" text while it is starting
+        return {}
+    body = response.json()
     return {t["labels"]["job"]: t["health"] for t in body["data"]["activeTargets"]}
 
 
