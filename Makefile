@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-alerts bench-alerts-stall lint fmt clean
+.PHONY: setup browser prometheus run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-alerts bench-alerts-stall lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,16 @@ setup: $(STAMP)
 browser:
 	.ci/ensure-chromium
 
+## Debian's prometheus for tests/integration/test_prometheus.py (apt-get; its service never started).
+prometheus:
+	.ci/ensure-prometheus
+
 ## Run the whole system (embedded Redis + PostgreSQL unless REDIS_URL / PG_URL are set).
 run: setup
 	$(PY) -m backend.launcher
 
 ## The test suite: unit tests plus integration tests against real servers and worker processes.
-test: setup browser
+test: setup browser prometheus
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## The suite without the benchmark and chaos smoke runs (marked `bench`): quicker locally.

@@ -18,6 +18,7 @@ from backend.logs import configure_logging
 from backend.settings import FeederSettings, get_feeder_bench_settings, get_feeder_settings
 from backend.settings.production import enforce_deploy_policy
 from feeder.client import Counters
+from feeder.ops import FeederOps
 from feeder.runner import Runner, run_feeder
 
 log = logging.getLogger("feeder")
@@ -25,6 +26,7 @@ log = logging.getLogger("feeder")
 
 async def _main(settings: FeederSettings) -> Counters:
     loop = asyncio.get_running_loop()
+    ops: list[FeederOps] = []  # /metrics and /health/* on FEEDER_METRICS_PORT (0: none)
 
     def wire_signals(runner: Runner) -> None:
         # First SIGINT/SIGTERM: send what is held and buffered; a second one: stop at once.
@@ -33,8 +35,15 @@ async def _main(settings: FeederSettings) -> Counters:
                 loop.add_signal_handler(sig, runner.stop)
             except (NotImplementedError, RuntimeError):  # e.g. Windows: fall back to signal()
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(runner.stop))
+        if settings.feeder_metrics_port:
+            ops.append(FeederOps(settings, runner))
+            ops[0].start()
 
-    return await run_feeder(settings, runner_ready=wire_signals)
+    try:
+        return await run_feeder(settings, runner_ready=wire_signals)
+    finally:
+        for server in ops:
+            await server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

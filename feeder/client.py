@@ -100,6 +100,8 @@ class TickClient:
         self.retry_after_max = retry_after_max
         self.last_error: str | None = None
         self.last_error_at: float | None = None  # time.monotonic() of `last_error`
+        # time.monotonic() of the last final answer (2xx/4xx): the feeder's readiness probe.
+        self.last_answer_at: float | None = None
         # The wait between attempts; tenacity's own (asyncio.sleep) unless a test injects one.
         self._sleep_kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._stop = stop_never
@@ -187,6 +189,7 @@ class TickClient:
                             parse_retry_after(response.headers.get("retry-after")),
                             response.text[:500],
                         )
+                    self.last_answer_at = time.monotonic()
                     return response
         except (RetryableStatus, httpx.HTTPError):
             log.warning("gave up on %d tick(s) after retries: %s", ticks, self.last_error)

@@ -5,13 +5,19 @@ The Procfile's entry point for `worker` (calc, persistence, alert evaluation) an
 parent process's logs like its children's (Dramatiq runs with `--skip-logging`, so its own
 formatter never replaces ours), then hands over to Dramatiq's CLI with the service's broker
 module.
+
+It also prepares the service's metrics directory (backend.ops.multiprocess) and hands its path to
+the worker processes through the environment, before Dramatiq (or prometheus_client) is imported:
+both read it once, at import.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from backend.logs import configure_logging
+from backend.ops.multiprocess import prepare_metrics_dir
 from backend.settings import get_worker_settings
 from backend.settings.production import enforce_deploy_policy
 
@@ -35,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_worker_settings()
     configure_logging(settings, service=service)
     enforce_deploy_policy(settings, service)
+    port = settings.worker_metrics_port if service == "worker" else settings.alerts_metrics_port
+    if port:
+        os.environ.update(prepare_metrics_dir(service, port))
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 

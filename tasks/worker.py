@@ -14,10 +14,12 @@ from tasks.actors import register_actors
 from tasks.broker import build_broker, redis_client
 from tasks.dead_letter_middleware import DeadLetterReasons
 from tasks.flusher_middleware import AlertHistoryMiddleware, OutboxFlusherMiddleware
+from tasks.ops_endpoints import add_ops_endpoints
 
 settings = get_worker_settings()
 configure_logging(settings, service="worker")
 broker = build_broker(settings)
+add_ops_endpoints(broker, settings, "worker")  # /metrics, /health/* (a fork)
 broker.add_middleware(OutboxFlusherMiddleware(settings))
 broker.add_middleware(AlertHistoryMiddleware(settings))
 keys = Keys.from_settings(settings)

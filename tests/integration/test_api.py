@@ -85,10 +85,28 @@ def test_reads_need_the_api_key_when_it_is_set(settings: Settings, tmp_path):
         with httpx.Client(base_url=procs.api_url, timeout=5) as client:
             assert client.post("/ingest/tick", json=tick(1), auth=AUTH).status_code == 200
             assert client.get("/symbols").status_code == 401
-            assert client.get("/metrics").status_code == 401
+            assert client.get("/metrics").status_code == 200  # loopback is in METRICS_ALLOW_CIDRS
             assert client.get("/symbols", headers={"x-api-key": "nope"}).status_code == 401
             assert client.get("/symbols", headers={"x-api-key": "s3cret"}).status_code == 200
             assert client.get("/health/liveness").status_code == 200  # probes stay open
+
+
+def test_metrics_need_an_allowed_address_or_the_key(settings: Settings, tmp_path):
+    """The test's client (127.0.0.1) is outside this allow list, so only the key lets it in."""
+    keyed = settings.model_copy(
+        update={"api_key": SecretStr("s3cret"), "metrics_allow_cidrs": ["10.0.0.0/8"]}
+    )
+    with running(settings_env(keyed), tmp_path) as procs:
+        procs.start_api()
+        with httpx.Client(base_url=procs.api_url, timeout=5) as client:
+            refused = client.get("/metrics")
+            assert refused.status_code == 401
+            assert refused.json()["detail"][0]["field"] == "x-api-key"
+            assert client.get("/metrics", headers={"x-api-key": "nope"}).status_code == 401
+            assert client.get("/metrics", headers={"x-api-key": "s3cret"}).status_code == 200
+            bearer = client.get("/metrics", headers={"authorization": "Bearer s3cret"})
+            assert bearer.status_code == 200
+            assert "process_resident_memory_bytes" in bearer.text
 
 
 def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: Settings):

@@ -61,7 +61,8 @@ def test_sync_and_async_reads_agree_and_count_both_dead_letter_queues(
 def test_metrics_and_stats_report_the_same_gauges(settings: Settings, redis_client: Redis):
     keys = Keys.from_settings(settings)
     seed(redis_client, keys)
-    with TestClient(create_app(settings)) as client:
+    # A loopback client address: /metrics answers allow-listed addresses (or the API key).
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
         metrics = client.get("/metrics").text
         gauges = client.get("/stats").json()["gauges"]
     assert "tickstream_dead_letters 3.0" in metrics  # calc-b's dead letters included

@@ -37,7 +37,7 @@ def basic_auth_header(user: str = AUTH[0], password: str = AUTH[1]) -> str:
 def worker_command(processes: int, threads: int) -> list[str]:
     """The Procfile's worker, with this interpreter."""
     return [
-        sys.executable, "-m", "dramatiq", "tasks.worker",
+        sys.executable, "-m", "tasks", "worker",
         "--processes", str(processes), "--threads", str(threads),
     ]  # fmt: skip
 
@@ -45,7 +45,7 @@ def worker_command(processes: int, threads: int) -> list[str]:
 def delivery_worker_command(threads: int) -> list[str]:
     """The Procfile's `alerts` process (webhook delivery), with this interpreter."""
     return [
-        sys.executable, "-m", "dramatiq", "tasks.delivery_worker",
+        sys.executable, "-m", "tasks", "alerts",
         "--processes", "1", "--threads", str(threads),
     ]  # fmt: skip
 
@@ -181,6 +181,10 @@ def make_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
         "flush_interval": 0.2,
         "heartbeat_timeout_ms": 5_000,
         "outbox_claim_idle_ms": 3_000,
+        # Many systems run side by side in the suite: no ops ports unless a test asks for them.
+        "worker_metrics_port": 0,
+        "alerts_metrics_port": 0,
+        "feeder_metrics_port": 0,
     }
     values.update(overrides)
     return Settings().model_copy(update=values)

@@ -1,17 +1,36 @@
-"""GET /metrics: this process's counters plus pipeline-wide figures read from Redis now."""
+"""GET /metrics: this process's counters plus pipeline-wide figures read from Redis now.
+
+Readable from METRICS_ALLOW_CIDRS or with the API key (backend.core.metrics_access), the rule
+every process's /metrics applies.
+"""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from backend.api.deps import ReadAuth, Resources
+from backend.api.deps import Resources
+from backend.api.errors import ApiError
+from backend.ops.access import MetricsAccess
 
-router = APIRouter(tags=["ops"], dependencies=[ReadAuth])
+
+async def require_metrics_access(request: Request, res: Resources) -> None:
+    decision = MetricsAccess.from_settings(res.settings).decide(request)
+    if not decision.allowed:
+        error = "unauthorized" if decision.status == 401 else "forbidden"
+        raise ApiError(
+            decision.status,
+            error,
+            decision.reason,
+            [{"field": "x-api-key", "reason": decision.reason}],
+        )
+
+
+router = APIRouter(tags=["ops"], dependencies=[Depends(require_metrics_access)])
 
 
 @router.get("/metrics", summary="Prometheus metrics")
