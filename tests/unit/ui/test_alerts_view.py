@@ -1,5 +1,5 @@
-"""The alert UI's pure logic: toast text, which firings are new or unread, the form as a spec,
-where each error shows, edit patches and history rows."""
+"""The alert UI's forms and tables (`ui.alerts_view`): the form as a spec, where each error
+shows, edit patches, rule state and history rows."""
 
 from __future__ import annotations
 
@@ -10,20 +10,6 @@ import pytest
 
 from backend.core.alerts.rules import AlertRuleSpec, UiChannel, WebhookChannel
 from tests.unit.ui.alert_samples import make_event, make_firing, make_rule
-from ui.alerts_marks import (
-    AlertMarks,
-    mark_read,
-    rebase,
-    start_marks,
-    to_toast,
-    unread_count,
-)
-from ui.alerts_text import (
-    format_number,
-    rule_summary,
-    toast_text,
-    trigger_summary,
-)
 from ui.alerts_view import (
     RuleForm,
     build_spec,
@@ -42,93 +28,6 @@ def entry(seq: int, alert_id: str, **firing: Any) -> dict[str, Any]:
     """One alert as the live feed holds it."""
     data = make_firing(alert_id=alert_id, **firing).model_dump(mode="json")
     return {"seq": seq, "received_at": NOW.isoformat(), "firing": data}
-
-
-# --- text -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (65_000.0, "65,000"),
-        (65_012.5, "65,012.5"),
-        (1.08345, "1.08345"),
-        (0.00012345, "0.00012345"),
-        (-2.5, "-2.5"),
-        (0.0, "0"),
-        (None, "—"),
-    ],
-)
-def test_format_number(value: float | None, text: str) -> None:
-    assert format_number(value) == text
-
-
-def test_toast_text_says_who_what_and_the_threshold() -> None:
-    assert toast_text(make_firing()) == (
-        "BTC breakout: BTCUSDT last_price 65,012 crossed above 65,000"
-    )
-    # The bus's JSON form works too (the live feed holds dicts).
-    assert toast_text(make_firing().model_dump(mode="json")).startswith("BTC breakout: ")
-
-
-def test_toast_text_of_channels_flags_and_test_firings() -> None:
-    channel = make_firing(condition="enters_channel", value=1.0, value2=2.0, observed=1.5)
-    assert toast_text(channel).endswith("BTCUSDT last_price 1.5 entered 1–2")
-    stale = make_firing(field="stale", condition="above", value=None, observed=1.0)
-    assert toast_text(stale) == "BTC breakout: BTCUSDT went stale"
-    gap = make_firing(field="gap_opened", condition="crosses_above", value=None, observed=1.0)
-    assert toast_text(gap) == "BTC breakout: a sequence gap opened on BTCUSDT"
-    assert toast_text(make_firing(test=True)).startswith("Test · BTC breakout: ")
-
-
-def test_rule_and_trigger_summaries() -> None:
-    assert rule_summary("last_price", "below", 10.0, None) == "last_price is below 10"
-    assert rule_summary("vwap_1m", "exits_channel", 1.0, 2.0) == "vwap_1m exits channel 1–2"
-    assert rule_summary("stale", "above", None, None) == "stale becomes true"
-    assert trigger_summary("once_per_bar", "5m", 0) == "once per 5m bar"
-    assert trigger_summary("every_time", "1m", 60) == "every time (cooldown 60 s)"
-    assert trigger_summary("every_time", "1m", 0) == "every time"
-    assert trigger_summary("once", "1m", 60) == "once"
-
-
-# --- toasts and unread ------------------------------------------------------------------------
-def test_toasts_only_what_arrived_after_the_session_started_once_each_oldest_first() -> None:
-    marks = start_marks(alerts_received=2)
-    alerts = [entry(4, "c"), entry(3, "b"), entry(2, "a")]  # newest first, as the feed gives
-    shown, marks = to_toast(alerts, marks)
-    assert [f["alert_id"] for f in shown] == ["b", "c"]
-    again, marks = to_toast(alerts, marks)
-    assert again == []
-    # The same alert arriving twice (a re-published event) is toasted once.
-    shown, marks = to_toast([entry(6, "d"), entry(5, "c"), *alerts], marks)
-    assert [f["alert_id"] for f in shown] == ["d"]
-    assert marks.toasted == ("b", "c", "d")
-
-
-def test_the_toasted_memory_is_bounded() -> None:
-    marks = AlertMarks(baseline=0, read_upto=0, toasted=tuple(str(i) for i in range(1_000)))
-    _, marks = to_toast([entry(1, "new")], marks)
-    assert len(marks.toasted) == 1_000
-    assert marks.toasted[-1] == "new" and "0" not in marks.toasted
-
-
-def test_unread_counts_distinct_firings_since_the_last_look() -> None:
-    alerts = [entry(5, "e"), entry(4, "d"), entry(3, "d"), entry(2, "b")]
-    assert unread_count(alerts, alerts_received=5, read_upto=2) == 2  # d once, e
-    assert unread_count(alerts, alerts_received=5, read_upto=5) == 0
-    marks = mark_read(start_marks(0), 5)
-    assert unread_count(alerts, 5, marks.read_upto) == 0
-
-
-def test_unread_counts_firings_the_feed_no_longer_holds() -> None:
-    # The feed holds seq 101..103 only; the session last looked at seq 10.
-    alerts = [entry(103, "z"), entry(102, "y"), entry(101, "x")]
-    assert unread_count(alerts, alerts_received=103, read_upto=10) == 3 + 90
-    assert unread_count([], alerts_received=7, read_upto=4) == 3
-
-
-def test_a_restarted_feed_rebases_the_marks() -> None:
-    marks = AlertMarks(baseline=50, read_upto=60, toasted=("a",))
-    assert rebase(marks, 70) is marks
-    assert rebase(marks, 3) == AlertMarks(3, 3, ("a",))
 
 
 # --- the form ---------------------------------------------------------------------------------
