@@ -43,8 +43,11 @@ def test_app_services_are_production_and_reach_redis_and_postgres_by_service_nam
     for name in (*PROCESSES, "migrate"):
         env = services[name]["environment"]
         assert env["TICKSTREAM_ENV"] == "production", name
-        assert env["REDIS_URL"].startswith("redis://redis:"), name
-        assert "@postgres:5432/" in env["PG_URL"], name
+        if name != "feeder":  # HTTP only: it reaches the API, never Redis or PostgreSQL
+            assert env["REDIS_URL"].startswith("redis://redis:"), name
+        if name not in {"feeder", "ui"}:
+            assert "@postgres:5432/" in env["PG_URL"], name
+    assert not {"REDIS_URL", "PG_URL"} & set(services["feeder"]["environment"])
 
 
 def test_secrets_are_required_interpolations_never_literals() -> None:

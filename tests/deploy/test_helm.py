@@ -150,3 +150,22 @@ def test_the_process_is_told_to_listen_on_the_declared_port(
     }[process]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[variable] == str(container["ports"][0]["containerPort"])
+
+
+def test_api_chart_migrates_before_its_pods_start() -> None:
+    objects = render("api")
+    job = _one(objects, "Job")
+    hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert hooks == {"pre-install", "pre-upgrade"}
+    pod = job["spec"]["template"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["spec"]["containers"]
+    assert container["command"] == ["sh", "-c", "exec python -m backend.storage.migrate"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TICKSTREAM_ENV"]["value"] == "production"
+    assert env["PG_URL"]["valueFrom"]["secretKeyRef"]["name"] == "tickstream"
+    # Its pod is not one of the API's: the Service and the HPA's Deployment never select it.
+    selector = _one(objects, "Service")["spec"]["selector"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()
+    assert not [o for o in render("api", {"migrate": {"enabled": False}}) if o["kind"] == "Job"]
