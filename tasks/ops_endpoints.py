@@ -8,7 +8,10 @@ each worker process costs: CPU seconds and resident memory, as live-only gauges 
 series disappears with it).
 
 Readiness is the fork's own view of the bus: a service whose Redis does not answer a PING within
-the deadline cannot take messages, whatever its workers are doing.
+the deadline cannot take messages, whatever its workers are doing. The `worker` service also
+reports PostgreSQL, as information only (`degraded`): without it calc and the views go on and the
+outbox keeps the rows until it is back, so a lost Postgres must not take the workers out of
+rotation. `alerts` never touches PostgreSQL and does not report it.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ def _serve(service: str) -> int:
     from backend.ops.access import MetricsAccess
     from backend.ops.app import build_ops_app
     from backend.ops.server import serve_ops
+    from backend.storage.probe import ping_postgres
 
     settings = get_worker_settings()
     configure_logging(settings, service=service)
@@ -132,9 +136,13 @@ def _serve(service: str) -> int:
         async def redis_ping() -> None:
             await probes.check_redis()
 
+        async def postgres_ping() -> None:
+            await ping_postgres(settings.psycopg_url)
+
         app = build_ops_app(
             service=service,
             checks={"redis": redis_ping},
+            info_checks={"postgres": postgres_ping} if service == "worker" else {},
             render_metrics=lambda: generate_latest(registry),
             access=MetricsAccess.from_settings(settings),
         )

@@ -3,6 +3,11 @@
 Each process passes what only it knows: its readiness checks (async callables that raise when the
 process cannot do its work now) and how to render its metrics. Liveness answers whenever the
 event loop does; readiness runs every check under a deadline, concurrently.
+
+A dependency the process can work without for a while (the worker's PostgreSQL: calc and views
+go on, the outbox holds the rows) is an *informational* check: reported, and named in
+`degraded` when it fails, but it never makes the process "not ready". Taking a worker out of
+rotation because Postgres is down would stop the half of the pipeline that still works.
 """
 
 from __future__ import annotations
@@ -42,16 +47,29 @@ def build_ops_app(
     checks: Mapping[str, ReadinessCheck],
     render_metrics: Callable[[], bytes],
     access: MetricsAccess,
+    info_checks: Mapping[str, ReadinessCheck] | None = None,
 ) -> Starlette:
+    informational = dict(info_checks or {})
+    overlap = set(informational) & set(checks)
+    if overlap:
+        raise ValueError(f"checks named twice (gating and informational): {sorted(overlap)}")
+
     async def liveness(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": service})
 
     async def readiness(_: Request) -> JSONResponse:
-        names = list(checks)
-        results = await asyncio.gather(*(run_check(checks[name]) for name in names))
+        every = {**checks, **informational}
+        names = list(every)
+        results = await asyncio.gather(*(run_check(every[name]) for name in names))
         report = dict(zip(names, results, strict=True))
-        ready = all(result["ok"] for result in results)
-        body = {"status": "ready" if ready else "not_ready", "service": service, "checks": report}
+        ready = all(report[name]["ok"] for name in checks)
+        degraded = [name for name in informational if not report[name]["ok"]]
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "service": service,
+            "checks": report,
+            "degraded": degraded,
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:

@@ -6,12 +6,12 @@ import asyncio
 import time
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import Resources
 from backend.api.failures import POSTGRES_RETRY_AFTER_S, REDIS_RETRY_AFTER_S
+from backend.storage.probe import ping_postgres
 
 router = APIRouter(tags=["health"])
 
@@ -40,10 +40,7 @@ async def readiness(res: Resources) -> JSONResponse:
         await res.probes.check_redis()
 
     async def postgres_ok() -> None:
-        # A fresh connection, not the pool's: it proves Postgres answers now.
-        conn = await psycopg.AsyncConnection.connect(res.settings.psycopg_url, connect_timeout=2)
-        async with conn:
-            await conn.execute("SELECT 1")
+        await ping_postgres(res.settings.psycopg_url)
 
     async def broker_ok() -> dict[str, Any]:
         health = await res.probes.broker(

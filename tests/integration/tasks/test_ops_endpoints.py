@@ -1,8 +1,9 @@
 """The Dramatiq services' /health/* and /metrics, served by a fork of `python -m tasks ...`.
 
 Real processes against real Redis: the fork answers for all worker processes, a worker whose
-Redis stops answering is not ready (and is again once it is back), and a busy metrics port costs
-the endpoints only, never the workers.
+Redis stops answering is not ready (and is again once it is back), one whose PostgreSQL stops
+answering stays ready but says `degraded`, and a busy metrics port costs the endpoints only,
+never the workers.
 """
 
 from __future__ import annotations
@@ -61,6 +62,34 @@ def test_worker_ready_only_while_redis_answers(settings: Settings, tmp_path: Pat
 
         proxy.restore()
         wait_for(lambda: status(base + "/health/readiness") == 200, 30, what="ready again")
+
+
+def readiness(url: str) -> tuple[int, dict]:
+    response = httpx.get(url, timeout=5)
+    return response.status_code, response.json()
+
+
+def test_worker_without_postgres_is_degraded_not_unready(settings: Settings, tmp_path: Path):
+    pg = urlsplit(settings.psycopg_url)
+    proxy = TcpProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
+    via_proxy = settings.psycopg_url.replace(f"{pg.hostname}:{pg.port}", f"127.0.0.1:{proxy.port}")
+    port = free_port()
+    settings = settings.model_copy(update={"pg_url": via_proxy, "worker_metrics_port": port})
+    url = f"http://127.0.0.1:{port}/health/readiness"
+    with running(settings_env(settings), tmp_path) as procs:
+        procs.start_worker(processes=1, threads=1)
+        wait_for(lambda: status(url) == 200, 60, what="worker ready")
+        code, body = readiness(url)
+        assert body["checks"]["postgres"]["ok"] is True and body["degraded"] == []
+
+        proxy.cut()
+        wait_for(lambda: readiness(url)[1]["degraded"] == ["postgres"], 30, what="degraded")
+        code, body = readiness(url)
+        assert code == 200 and body["status"] == "ready"  # calc still works without Postgres
+        assert body["checks"]["postgres"]["ok"] is False and body["checks"]["redis"]["ok"]
+
+        proxy.restore()
+        wait_for(lambda: readiness(url)[1]["degraded"] == [], 30, what="postgres back")
 
 
 def test_a_busy_port_costs_the_endpoints_not_the_workers(settings: Settings, tmp_path: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from backend.ops.access import MetricsAccess
@@ -21,10 +22,14 @@ async def broken() -> None:
     raise ConnectionError("redis is gone")
 
 
-def app(checks: dict[str, Any], api_key: str | None = "k3y"):
+def app(checks: dict[str, Any], api_key: str | None = "k3y", info: dict[str, Any] | None = None):
     access = MetricsAccess(api_key=api_key, allow_cidrs=("127.0.0.0/8",))
     return build_ops_app(
-        service="worker", checks=checks, render_metrics=lambda: b"up 1\n", access=access
+        service="worker",
+        checks=checks,
+        render_metrics=lambda: b"up 1\n",
+        access=access,
+        info_checks=info,
     )
 
 
@@ -45,6 +50,28 @@ def test_a_failed_check_is_not_ready_and_named():
         assert body["status"] == "not_ready"
         assert body["checks"]["redis"] == {"ok": False, "error": "ConnectionError: redis is gone"}
         assert body["checks"]["other"]["ok"] is True
+
+
+def test_a_failed_informational_check_is_degraded_yet_ready():
+    with TestClient(app({"redis": fine}, info={"postgres": broken}), client=LOCAL) as client:
+        r = client.get("/health/readiness")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["status"] == "ready" and body["degraded"] == ["postgres"]
+        assert body["checks"]["postgres"]["ok"] is False
+        assert body["checks"]["redis"]["ok"] is True
+
+
+def test_a_gating_check_still_decides_beside_a_healthy_informational_one():
+    with TestClient(app({"redis": broken}, info={"postgres": fine}), client=LOCAL) as client:
+        r = client.get("/health/readiness")
+        assert r.status_code == 503
+        assert r.json()["degraded"] == [] and r.json()["checks"]["postgres"]["ok"] is True
+
+
+def test_a_check_cannot_be_both_gating_and_informational():
+    with pytest.raises(ValueError, match="postgres"):
+        app({"postgres": fine}, info={"postgres": fine})
 
 
 def test_metrics_from_an_allowed_address():
