@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from backend.core.alerts.firing import Firing
@@ -66,3 +67,12 @@ def rule_json(**overrides: Any) -> dict[str, Any]:
 
 def make_rule(**overrides: Any) -> AlertRuleOut:
     return AlertRuleOut.model_validate(rule_json(**overrides))
+
+
+NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+
+
+def live_entry(seq: int, alert_id: str, **firing: Any) -> dict[str, Any]:
+    """One alert as the live feed holds it."""
+    data = make_firing(alert_id=alert_id, **firing).model_dump(mode="json")
+    return {"seq": seq, "received_at": NOW.isoformat(), "firing": data}

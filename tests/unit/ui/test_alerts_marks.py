@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from tests.unit.ui.alert_samples import make_firing
+from tests.unit.ui.alert_samples import live_entry
 from ui.alerts_marks import (
     AlertMarks,
     mark_read,
@@ -15,38 +12,34 @@ from ui.alerts_marks import (
     unread_count,
 )
 
-NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
-
-
-def entry(seq: int, alert_id: str, **firing: Any) -> dict[str, Any]:
-    """One alert as the live feed holds it."""
-    data = make_firing(alert_id=alert_id, **firing).model_dump(mode="json")
-    return {"seq": seq, "received_at": NOW.isoformat(), "firing": data}
-
 
 # --- toasts and unread ------------------------------------------------------------------------
 def test_toasts_only_what_arrived_after_the_session_started_once_each_oldest_first() -> None:
     marks = start_marks(alerts_received=2)
-    alerts = [entry(4, "c"), entry(3, "b"), entry(2, "a")]  # newest first, as the feed gives
+    alerts = [
+        live_entry(4, "c"),
+        live_entry(3, "b"),
+        live_entry(2, "a"),
+    ]  # newest first, as the feed gives
     shown, marks = to_toast(alerts, marks)
     assert [f["alert_id"] for f in shown] == ["b", "c"]
     again, marks = to_toast(alerts, marks)
     assert again == []
     # The same alert arriving twice (a re-published event) is toasted once.
-    shown, marks = to_toast([entry(6, "d"), entry(5, "c"), *alerts], marks)
+    shown, marks = to_toast([live_entry(6, "d"), live_entry(5, "c"), *alerts], marks)
     assert [f["alert_id"] for f in shown] == ["d"]
     assert marks.toasted == ("b", "c", "d")
 
 
 def test_the_toasted_memory_is_bounded() -> None:
     marks = AlertMarks(baseline=0, read_upto=0, toasted=tuple(str(i) for i in range(1_000)))
-    _, marks = to_toast([entry(1, "new")], marks)
+    _, marks = to_toast([live_entry(1, "new")], marks)
     assert len(marks.toasted) == 1_000
     assert marks.toasted[-1] == "new" and "0" not in marks.toasted
 
 
 def test_unread_counts_distinct_firings_since_the_last_look() -> None:
-    alerts = [entry(5, "e"), entry(4, "d"), entry(3, "d"), entry(2, "b")]
+    alerts = [live_entry(5, "e"), live_entry(4, "d"), live_entry(3, "d"), live_entry(2, "b")]
     assert unread_count(alerts, alerts_received=5, read_upto=2) == 2  # d once, e
     assert unread_count(alerts, alerts_received=5, read_upto=5) == 0
     marks = mark_read(start_marks(0), 5)
@@ -55,7 +48,7 @@ def test_unread_counts_distinct_firings_since_the_last_look() -> None:
 
 def test_unread_counts_firings_the_feed_no_longer_holds() -> None:
     # The feed holds seq 101..103 only; the session last looked at seq 10.
-    alerts = [entry(103, "z"), entry(102, "y"), entry(101, "x")]
+    alerts = [live_entry(103, "z"), live_entry(102, "y"), live_entry(101, "x")]
     assert unread_count(alerts, alerts_received=103, read_upto=10) == 3 + 90
     assert unread_count([], alerts_received=7, read_upto=4) == 3
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
 from tests.unit.ui.alert_samples import make_firing
@@ -14,14 +11,6 @@ from ui.alerts_text import (
     toast_text,
     trigger_summary,
 )
-
-NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
-
-
-def entry(seq: int, alert_id: str, **firing: Any) -> dict[str, Any]:
-    """One alert as the live feed holds it."""
-    data = make_firing(alert_id=alert_id, **firing).model_dump(mode="json")
-    return {"seq": seq, "received_at": NOW.isoformat(), "firing": data}
 
 
 # --- text -------------------------------------------------------------------------------------

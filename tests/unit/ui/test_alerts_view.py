@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backend.core.alerts.rules import AlertRuleSpec, UiChannel, WebhookChannel
-from tests.unit.ui.alert_samples import make_event, make_firing, make_rule
+from tests.unit.ui.alert_samples import NOW, live_entry, make_event, make_rule
 from ui.alerts_view import (
     RuleForm,
     build_spec,
@@ -20,14 +20,6 @@ from ui.alerts_view import (
     rule_state,
     rules_fingerprint,
 )
-
-NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
-
-
-def entry(seq: int, alert_id: str, **firing: Any) -> dict[str, Any]:
-    """One alert as the live feed holds it."""
-    data = make_firing(alert_id=alert_id, **firing).model_dump(mode="json")
-    return {"seq": seq, "received_at": NOW.isoformat(), "firing": data}
 
 
 # --- the form ---------------------------------------------------------------------------------
@@ -181,7 +173,7 @@ def test_history_rows_one_per_delivery_with_status_attempts_and_error() -> None:
 
 def test_live_firings_not_yet_in_the_history_come_first() -> None:
     history = [make_event(alert_id="old")]
-    live = [entry(3, "new", rule_id="r-9"), entry(2, "old")]
+    live = [live_entry(3, "new", rule_id="r-9"), live_entry(2, "old")]
     rows = history_rows(history, live)
     assert [(r["alert_id"], r["status"]) for r in rows] == [
         ("new", "delivered"),
