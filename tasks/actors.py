@@ -33,6 +33,7 @@ from backend.bus.keys import (
     CALC_B_QUEUE,
     Keys,
 )
+from backend.bus.realtime import Ring
 from backend.core.ticks import Tick, decode_tick
 from backend.log_context import log_context, trace_fields
 from backend.settings import WorkerSettings
@@ -106,14 +107,14 @@ def register_actors(
     ctx = CalcContext(
         redis=redis,
         keys=keys,
-        channel=settings.pubsub_channel,
+        ring=Ring.from_settings(settings),
         done_ttl_s=settings.dedup_ttl,
         stale_after_s=settings.stale_after,
         split=settings.calc_split,
         rules=rules,
     )
     alerts = EvaluateContext(
-        store=AlertEvaluationStore(redis, keys, settings.pubsub_channel), rules=rules
+        store=AlertEvaluationStore(redis, keys, Ring.from_settings(settings)), rules=rules
     )
 
     def calc_ticks(ticks: list[list[Any]], trace_ids: list[str] | None = None) -> None:

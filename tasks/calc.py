@@ -33,6 +33,7 @@ from backend.bus import ledger, stats
 from backend.bus.alert_rules import RulesCache
 from backend.bus.calc_store import CalcStore, SymbolTxn
 from backend.bus.keys import Keys
+from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation
 from backend.core.alerts.observations import tick_observations, view_observation
 from backend.core.ticks import Tick
@@ -83,7 +84,7 @@ class SymbolLocks:
 class CalcContext:
     redis: Redis
     keys: Keys  # the namespace calc reads and writes (a replay passes its own)
-    channel: str
+    ring: Ring
     done_ttl_s: int
     stale_after_s: float
     split: bool = False
@@ -93,7 +94,7 @@ class CalcContext:
     store: CalcStore = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "store", CalcStore(self.redis, self.keys, self.channel))
+        object.__setattr__(self, "store", CalcStore(self.redis, self.keys, self.ring))
 
 
 def _write_view(txn: SymbolTxn, ctx: CalcContext, state: WindowState, now_us: int) -> View | None:

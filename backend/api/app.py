@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.alert_mirror_sync import RuleMirrorSync
-from backend.api.broadcaster import Broadcaster
 from backend.api.deps import AppState
 from backend.api.errors import (
     ApiError,
@@ -53,6 +52,7 @@ from backend.bus.ledger import LedgerReader
 from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
+from backend.bus.realtime import Ring
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
 from backend.core.ticks import Tick
@@ -63,7 +63,8 @@ from backend.settings import ApiSettings, get_api_settings
 DESCRIPTION = """
 Tickstream's orchestrator API. Feeders POST ticks (HTTP Basic); they are de-duplicated by
 `event_id`, handed to Redis (Dramatiq queue `ticks.received` + persistence outbox) in group-
-committed batches and acknowledged. Dashboards read views, history and a live SSE stream.
+committed batches and acknowledged. Dashboards read views, history and candles here; live
+events come from the realtime gateway (`GET /stream` redirects there).
 """
 
 
@@ -81,7 +82,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         await pool.open(wait=False)
         script = IngestScript(redis, keys, settings.dedup_ttl, settings.max_backlog)
-        event_bus = EventBus(redis, settings.pubsub_channel)
+        ring = Ring.from_settings(settings)
+        event_bus = EventBus(redis, ring)
 
         async def publish_fast_path(ticks: Sequence[Tick], outcomes: list[Outcome]) -> None:
             await event_bus.publish_many(events.ticks_received(ticks, outcomes))
@@ -92,7 +94,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             max_batch=settings.ingest_max_batch,
             after_flush=publish_fast_path,
         )
-        broadcaster = Broadcaster(event_bus, on_drop=metrics_.sse_dropped.inc)
         ledger = LedgerReader(redis, keys, heartbeat_timeout_ms=settings.heartbeat_timeout_ms)
         samples = SamplesStore(redis, keys)
         sampler = StatsSampler(ledger, samples, settings)
@@ -100,7 +101,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # The mirror is rebuilt from PostgreSQL in the background: start-up never waits for it.
         alert_sync = RuleMirrorSync(pool, alert_rules)
         await committer.start()
-        await broadcaster.start()
         await sampler.start()
         await alert_sync.start()
         freeze_startup_heap()
@@ -109,11 +109,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             keys=keys,
             pg_pool=pool,
             committer=committer,
-            broadcaster=broadcaster,
             metrics=metrics_,
             stats=sampler,
             events=event_bus,
-            views=ViewStore(redis, keys, settings.pubsub_channel),
+            views=ViewStore(redis, keys, ring),
             feeders=FeederRegistry(redis, keys, event_bus),
             dead_letters=DeadLetters(redis, keys, (settings.queue_name, CALC_B_QUEUE)),
             samples=samples,
@@ -121,7 +120,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             ledger=ledger,
             outbox=OutboxReader(redis, keys),
             alert_rules=alert_rules,
-            alert_firings=AlertFirings(redis, keys, settings.pubsub_channel),
+            alert_firings=AlertFirings(redis, keys, ring),
             alert_sync=alert_sync,
             restarts=ProcessRestartsReader(redis, keys),
         )
@@ -131,7 +130,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await alert_sync.stop()
             await committer.stop()
             await sampler.stop()  # after the committer: its last 503s are counted, then flushed
-            await broadcaster.stop()
             await pool.close()
             await redis.aclose()
 

@@ -22,7 +22,6 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from backend.api.alert_mirror_sync import RuleMirrorSync
-from backend.api.broadcaster import Broadcaster
 from backend.api.errors import ApiError
 from backend.api.metrics import ApiMetrics
 from backend.api.stats_sampler import StatsSampler
@@ -53,7 +52,6 @@ class AppState:
     keys: Keys
     pg_pool: AsyncConnectionPool
     committer: GroupCommitter
-    broadcaster: Broadcaster
     metrics: ApiMetrics
     stats: StatsSampler
     events: EventBus

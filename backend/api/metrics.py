@@ -169,9 +169,6 @@ class ApiMetrics:
         )
         self.process_restarts = ProcessRestartsCollector()
         r.register(self.process_restarts)
-        self.sse_dropped = Counter(
-            "tickstream_sse_dropped_events", "Events dropped for slow SSE clients", registry=r
-        )
 
     def set_pipeline(
         self, depth: int, dead: int, outbox: int, pending: int, counters: dict[str, float]

@@ -24,6 +24,7 @@ from redis.client import Pipeline
 from backend.bus import stats
 from backend.bus.alert_firings import queue_firing
 from backend.bus.keys import Keys
+from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation, RuleIndex, evaluate
 from backend.core.alerts.observations import StoredMemory, decode_observations
 
@@ -59,10 +60,10 @@ def _next_id(stream_id: str) -> str:
 
 
 class AlertEvaluationStore:
-    def __init__(self, redis: Redis, keys: Keys, channel: str, batch: int = BATCH) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ring: Ring, batch: int = BATCH) -> None:
         self._redis = redis
         self._keys = keys
-        self._channel = channel
+        self._ring = ring
         self._batch = batch
 
     def read_memory(self, symbol: str) -> StoredMemory:
@@ -120,7 +121,7 @@ class AlertEvaluationStore:
         for firing in evaluation.firings:
             rule = index.by_id.get(firing.rule_id)
             if rule is not None:
-                queue_firing(pipe, self._keys, self._channel, rule, firing, at_us)
+                queue_firing(pipe, self._keys, self._ring, rule, firing, at_us)
         stats.add_counters(
             pipe,
             self._keys.stats,

@@ -11,10 +11,11 @@ from redis.client import Pipeline
 from backend.bus import stats
 from backend.bus.enqueue import queue_message
 from backend.bus.keys import ALERTS_DELIVER_ACTOR, ALERTS_DELIVER_QUEUE, Keys
+from backend.bus.realtime import Outgoing, Ring
 from backend.core.alerts.firing import Firing, sign, webhook_body
 from backend.core.alerts.records import UI_CHANNEL, DeliveryJob, DeliveryRecord, FiredRecord
 from backend.core.alerts.rules import AlertRule, UiChannel
-from backend.core.events import AlertFired, encode_event
+from backend.core.events import ALERT_FIRED, AlertFired, encode_event
 from backend.core.ticks import us_to_iso
 
 ALERTS_FIRED = "alerts_fired"
@@ -27,7 +28,7 @@ def queue_history(pipe: Pipeline, keys: Keys, record: FiredRecord | DeliveryReco
 
 
 def queue_firing(
-    pipe: Pipeline, keys: Keys, channel: str, rule: AlertRule, firing: Firing, now_us: int
+    pipe: Pipeline, keys: Keys, ring: Ring, rule: AlertRule, firing: Firing, now_us: int
 ) -> None:
     """Queue the firing's history record, UI event and webhook jobs on `pipe` (in MULTI)."""
     now_iso = us_to_iso(now_us)
@@ -43,7 +44,8 @@ def queue_firing(
         ),
     )
     if UI_CHANNEL in targets:
-        pipe.publish(channel, encode_event(AlertFired(firing=firing)))
+        event = encode_event(AlertFired(firing=firing))
+        ring.queue_append(pipe, Outgoing(ALERT_FIRED, firing.symbol, event))
         queue_history(
             pipe,
             keys,
@@ -80,13 +82,13 @@ def queue_firing(
 class AlertFirings:
     """The API's test-fire: one firing queued in a MULTI of its own (async)."""
 
-    def __init__(self, redis: AsyncRedis, keys: Keys, channel: str) -> None:
+    def __init__(self, redis: AsyncRedis, keys: Keys, ring: Ring) -> None:
         self._redis = redis
         self._keys = keys
-        self._channel = channel
+        self._ring = ring
 
     async def fire(self, rule: AlertRule, firing: Firing, now_us: int) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             # The queueing helpers only queue commands, which an async pipeline does the same way.
-            queue_firing(pipe, self._keys, self._channel, rule, firing, now_us)  # type: ignore[arg-type]
+            queue_firing(pipe, self._keys, self._ring, rule, firing, now_us)  # type: ignore[arg-type]
             await pipe.execute()

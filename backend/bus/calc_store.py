@@ -31,6 +31,7 @@ from backend.bus.keys import (
     Keys,
 )
 from backend.bus.lua import CalcStepRead, read_calc_step
+from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation
 from backend.core.alerts.observations import encode_observations
 from backend.core.view import View
@@ -92,10 +93,10 @@ class RedisWindowStore:
 class SymbolTxn:
     """One attempt at one symbol's transaction: reads under WATCH, then writes after `begin()`."""
 
-    def __init__(self, pipe: Pipeline, keys: Keys, channel: str, symbol: str) -> None:
+    def __init__(self, pipe: Pipeline, keys: Keys, ring: Ring, symbol: str) -> None:
         self._pipe = pipe
         self._keys = keys
-        self._channel = channel
+        self._ring = ring
         self.symbol = symbol
         self.window = RedisWindowStore(pipe, keys.window(symbol), keys.window_prices(symbol))
 
@@ -141,7 +142,7 @@ class SymbolTxn:
     def write_view(self, view: View, *, last_ts_us: int, last_event_id: str, now_us: int) -> None:
         """The guarded view write and its `symbol.updated` publication (`views.queue_write`)."""
         views.queue_write(
-            self._pipe, self._keys, self._channel, symbol=self.symbol, view=view,
+            self._pipe, self._keys, self._ring, symbol=self.symbol, view=view,
             last_ts_us=last_ts_us, last_event_id=last_event_id, now_us=now_us,
         )  # fmt: skip
 
@@ -182,10 +183,10 @@ class SymbolTxn:
 
 
 class CalcStore:
-    def __init__(self, redis: Redis, keys: Keys, channel: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ring: Ring) -> None:
         self._redis = redis
         self.keys = keys
-        self._channel = channel
+        self._ring = ring
 
     def transact(
         self, symbol: str, step: Callable[[SymbolTxn], T], *, count_conflicts: bool = True
@@ -198,7 +199,7 @@ class CalcStore:
         with self._redis.pipeline() as pipe:
             while True:
                 try:
-                    return step(SymbolTxn(pipe, self.keys, self._channel, symbol))
+                    return step(SymbolTxn(pipe, self.keys, self._ring, symbol))
                 except WatchError:
                     log.debug("calc: concurrent update on %s, retrying", symbol)
                     if count_conflicts:

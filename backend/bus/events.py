@@ -1,4 +1,4 @@
-"""Events on the `realtime:updates` pub/sub channel: built and decoded through the core models.
+"""Events on the bus (the `realtime:updates` ring): built and decoded through the core models.
 
 The models live in `backend.core.events` (pure, shared with the UI); this module turns the
 pipeline's own values (a view, an ingest batch's outcomes, a feeder's report) into their bytes.
@@ -12,8 +12,11 @@ from typing import Any
 import orjson
 
 from backend.bus.ingest import Outcome, Status
+from backend.bus.realtime import Outgoing
 from backend.core.events import (
+    FEEDER_CONFIG,
     SYMBOL_UPDATED,
+    TICK_RECEIVED,
     FeederConfigChanged,
     FeederStatusReported,
     RealtimeEvent,
@@ -49,7 +52,7 @@ def symbol_updated(
     )
 
 
-def ticks_received(ticks: Sequence[Tick], outcomes: Sequence[Outcome]) -> list[bytes]:
+def ticks_received(ticks: Sequence[Tick], outcomes: Sequence[Outcome]) -> list[Outgoing]:
     """One `tick.received` event per symbol per batch: its latest new tick and how many came.
 
     Coalescing keeps the fast path cheap at tens of thousands of ticks/s while a batch of one
@@ -65,23 +68,32 @@ def ticks_received(ticks: Sequence[Tick], outcomes: Sequence[Outcome]) -> list[b
         if best is None or tick.order_key() > best.order_key():
             latest[tick.symbol] = tick
     return [
-        encode_event(
-            TickReceived.model_construct(
-                symbol=tick.symbol,
-                ts=us_to_iso(tick.ts_us),
-                price=tick.price,
-                volume=tick.volume,
-                source=tick.source,
-                event_id=tick.event_id,
-                count=counts[symbol],
-            )
+        Outgoing(
+            TICK_RECEIVED,
+            symbol,
+            encode_event(
+                TickReceived.model_construct(
+                    symbol=tick.symbol,
+                    ts=us_to_iso(tick.ts_us),
+                    price=tick.price,
+                    volume=tick.volume,
+                    source=tick.source,
+                    event_id=tick.event_id,
+                    count=counts[symbol],
+                )
+            ),
         )
         for symbol, tick in latest.items()
     ]
 
 
-def feeder_config_changed(config: FeederConfig) -> bytes:
-    return encode_event(FeederConfigChanged(config=config))
+def feeder_config_changed(config: FeederConfig) -> Outgoing:
+    return Outgoing(FEEDER_CONFIG, None, encode_event(FeederConfigChanged(config=config)))
+
+
+def outgoing(event: RealtimeEvent) -> Outgoing:
+    """Any event model as a ring entry (its type, and its symbol when it has one)."""
+    return Outgoing(event.type, getattr(event, "symbol", None), encode_event(event))
 
 
 def feeder_status_reported(status: FeederStatus, received_at_us: int) -> FeederStatusReported:

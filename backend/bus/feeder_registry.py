@@ -71,7 +71,7 @@ class FeederRegistry:
         record = reported.model_dump_json(exclude={"type"})
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._keys.feeder_status, reported.feeder_id, record)
-            self._events.queue_publish(pipe, events.encode(reported))
+            self._events.queue_publish(pipe, events.outgoing(reported))
             pipe.set(self._keys.feeder_status_prune, b"1", nx=True, ex=PRUNE_EVERY_S)
             *_, prune_due = await pipe.execute()
         if prune_due:

@@ -226,14 +226,16 @@ def queue_view_write(
     order: str,
     view_json: bytes,
     now_us: int,
-    channel: str,
+    ring_key: str,
+    ring_cap: int,
     event: bytes,
 ) -> None:
-    """Queue the guarded view write (SET view, HSET symbols, PUBLISH), refused when the stored
-    view is newer; its reply is 1 if written, 0 if refused."""
+    """Queue the guarded view write (SET view, HSET symbols, XADD `symbol.updated` to the
+    realtime ring), refused when the stored view is newer; its reply is 1 if written, 0 if
+    refused."""
     pipe.eval(
-        source("view_write"), 3, view_key, symbols_key, order_key,
-        symbol, order, view_json, now_us, channel, event,
+        source("view_write"), 4, view_key, symbols_key, order_key, ring_key,
+        symbol, order, view_json, now_us, ring_cap, event,
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """The view W in Redis: its one guarded write (calc, calc-b and /internal/agg-update all use it)
 and the reads of the symbols routes.
 
-A write stores W, stamps the symbol in the symbols hash and publishes `symbol.updated`, in one
+A write stores W, stamps the symbol in the symbols hash and appends `symbol.updated` to the
+realtime ring, in one
 script (`view_write.lua`) that refuses a view older than the stored one: an external writer, or a
 slow calc, never moves a symbol's W backwards.
 """
@@ -16,13 +17,14 @@ from redis.asyncio import Redis
 from backend.bus import events
 from backend.bus.keys import Keys
 from backend.bus.lua import queue_view_write, view_order
+from backend.bus.realtime import Ring
 from backend.core.view import View
 
 
 def queue_write(
     pipe: Any,
     keys: Keys,
-    channel: str,
+    ring: Ring,
     *,
     symbol: str,
     view: View | Mapping[str, Any],
@@ -41,7 +43,8 @@ def queue_write(
         order=view_order(last_ts_us, last_event_id),
         view_json=encoded,
         now_us=now_us,
-        channel=channel,
+        ring_key=ring.key,
+        ring_cap=ring.max_events,
         event=events.symbol_updated(symbol, view, encoded),
     )
 
@@ -49,10 +52,10 @@ def queue_write(
 class ViewStore:
     """Async access to the views, for the API."""
 
-    def __init__(self, redis: Redis, keys: Keys, channel: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ring: Ring) -> None:
         self._redis = redis
         self._keys = keys
-        self._channel = channel
+        self._ring = ring
 
     async def write(
         self,
@@ -66,7 +69,7 @@ class ViewStore:
         """Store and publish `view`; False if a newer view was already stored (nothing changed)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             queue_write(
-                pipe, self._keys, self._channel, symbol=symbol, view=view,
+                pipe, self._keys, self._ring, symbol=symbol, view=view,
                 last_ts_us=last_ts_us, last_event_id=last_event_id, now_us=now_us,
             )  # fmt: skip
             (written,) = await pipe.execute()

@@ -62,7 +62,12 @@ class BusSettings(SettingsBase):
     # Where the launcher's embedded Redis listens; every process derives the URL from it.
     embedded_redis_port: int = Field(default=6391, validation_alias="EMBEDDED_REDIS_PORT")
     queue_name: str = Field(default="ticks.received", validation_alias="QUEUE_NAME")
-    pubsub_channel: str = Field(default="realtime:updates", validation_alias="PUBSUB_CHANNEL")
+    # The realtime ring: a Redis Stream every bus event is appended to (backend.bus.realtime),
+    # capped at about this many entries; the gateway also trims it by age (REALTIME_RETENTION).
+    realtime_stream: str = Field(default="realtime:updates", validation_alias="REALTIME_STREAM")
+    realtime_max_events: int = Field(
+        default=100_000, ge=100, validation_alias="REALTIME_MAX_EVENTS"
+    )
     redis_namespace: str = Field(default="tickstream", validation_alias="REDIS_NAMESPACE")
     dedup_ttl: int = Field(default=86_400, ge=1, validation_alias="DEDUP_TTL")
     # A worker silent this long is dead: the broker redelivers its messages, /health and /stats

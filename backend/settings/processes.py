@@ -12,7 +12,8 @@ expected (tests and tools pass it around as such).
     feeder    FeederSettings       metrics access, ingest auth, API key (/metrics), feed
                                    (no Redis, no Postgres)
     bench     FeederBenchSettings  feeder + storage                  (verifies in Postgres)
-    UI        UiSettings           bus (its live feed), API key, feed, view
+    gateway   GatewaySettings      metrics access, bus, API key       (no Postgres)
+    UI        UiSettings           API key, feed, view                (no Redis: API + gateway)
     launcher  Settings             all of them + embedded servers and ports
 """
 
@@ -22,11 +23,12 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
-from backend.settings.base import PER_PROCESS, SettingsBase
+from backend.settings.base import PER_PROCESS, SettingsBase, split_csv
 from backend.settings.groups import (
     AlertSettings,
     ApiKeySettings,
@@ -64,6 +66,16 @@ class ApiFields(SettingsBase):
     stats_retention: int = Field(
         default=3_600, ge=60, le=86_400, validation_alias="STATS_RETENTION"
     )
+    # Where browsers and API consumers reach the realtime gateway: the API's /stream sends a 307
+    # there.
+    gateway_public_url: str = Field(
+        default="http://127.0.0.1:8001", validation_alias="GATEWAY_PUBLIC_URL"
+    )
+
+    @field_validator("gateway_public_url")
+    @classmethod
+    def _gateway_scheme(cls, value: str) -> str:
+        return http_url(value)
 
 
 class WorkerFields(SettingsBase):
@@ -124,12 +136,46 @@ class FeederFields(SettingsBase):
         return http_url(value)
 
 
+class GatewayFields(SettingsBase):
+    """The realtime gateway (backend.gateway): its port, its clients, the ring's age limit."""
+
+    gateway_port: int = Field(default=8001, ge=1, le=65_535, validation_alias="GATEWAY_PORT")
+    # Connections (SSE + WebSocket) one gateway process holds; beyond: 503 with Retry-After.
+    gateway_max_clients: int = Field(default=2_000, ge=1, validation_alias="GATEWAY_MAX_CLIENTS")
+    # Events queued per client before coalescing/dropping (views of one symbol always coalesce).
+    gateway_client_queue: int = Field(
+        default=1_000, ge=10, le=100_000, validation_alias="GATEWAY_CLIENT_QUEUE"
+    )
+    gateway_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300, validation_alias="GATEWAY_HEARTBEAT_S"
+    )
+    # The `retry:` hint (ms) sent on connect: how soon a browser's EventSource reconnects.
+    gateway_retry_ms: int = Field(default=2_000, ge=0, validation_alias="GATEWAY_RETRY_MS")
+    # Origins a browser page may connect from (CORS for SSE, Origin check for WebSocket);
+    # empty: same-origin pages and non-browser clients only; "*": any origin.
+    gateway_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="GATEWAY_CORS_ORIGINS"
+    )
+    # The ring keeps events this long (seconds; REALTIME_MAX_EVENTS caps it too): how far back a
+    # client can resume.
+    realtime_retention: float = Field(
+        default=600.0, ge=1, le=86_400, validation_alias="REALTIME_RETENTION"
+    )
+
+    @field_validator("gateway_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        return split_csv(value)
+
+
 class UiFields(SettingsBase):
     backend_url: str = Field(default="http://127.0.0.1:8000", validation_alias="BACKEND_URL")
+    # Where the UI's server process reaches the realtime gateway (its live data).
+    gateway_url: str = Field(default="http://127.0.0.1:8001", validation_alias="GATEWAY_URL")
     # Optional password gate of the UI (Render deploys are public); no gate when unset.
     ui_password: SecretStr | None = Field(default=None, validation_alias="UI_PASSWORD")
 
-    @field_validator("backend_url")
+    @field_validator("backend_url", "gateway_url")
     @classmethod
     def _http_scheme(cls, value: str) -> str:
         return http_url(value)
@@ -201,20 +247,36 @@ class FeederBenchSettings(
     (it reads the stream) and PostgreSQL (it checks every accepted tick there)."""
 
 
+class GatewaySettings(
+    LoggingSettings,
+    DeploySettings,
+    MetricsAccessSettings,
+    BusSettings,
+    ApiKeySettings,
+    GatewayFields,
+):
+    """What the realtime gateway reads (`python -m backend.gateway`): the ring, and its clients."""
+
+
 class UiSettings(
     LoggingSettings,
     DeploySettings,
-    BusSettings,
     ApiKeySettings,
     FeedSettings,
     ViewSettings,
     UiFields,
 ):
-    """What the Streamlit UI reads (its live feed still subscribes to Redis directly)."""
+    """What the Streamlit UI reads: the API (REST) and the gateway (live), never Redis."""
 
 
 class Settings(
-    ApiSettings, WorkerSettings, FeederSettings, FeederBenchSettings, UiSettings, LauncherFields
+    ApiSettings,
+    WorkerSettings,
+    FeederSettings,
+    FeederBenchSettings,
+    GatewaySettings,
+    UiSettings,
+    LauncherFields,
 ):
     """Every field: the launcher's settings (it passes them on to each child), and the one
     object tests and tools build to drive a whole system."""
@@ -242,6 +304,11 @@ def get_feeder_settings() -> FeederSettings:
 @lru_cache(maxsize=1)
 def get_feeder_bench_settings() -> FeederBenchSettings:
     return FeederBenchSettings()
+
+
+@lru_cache(maxsize=1)
+def get_gateway_settings() -> GatewaySettings:
+    return GatewaySettings()
 
 
 @lru_cache(maxsize=1)

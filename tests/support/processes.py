@@ -73,6 +73,7 @@ class Processes:
     env: dict[str, str]
     log_dir: Path
     api_port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -99,6 +100,26 @@ class Processes:
     def start_api(self, extra_env: dict[str, str] | None = None) -> None:
         self.spawn("api", uvicorn_command("backend.api.app:create_app", self.api_port), extra_env)
         wait_for(lambda: answers_ok(self.api_url + "/health/liveness"), 30, what="API liveness")
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def start_gateway(
+        self, name: str = "gateway", extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`python -m backend.gateway` as the Procfile runs it, on `gateway_port`; returns once
+        it is ready (reading the ring)."""
+        proc = self.spawn(
+            name,
+            [sys.executable, "-m", "backend.gateway", "--host", "127.0.0.1",
+             "--port", str(self.gateway_port)],
+            extra_env,
+        )  # fmt: skip
+        wait_for(
+            lambda: answers_ok(self.gateway_url + "/health/readiness"), 30, what="gateway ready"
+        )
+        return proc
 
     def start_worker(
         self, name: str = "worker", processes: int = 1, threads: int = 2
@@ -135,7 +156,7 @@ class Processes:
                 "--browser.gatherUsageStats",
                 "false",
             ],
-            {"BACKEND_URL": self.api_url, **(extra_env or {})},
+            {"BACKEND_URL": self.api_url, "GATEWAY_URL": self.gateway_url, **(extra_env or {})},
         )
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: answers_ok(url + "/_stcore/health"), 60, what="Streamlit health")
@@ -170,14 +191,14 @@ class Processes:
 
 
 def make_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
-    """Settings for one test: its own Redis namespace and pub/sub channel (no other test's events
+    """Settings for one test: its own Redis namespace and realtime ring (no other test's events
     reach it), fast flushes and redelivery."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "pg_url": pg_url,
         "redis_namespace": namespace,
-        "pubsub_channel": f"{namespace}:updates",
+        "realtime_stream": f"{namespace}:realtime",
         "flush_interval": 0.2,
         "heartbeat_timeout_ms": 5_000,
         "outbox_claim_idle_ms": 3_000,

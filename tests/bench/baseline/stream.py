@@ -11,9 +11,9 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from backend.api.broadcaster import Subscriber
 from backend.api.errors import ApiError
 from backend.settings import Settings
+from tests.bench.baseline.subscriber import Subscriber
 from tests.bench.baseline.views import Views
 
 KEEPALIVE_S = 15.0

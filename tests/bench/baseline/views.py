@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from backend.api.broadcaster import Subscriber
 from backend.bus.events import symbol_updated
 from backend.core.ticks import Tick
 from backend.core.view import View, build_view
 from backend.core.window import WindowState, merge
+from tests.bench.baseline.subscriber import Subscriber
 from tests.bench.baseline.window_store import SortedStore
 
 
