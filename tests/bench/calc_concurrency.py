@@ -23,6 +23,7 @@ from redis import Redis
 
 from backend.bus.keys import Keys
 from backend.bus.ledger import CALC_CONFLICTS, read_gauges_sync
+from backend.bus.realtime import Ring
 from backend.core.ticks import Tick
 from backend.embedded import EmbeddedRedis
 from backend.settings import Settings
@@ -105,7 +106,7 @@ def run(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
                 ctx = CalcContext(
                     redis=client,
                     keys=Keys.from_settings(Settings(REDIS_NAMESPACE="calc-bench")),
-                    channel="calc-bench:updates",
+                    ring=Ring("calc-bench:realtime", 10_000),
                     done_ttl_s=600,
                     stale_after_s=10.0,
                 )

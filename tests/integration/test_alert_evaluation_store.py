@@ -17,6 +17,7 @@ from backend.bus.alert_evaluation import (
 )
 from backend.bus.alert_rules import AlertRuleMirror, RulesCache
 from backend.bus.keys import ALERTS_EVALUATE_QUEUE, Keys
+from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation, RuleIndex
 from backend.core.alerts.observations import decode_observations, encode_observations
 from backend.core.ticks import Tick
@@ -42,7 +43,7 @@ def obs(i: int, price: float) -> Observation:
 
 def calc(settings: Settings, redis: Redis, rules: RulesCache | None) -> CalcContext:
     return CalcContext(
-        redis=redis, keys=Keys.from_settings(settings), channel=settings.pubsub_channel,
+        redis=redis, keys=Keys.from_settings(settings), ring=Ring.from_settings(settings),
         done_ttl_s=settings.dedup_ttl, stale_after_s=settings.stale_after, rules=rules,
     )  # fmt: skip
 
@@ -87,7 +88,7 @@ def test_a_redelivered_evaluation_fires_nothing_twice(
     settings: Settings, redis_client: Redis
 ) -> None:
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel, batch=2)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings), batch=2)
     stream = keys.alert_observations("S")
     for i, price in enumerate([99.0, 101.0, 99.0, 102.0, 98.0]):
         redis_client.xadd(stream, {"o": encode_observations([obs(i, price)])})
@@ -106,7 +107,7 @@ def test_a_poison_observation_is_skipped_and_counted(
     settings: Settings, redis_client: Redis
 ) -> None:
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings))
     stream = keys.alert_observations("P")
     redis_client.xadd(stream, {"o": encode_observations([obs(0, 99.0)])})
     redis_client.xadd(stream, {"o": b"{not json"})
@@ -121,7 +122,7 @@ def test_a_poison_observation_is_skipped_and_counted(
 
 def test_memory_of_a_deleted_rule_is_dropped(settings: Settings, redis_client: Redis) -> None:
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings))
     stream = keys.alert_observations("D")
     a, b = make_rule("a", "D", trigger="once"), make_rule("b", "D", trigger="once")
     redis_client.xadd(stream, {"o": encode_observations([obs(0, 99.0)])})
@@ -138,7 +139,7 @@ def test_a_once_rule_edited_after_firing_can_fire_again(
     settings: Settings, redis_client: Redis
 ) -> None:
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings))
     stream = keys.alert_observations("O")
     rule = make_rule("once", "O", trigger="once")
     for i, price in enumerate([99.0, 101.0, 99.0, 101.0]):
@@ -153,7 +154,7 @@ def test_a_once_rule_edited_after_firing_can_fire_again(
 
 def test_an_expired_rule_never_fires(settings: Settings, redis_client: Redis) -> None:
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings))
     stream = keys.alert_observations("X")
     expires = datetime.fromtimestamp(NOW_US / 1_000_000, UTC)
     expired = make_rule("expired", "X", expires_at=expires)
@@ -172,7 +173,7 @@ def test_a_worker_with_older_rules_reloads_instead_of_refiring(
     holding version 1 (mirror version 4) must not take the memory's version-2 state for an edit
     and fire the rule again: it reloads and evaluates with the newer rules."""
     keys = Keys.from_settings(settings)
-    store = AlertEvaluationStore(redis_client, keys, settings.pubsub_channel)
+    store = AlertEvaluationStore(redis_client, keys, Ring.from_settings(settings))
     stream = keys.alert_observations("V")
     once = make_rule("once", "V", condition="above", value=100.0, trigger="once")
     disabled = once.model_copy(update={"version": 2, "enabled": False})

@@ -4,7 +4,6 @@ updates, validation, auth, bursts, concurrent updates, and feeder status reports
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,16 @@ from redis import Redis
 from backend.bus.keys import Keys
 from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, running, settings_env
+from tests.support.ring import RingEvents
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _events(pubsub: Any, kind: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """The next `count` events of type `kind` on a subscribed pubsub (others are skipped)."""
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(found) < count and time.monotonic() < deadline:
-        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-        if message is not None:
-            event = orjson.loads(message["data"])
-            if event.get("type") == kind:
-                found.append(event)
-    return found
+def _events(ring: RingEvents, kind: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The first `count` events of type `kind` appended to the ring since `ring` was made."""
+    wait_for(lambda: len(ring.of_type(kind)) >= count, timeout, what=f"{count} {kind} events")
+    return [e.model_dump(mode="json") for e in ring.of_type(kind)][:count]
 
 
 def _iso(value: str) -> datetime:
@@ -43,13 +36,8 @@ def _iso(value: str) -> datetime:
 def test_defaults_come_from_settings_and_partial_updates_persist(
     procs: Processes, settings: Settings, redis_client: Redis
 ):
-    channel = f"{settings.redis_namespace}:updates"  # this test's own: Redis may be shared
-    procs.start_api(
-        {"SYMBOLS": "AAA,BBB.X", "SOURCES": "src1,src2", "TPS": "7.5", "PUBSUB_CHANNEL": channel}
-    )
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe(channel)
-    wait_for(lambda: pubsub.get_message(timeout=0.2), 5, what="subscription")
+    procs.start_api({"SYMBOLS": "AAA,BBB.X", "SOURCES": "src1,src2", "TPS": "7.5"})
+    ring = RingEvents(redis_client, settings.realtime_stream)
     with httpx.Client(base_url=procs.api_url, timeout=5) as client:
         # API_KEY unset: reads and (dev mode) writes are open.
         r = client.get("/feeder/config")
@@ -82,14 +70,13 @@ def test_defaults_come_from_settings_and_partial_updates_persist(
 
         stored = orjson.loads(redis_client.get(Keys.from_settings(settings).feeder_config))
         assert stored["version"] == 2 and stored["tps"] == 25
-        events = _events(pubsub, "feeder.config", 2)
+        events = _events(ring, "feeder.config", 2)
         assert [e["config"] for e in events] == [first, second]
 
     # Persisted in Redis: a restarted API serves the same config.
     procs.stop_all()
-    procs.start_api({"SYMBOLS": "OTHER", "TPS": "1", "PUBSUB_CHANNEL": channel})
+    procs.start_api({"SYMBOLS": "OTHER", "TPS": "1"})
     assert httpx.get(procs.api_url + "/feeder/config", timeout=5).json() == second
-    pubsub.close()
 
 
 BAD_BODIES: list[tuple[Any, str]] = [
@@ -268,11 +255,8 @@ def test_status_round_trip_liveness_and_pruning(
     # Entries injected with old received_at: one silent for 10 s, one for 2 h (to be pruned).
     redis_client.hset(keys.feeder_status, "c-quiet", stored("c-quiet", timedelta(seconds=10)))
     redis_client.hset(keys.feeder_status, "z-gone", stored("z-gone", timedelta(hours=2)))
-    channel = f"{settings.redis_namespace}:updates"  # this test's own: Redis may be shared
-    procs.start_api({"PUBSUB_CHANNEL": channel})
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe(channel)
-    wait_for(lambda: pubsub.get_message(timeout=0.2), 5, what="subscription")
+    procs.start_api()
+    ring = RingEvents(redis_client, settings.realtime_stream)
     report = {
         "feeder_id": "b-feeder",
         "config_version": 3,
@@ -312,7 +296,7 @@ def test_status_round_trip_liveness_and_pruning(
         raw = orjson.loads(redis_client.hget(keys.feeder_status, "b-feeder"))
         assert raw["received_at"] == b["received_at"] and raw["sent"] == 120
 
-        events = _events(pubsub, "feeder.status", 2)
+        events = _events(ring, "feeder.status", 2)
         assert [e["feeder_id"] for e in events] == ["b-feeder", "a-feeder"]
         assert events[0]["sent"] == 120 and "received_at" in events[0]
 
@@ -325,4 +309,3 @@ def test_status_round_trip_liveness_and_pruning(
             ("b-feeder", True),
             ("c-quiet", False),
         ]
-    pubsub.close()

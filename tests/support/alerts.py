@@ -1,5 +1,5 @@
 """Alert helpers for tests through the running system: rules put straight into the workers'
-mirror, and the `alert.fired` events a test's pub/sub channel carries, collected.
+mirror, and the `alert.fired` events a test's realtime ring carries, collected.
 
 Firings are observed on the channel (the `ui` channel of a rule), not in the history stream: the
 history is the PostgreSQL flusher's to consume and delete."""
@@ -24,9 +24,11 @@ from backend.bus.keys import Keys
 from backend.core.alerts.firing import Firing
 from backend.core.alerts.observations import StoredMemory
 from backend.core.alerts.rules import AlertRule
-from backend.core.events import AlertFired, decode_event
+from backend.core.events import AlertFired
+from backend.core.stream_ids import format_id, parse_id
 from backend.settings import Settings
 from backend.storage.alerts_repo import create_rule, delete_rule
+from tests.support.ring import RingEvents
 from tests.support.waiting import wait_for
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -83,22 +85,17 @@ async def _store_rules(conninfo: str, rules: list[AlertRule]) -> None:
 
 
 class FiredEvents:
-    """Every `alert.fired` event published on the test's channel since construction."""
+    """Every `alert.fired` event appended to the test's realtime ring since construction."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.keys = Keys.from_settings(settings)
-        self.pubsub = redis.pubsub()
-        self.pubsub.subscribe(settings.pubsub_channel)
-        wait_for(lambda: self.pubsub.get_message(timeout=0.2), 5, what="subscription")
+        self.ring = RingEvents(redis, settings.realtime_stream)
         self.firings: list[Firing] = []
 
     def poll(self) -> list[Firing]:
         """Read what has arrived; the firings so far."""
-        while message := self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01):
-            event = decode_event(message["data"])
-            if isinstance(event, AlertFired):
-                self.firings.append(event.firing)
+        self.firings = [e.firing for _, e in self.ring.poll() if isinstance(e, AlertFired)]
         return self.firings
 
     def committed(self) -> int:
@@ -125,28 +122,29 @@ class FiredEvents:
         return int(self.redis.hget(self.keys.stats, ALERTS_BAD_OBSERVATIONS) or 0)
 
     def close(self) -> None:
-        self.pubsub.close()
+        pass  # nothing held: the ring is read on demand
 
 
 class FiredListener:
-    """`FiredEvents` for the chaos suite: a background thread that keeps listening across Redis
-    restarts. A firing published while it was reconnecting is missed (Pub/Sub keeps nothing), so
-    `gaps` says whether the count of what it saw can be held against the committed count."""
+    """`FiredEvents` for the chaos suite: a background thread that keeps reading the ring across
+    Redis restarts (from where it was: the ring keeps what was appended meanwhile). `gaps`
+    counts the times the ring no longer held its place (it could then have missed firings)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys.from_settings(settings)
         self.firings: list[Firing] = []
-        self.gaps = 0  # reconnections after the first subscription
+        self.gaps = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._position: str | None = None
 
     def start(self) -> FiredListener:
         self._thread.start()
         if not self._subscribed.wait(10):
-            raise AssertionError("the alert listener could not subscribe")
+            raise AssertionError("the alert listener could not read the ring")
         return self
 
     def stop(self) -> None:
@@ -161,21 +159,24 @@ class FiredListener:
         while not self._stop.is_set():
             client = Redis.from_url(self.settings.effective_redis_url, socket_timeout=2)
             try:
-                pubsub = client.pubsub()
-                pubsub.subscribe(self.settings.pubsub_channel)
-                if self._subscribed.is_set():
-                    self.gaps += 1
+                ring = RingEvents(client, self.settings.realtime_stream, self._position)
+                if self._position is not None:
+                    first: Any = client.xrange(self.settings.realtime_stream, count=1)
+                    if first and parse_id(first[0][0]) > parse_id(self._position):
+                        self.gaps += 1  # trimmed past us while we were away
                 self._subscribed.set()
                 while not self._stop.is_set():
-                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                    if message is None:
-                        continue
-                    event = decode_event(message["data"])
-                    if isinstance(event, AlertFired):
+                    before = len(ring.events)
+                    events = ring.poll()
+                    self._position = format_id(ring.position)
+                    fresh = [e.firing for _, e in events[before:] if isinstance(e, AlertFired)]
+                    if fresh:
                         with self._lock:
-                            self.firings.append(event.firing)
+                            self.firings.extend(fresh)
+                    else:
+                        self._stop.wait(0.05)
             except RedisError:
-                self._stop.wait(0.2)  # Redis is down or restarting: subscribe again
+                self._stop.wait(0.2)  # Redis is down or restarting: read again from our place
             finally:
                 client.close()
 

@@ -23,6 +23,7 @@ from redis import Redis
 
 from backend.bus.alert_firings import queue_firing
 from backend.bus.keys import Keys
+from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation, make_firing
 from backend.core.alerts.firing import IDEMPOTENCY_HEADER, Firing
 from backend.core.alerts.rules import AlertRule
@@ -245,7 +246,7 @@ def queue_webhook_firings(
                 price=101.0,
             )
             firing = make_firing(rule, obs, 101.0, "DLV")
-            queue_firing(pipe, keys, settings.pubsub_channel, rule, firing, now_us)
+            queue_firing(pipe, keys, Ring.from_settings(settings), rule, firing, now_us)
             firings.append(firing)
         pipe.execute()
     return firings

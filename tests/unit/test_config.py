@@ -13,6 +13,7 @@ from backend.settings import (
     BusSettings,
     FeederBenchSettings,
     FeederSettings,
+    GatewaySettings,
     Settings,
     SettingsBase,
     StorageSettings,
@@ -22,6 +23,7 @@ from backend.settings import (
     get_api_settings,
     get_feeder_bench_settings,
     get_feeder_settings,
+    get_gateway_settings,
     get_settings,
     get_ui_settings,
     get_worker_settings,
@@ -33,6 +35,7 @@ PROCESS_CLASSES: list[type[SettingsBase]] = [
     WorkerSettings,
     FeederSettings,
     FeederBenchSettings,
+    GatewaySettings,
     UiSettings,
     Settings,
 ]
@@ -55,7 +58,17 @@ EVERY_FIELD_SET: dict[str, Any] = {
     "api_key": SecretStr("key-123"),
     "internal_token": SecretStr("tok"),
     "queue_name": "q.x",
-    "pubsub_channel": "chan:x",
+    "realtime_stream": "chan:x",
+    "realtime_max_events": 500,
+    "realtime_retention": 30.0,
+    "gateway_port": 9102,
+    "gateway_max_clients": 3,
+    "gateway_client_queue": 20,
+    "gateway_heartbeat_s": 0.5,
+    "gateway_retry_ms": 250,
+    "gateway_cors_origins": ["https://app.example", "http://localhost:3000"],
+    "gateway_public_url": "https://stream.example",
+    "gateway_url": "http://gateway.internal:8001",
     "redis_namespace": "ns9",
     "dedup_ttl": 60,
     "max_tick_age": 120,
@@ -212,10 +225,15 @@ def test_the_feeder_needs_no_redis_and_no_postgres() -> None:
 
 
 def test_each_process_reads_only_its_groups() -> None:
-    assert {"redis_url", "pubsub_channel", "backend_url", "stale_after"} <= set(
+    assert {"gateway_url", "backend_url", "stale_after"} <= set(UiSettings.model_fields)
+    # The UI reads the API and the gateway only: no Redis, no PostgreSQL.
+    assert not {"redis_url", "realtime_stream", "pg_url", "internal_token", "batch_size"} & set(
         UiSettings.model_fields
     )
-    assert not {"pg_url", "internal_token", "batch_size"} & set(UiSettings.model_fields)
+    assert {"redis_url", "realtime_stream", "api_key", "gateway_max_clients"} <= set(
+        GatewaySettings.model_fields
+    )
+    assert not {"pg_url", "internal_token", "gateway_url"} & set(GatewaySettings.model_fields)
     assert not {"batch_size", "target_url", "port"} & set(ApiSettings.model_fields)
     assert not {"ingest_password", "target_url", "port"} & set(WorkerSettings.model_fields)
     # The API key reaches workers and feeders only to guard their /metrics.
@@ -230,6 +248,7 @@ def test_each_process_reads_only_its_groups() -> None:
         (get_worker_settings, WorkerSettings),
         (get_feeder_settings, FeederSettings),
         (get_feeder_bench_settings, FeederBenchSettings),
+        (get_gateway_settings, GatewaySettings),
         (get_ui_settings, UiSettings),
         (get_settings, Settings),
     ],

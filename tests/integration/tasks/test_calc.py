@@ -16,6 +16,7 @@ import pytest
 from redis import Redis
 
 from backend.bus.keys import Keys
+from backend.bus.realtime import Ring
 from backend.core.ticks import Tick
 from backend.settings import Settings
 from tasks.calc import CalcContext, apply_batch
@@ -56,7 +57,7 @@ def context(settings: Settings, redis: Redis) -> CalcContext:
     return CalcContext(
         redis=redis,
         keys=Keys.from_settings(settings),
-        channel=settings.pubsub_channel,
+        ring=Ring.from_settings(settings),
         done_ttl_s=settings.dedup_ttl,
         stale_after_s=settings.stale_after,
     )

@@ -12,6 +12,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from backend.bus.keys import Keys
+from backend.bus.realtime import Ring
 from backend.bus.views import ViewStore
 from backend.core.ticks import Tick, us_to_iso
 from backend.settings import Settings
@@ -36,7 +37,7 @@ def write_external(settings: Settings, view: dict[str, Any], ts_us: int) -> bool
     async def run() -> bool:
         client = AsyncRedis.from_url(settings.effective_redis_url)
         try:
-            store = ViewStore(client, Keys.from_settings(settings), settings.pubsub_channel)
+            store = ViewStore(client, Keys.from_settings(settings), Ring.from_settings(settings))
             return await store.write(
                 symbol="VW", view=view, last_ts_us=ts_us,
                 last_event_id=view["last_event_id"], now_us=NOW_US,
@@ -65,7 +66,7 @@ def test_calc_and_agg_update_agree_on_the_order(settings: Settings, redis_client
     ctx = CalcContext(
         redis=redis_client,
         keys=Keys.from_settings(settings),
-        channel=settings.pubsub_channel,
+        ring=Ring.from_settings(settings),
         done_ttl_s=settings.dedup_ttl,
         stale_after_s=settings.stale_after,
     )

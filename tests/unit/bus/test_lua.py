@@ -13,7 +13,7 @@ from backend.bus import lua
 
 SCRIPTS = ("ingest", "outbox_ack", "dead_letter_requeue", "hash_compare_and_delete",
            "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire", "host_slot_release",
-           "alert_rule_put", "alert_rules_replace")  # fmt: skip
+           "alert_rule_put", "alert_rules_replace", "realtime_tail", "realtime_read_after")  # fmt: skip
 
 
 class RecordingPipe:
@@ -107,9 +107,9 @@ def test_outbox_ack_and_view_write_map_named_arguments_to_their_slots():
     assert pipe.calls[0][1:] == (2, "o", "s", "g", b"1-0", 3, b"2-0", 4)
     lua.queue_view_write(
         pipe, view_key="v", symbols_key="sy", order_key="vo", symbol="S", order="o1",
-        view_json=b"{}", now_us=5, channel="c", event=b"e",
+        view_json=b"{}", now_us=5, ring_key="r", ring_cap=100, event=b"e",
     )  # fmt: skip
-    assert pipe.calls[1][1:] == (3, "v", "sy", "vo", "S", "o1", b"{}", 5, "c", b"e")
+    assert pipe.calls[1][1:] == (4, "v", "sy", "vo", "r", "S", "o1", b"{}", 5, 100, b"e")
 
 
 def test_calc_read_step_is_typed():

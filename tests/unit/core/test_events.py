@@ -89,7 +89,12 @@ def test_ticks_received_is_one_event_per_symbol_with_its_latest_new_tick() -> No
         Tick("a3", "A", T0 + 3, 3.0, 1.0, "s", 3, T0),
     ]
     outcomes = [Outcome(Status.ACCEPTED)] * 3 + [Outcome(Status.DUPLICATE)]
-    decoded = [decode_event(raw) for raw in events.ticks_received(ticks, outcomes)]
+    outgoing = events.ticks_received(ticks, outcomes)
+    assert [(o.type, o.symbol) for o in outgoing] == [
+        ("tick.received", "A"),
+        ("tick.received", "B"),
+    ]
+    decoded = [decode_event(o.payload) for o in outgoing]
     assert decoded == [
         TickReceived(
             symbol="A",
@@ -114,8 +119,14 @@ def test_ticks_received_is_one_event_per_symbol_with_its_latest_new_tick() -> No
 
 def test_feeder_events_carry_the_config_and_the_stamped_report() -> None:
     config = FeederConfig(symbols=["A"], sources=["s"], tps=3.0)
-    assert decode_event(events.feeder_config_changed(config)) == FeederConfigChanged(config=config)
+    changed = events.feeder_config_changed(config)
+    assert (changed.type, changed.symbol) == ("feeder.config", None)
+    assert decode_event(changed.payload) == FeederConfigChanged(config=config)
     report = events.feeder_status_reported(FeederStatus(feeder_id="f-1", sent=2), T0)
     assert isinstance(decode_event(events.encode(report)), FeederStatusReported)
+    as_entry = events.outgoing(report)
+    assert (as_entry.type, as_entry.symbol, as_entry.payload) == (
+        "feeder.status", None, events.encode(report),
+    )  # fmt: skip
     assert report.received_at == "2026-11-18T11:06:40Z"
     assert report.sent == 2
