@@ -193,7 +193,10 @@ class Bench:
             headers["x-api-key"] = self.settings.api_key.get_secret_value()
         symbols = ",".join(BENCH_SYMBOLS[: self.cfg.symbols])
         async with (
-            httpx.AsyncClient(base_url=self.cfg.target, timeout=None, headers=headers) as client,
+            # The API's /stream is a 307 to the realtime gateway: follow it there.
+            httpx.AsyncClient(
+                base_url=self.cfg.target, timeout=None, headers=headers, follow_redirects=True
+            ) as client,
             client.stream("GET", "/stream", params={"symbols": symbols}) as response,
         ):
             ready.set()

@@ -147,10 +147,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     # A test-fire reads the rule from the workers' mirror and queues in Redis only.
     ("POST", "/alerts/rules/{rule_id}/test"): Expect(Call(), Works(404), _REDIS, Works(404)),
     # Special on purpose: /metrics serves this process's own metrics when Redis is down, the
-    # SSE stream stays open (the broadcaster resubscribes when Redis returns), the probes
-    # report rather than fail.
+    # probes report rather than fail; /stream only redirects to the realtime gateway.
     ("GET", "/metrics"): Expect(Call(), OK, OK, OK),
-    ("GET", "/stream"): Expect(Call(stream=True), OK, OK, OK),
+    ("GET", "/stream"): Expect(Call(), Works(307), Works(307), Works(307)),
     ("GET", "/health/liveness"): Expect(Call(), OK, OK, OK),
     ("GET", "/health/readiness"): Expect(
         Call(), OK, NotReady(("redis", "broker")), NotReady(("postgres",))

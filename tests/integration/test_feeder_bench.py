@@ -19,6 +19,7 @@ def test_bench_measures_and_verifies_exactly_once(
 ):
     procs.start_api()
     procs.start_worker(processes=1, threads=2)
+    procs.start_gateway()  # the bench's views come through the API's 307 to it
     cfg = BenchConfig(
         target=procs.api_url, tps=tps, duration=3, symbols=3, mode=mode, connections=8
     )

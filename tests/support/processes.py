@@ -98,7 +98,9 @@ class Processes:
         return proc
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> None:
-        self.spawn("api", uvicorn_command("backend.api.app:create_app", self.api_port), extra_env)
+        """The API; its /stream redirects to this harness's gateway (`start_gateway`)."""
+        env = {"GATEWAY_PUBLIC_URL": self.gateway_url, **(extra_env or {})}
+        self.spawn("api", uvicorn_command("backend.api.app:create_app", self.api_port), env)
         wait_for(lambda: answers_ok(self.api_url + "/health/liveness"), 30, what="API liveness")
 
     @property

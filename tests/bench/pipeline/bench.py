@@ -297,7 +297,7 @@ def run(opts: Options) -> dict[str, Any]:
                 system = start_baseline(servers, settings, log_dir)
             stack.callback(system.stop)
             systems[name] = system
-            watcher = ViewWatcher(system.url, headers)
+            watcher = ViewWatcher(system.stream_url, headers)
             watcher.start()
             stack.callback(watcher.stop)
             watcher.ready.wait(10)

@@ -44,10 +44,17 @@ class System(Processes):
 
     name: str = "system"
     groups: list[Group] = field(default_factory=list)  # what CPU/RSS is counted over
+    has_gateway: bool = False
 
     @property
     def url(self) -> str:
         return self.api_url
+
+    @property
+    def stream_url(self) -> str:
+        """Where its live views are streamed: ours from the realtime gateway, the baseline from
+        its one process."""
+        return self.gateway_url if self.has_gateway else self.api_url
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{self.name}-{name}.log"
@@ -75,11 +82,14 @@ def start_ours(
     processes: int,
     threads: int,
 ) -> System:
-    """The real system: API, workers; waits for the workers' heartbeats."""
+    """The real system: API, workers and the realtime gateway (the views' stream); waits for
+    the workers' heartbeats."""
     env = settings_env(settings) | {"LOG_LEVEL": "WARNING"}
-    ours = System(env, log_dir, name="ours")
+    ours = System(env, log_dir, name="ours", has_gateway=True)
+    ours.env["GATEWAY_PUBLIC_URL"] = ours.gateway_url  # the API's /stream redirects there
     api = ours.uvicorn("backend.api.app:create_app", api_procs)
     worker = ours.spawn("worker", worker_command(processes, threads))
+    gateway = ours.start_gateway()
     ours.wait_up()
     keys = Keys.from_settings(settings)
     with Redis.from_url(servers.redis.url) as redis:
@@ -88,6 +98,7 @@ def start_ours(
     ours.groups = [
         Group("api", api.pid, split=api_procs > 1),
         Group("worker", worker.pid, split=True),
+        Group("gateway", gateway.pid),
         Group("redis-server", servers.redis.pid),
         Group("postgres", servers.postgres.pid, summed=True),
     ]

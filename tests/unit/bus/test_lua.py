@@ -13,7 +13,8 @@ from backend.bus import lua
 
 SCRIPTS = ("ingest", "outbox_ack", "dead_letter_requeue", "hash_compare_and_delete",
            "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire", "host_slot_release",
-           "alert_rule_put", "alert_rules_replace", "realtime_tail", "realtime_read_after")  # fmt: skip
+           "alert_rule_put", "alert_rules_replace", "realtime_tail",
+           "realtime_read_after")  # fmt: skip
 
 
 class RecordingPipe:
