@@ -108,19 +108,21 @@ class Processes:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def start_gateway(
-        self, name: str = "gateway", extra_env: dict[str, str] | None = None
+        self,
+        name: str = "gateway",
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`python -m backend.gateway` as the Procfile runs it, on `gateway_port`; returns once
-        it is ready (reading the ring)."""
+        """`python -m backend.gateway` as the Procfile runs it, on `port` (default
+        `gateway_port`; another port for a second replica); returns once it is ready."""
+        port = port or self.gateway_port
         proc = self.spawn(
             name,
-            [sys.executable, "-m", "backend.gateway", "--host", "127.0.0.1",
-             "--port", str(self.gateway_port)],
+            [sys.executable, "-m", "backend.gateway", "--host", "127.0.0.1", "--port", str(port)],
             extra_env,
-        )  # fmt: skip
-        wait_for(
-            lambda: answers_ok(self.gateway_url + "/health/readiness"), 30, what="gateway ready"
         )
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers_ok(url + "/health/readiness"), 30, what=f"{name} ready")
         return proc
 
     def start_worker(
