@@ -43,7 +43,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.effective_redis_url, health_check_interval=30)
+        # The hub blocks in XREAD for up to 5 s: a socket silent for longer than that is a dead
+        # connection (a cut network never says so), which the hub then reopens.
+        redis = Redis.from_url(
+            settings.effective_redis_url,
+            health_check_interval=30,
+            socket_timeout=15,
+            socket_connect_timeout=3,
+            socket_keepalive=True,
+        )
         reader = RingReader(redis, Ring.from_settings(settings), Keys.from_settings(settings))
         hub = Hub(reader, metrics, retention_s=settings.realtime_retention)
         await hub.start()
