@@ -192,13 +192,13 @@ class Publisher:
             pipe.execute()
         return ids
 
-    def view(self, symbol: str, price: float) -> dict[str, Any]:
+    def view(self, symbol: str, price: float, **extra: Any) -> dict[str, Any]:
         """Store and publish a view of `symbol` (view_write.lua, as calc does); returns it."""
         self._ts_us += 1_000
         self._n += 1
         view = {
             "symbol": symbol, "last_price": price, "last_ts": us_to_iso(self._ts_us),
-            "last_event_id": f"v{self._n}",
+            "last_event_id": f"v{self._n}", **extra,
         }  # fmt: skip
         with self.redis.pipeline(transaction=True) as pipe:
             queue_write(
