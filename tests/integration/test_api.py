@@ -3,7 +3,6 @@ and ingest that keeps working while Postgres is down."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +11,9 @@ import httpx
 import orjson
 import pytest
 from pydantic import SecretStr
-from redis import Redis
 
 from backend.settings import Settings
+from tests.integration.gateway.streams import FAST, sse
 from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.servers import free_port
 from tests.support.tcp_proxy import TcpProxy
@@ -144,42 +143,21 @@ def test_internal_agg_update_stores_and_republishes(procs: Processes, settings: 
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "symbol"
 
 
-def test_sse_stream_delivers_fast_path_and_view_events(procs: Processes):
+def test_stream_answers_307_to_the_gateway_with_the_query_kept(procs: Processes):
     procs.start_api()
-    procs.start_worker()
-    seen: list[tuple[str, dict[str, Any]]] = []
-    ready = threading.Event()
-
-    def listen() -> None:
-        with httpx.stream(
-            "GET", procs.api_url + "/stream", params={"symbols": "SSE1"}, timeout=20
-        ) as r:
-            event = ""
-            for line in r.iter_lines():
-                ready.set()
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    seen.append((event, orjson.loads(line[6:])))
-                    if {e for e, _ in seen} >= {"tick.received", "symbol.updated"}:
-                        return
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert ready.wait(10)
-    # The API's one subscription to the bus (this test's own channel) carries the events.
-    channel = procs.env["PUBSUB_CHANNEL"]
-    with Redis.from_url(procs.env["REDIS_URL"]) as redis:
-        wait_for(lambda: redis.pubsub_numsub(channel)[0][1] >= 1, 10, what="the API subscribed")
-    with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
-        client.post("/ingest/tick", json=tick(1, symbol="OTHER"))
-        client.post("/ingest/tick", json=tick(2, symbol="SSE1"))
-    listener.join(15)
-    kinds = {e for e, _ in seen}
-    assert kinds >= {"tick.received", "symbol.updated"}, seen
-    assert all(payload["symbol"] == "SSE1" for _, payload in seen)  # the filter holds
-    updated = next(p for e, p in seen if e == "symbol.updated")
-    assert updated["view"]["last_event_id"] == "api-2"
+    procs.start_gateway(extra_env=FAST)
+    query = "symbols=SSE1&types=tick.received&key=k%2F1"
+    r = httpx.get(f"{procs.api_url}/stream?{query}", timeout=5)
+    assert r.status_code == 307
+    assert r.headers["location"] == f"{procs.gateway_url}/stream?{query}"
+    # A client that follows it (as EventSource and curl -L do) is on the gateway's stream.
+    with sse(procs.api_url + "/stream?symbols=SSE1", follow_redirects=True) as stream:
+        stream.wait_events("snapshot", 1)
+        with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=5) as client:
+            client.post("/ingest/tick", json=tick(1, symbol="OTHER"))
+            client.post("/ingest/tick", json=tick(2, symbol="SSE1"))
+        (received,) = stream.wait_events("tick.received", 1)
+    assert received.json()["symbol"] == "SSE1" and received.id is not None
 
 
 def test_postgres_down_ingest_and_views_continue_and_rows_arrive_after(

@@ -50,6 +50,7 @@ class Frame:
 class SseStream:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    follow_redirects: bool = False
     frames: list[Frame] = field(default_factory=list)
     status: int | None = None
     response_headers: httpx.Headers | None = None
@@ -66,7 +67,9 @@ class SseStream:
     def _run(self) -> None:
         try:
             with (
-                httpx.Client(timeout=httpx.Timeout(5, read=10)) as client,
+                httpx.Client(
+                    timeout=httpx.Timeout(5, read=10), follow_redirects=self.follow_redirects
+                ) as client,
                 client.stream("GET", self.url, headers=self.headers) as response,
             ):
                 self.status = response.status_code
@@ -135,8 +138,10 @@ class SseStream:
 
 
 @contextlib.contextmanager
-def sse(url: str, headers: dict[str, str] | None = None) -> Iterator[SseStream]:
-    stream = SseStream(url, headers or {})
+def sse(
+    url: str, headers: dict[str, str] | None = None, follow_redirects: bool = False
+) -> Iterator[SseStream]:
+    stream = SseStream(url, headers or {}, follow_redirects)
     try:
         yield stream
     finally:
