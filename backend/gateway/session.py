@@ -48,7 +48,9 @@ async def catch_up(hub: Hub, client: Client, after: StreamId) -> str:
         while len(client.queue) >= client.capacity // 2:
             client.drained.clear()
             await client.drained.wait()  # let the writer send before reading more
-        bounds, entries = await hub.reader.read_after(client.cursor, CHUNK)
+        # No more than the queue has room for: a backlog must not push out its own events.
+        room = min(CHUNK, client.capacity - len(client.queue))
+        bounds, entries = await hub.reader.read_after(client.cursor, room)
         checked = True
         decision = decide_resume(client.cursor, bounds.first, bounds.last_generated)
         if decision.verdict == "reset":

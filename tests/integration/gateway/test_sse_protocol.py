@@ -196,3 +196,22 @@ def test_symbols_and_types_filter_the_stream_and_its_snapshot(
         publisher.view("BBB", 3.0)
         views_only.wait_events("symbol.updated", 1)
         assert [f.event for f in views_only.events()] == ["snapshot", "symbol.updated"]
+
+
+def test_a_resume_longer_than_the_client_queue_loses_nothing(
+    procs: Processes, publisher: Publisher
+) -> None:
+    procs.start_gateway(extra_env={**FAST, "GATEWAY_CLIENT_QUEUE": "10"})
+    url = procs.gateway_url + "/stream"
+    with sse(url) as stream:
+        stream.wait_events("snapshot", 1)
+        publisher.ticks("AAA", 1)
+        (last,) = stream.wait_events("tick.received", 1)
+    backlog = publisher.ticks("AAA", 60)
+    with sse(url, {"Last-Event-ID": last.id or ""}) as resumed:
+        got = resumed.wait_events("tick.received", 60)
+        marker = publisher.ticks("ZZZ", 1)
+        resumed.wait_events("tick.received", 61)
+        assert resumed.events("missed") == []
+    assert [f.json()["event_id"] for f in got] == backlog
+    assert resumed.events()[-1].json()["event_id"] == marker[0]

@@ -84,3 +84,22 @@ def test_an_invalid_id_resets() -> None:
     items = client.take()[1]
     assert orjson.loads(items[0].data)["after"] == "garbage"  # type: ignore[attr-defined]
     assert items[1].type == "snapshot"
+
+
+def test_a_resume_never_overfills_a_small_queue() -> None:
+    """A backlog longer than the client's queue is read in pieces that fit: a client that reads
+    loses nothing (only a client too slow for the live stream gets `missed`)."""
+    hub, _, client = setup(60, capacity=10)
+    delivered: list[str | None] = []
+
+    async def run() -> str:
+        starting = asyncio.create_task(session.start(hub, client, (1, 0)))
+        while not starting.done() or len(client.queue):
+            await asyncio.sleep(0)
+            dropped, items = client.take()
+            assert dropped is None
+            delivered.extend(item.id_text for item in items)
+        return await starting
+
+    assert asyncio.run(run()) == "resume"
+    assert delivered == [f"{n}-0" for n in range(2, 61)]
