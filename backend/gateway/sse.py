@@ -52,7 +52,14 @@ class SseResponse(Response):
                 asyncio.create_task(self._write(send)),
                 asyncio.create_task(_wait_disconnect(receive)),
             ]
-            done, _ = await asyncio.wait(tasks[1:], return_when=asyncio.FIRST_COMPLETED)
+            # Until the client leaves or the writer fails; or the start fails (Redis lost during
+            # a resume): the stream ends, and the client reconnects with its last id.
+            waiting = set(tasks)
+            while True:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                start = tasks[0]
+                if done != {start} or start.cancelled() or start.exception() is not None:
+                    break
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     log.debug("sse client %s ended: %r", client.number, task.exception())

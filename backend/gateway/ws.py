@@ -72,7 +72,13 @@ class WsSession:
 
     def _begin(self, after: Any, invalid: str | None = None) -> None:
         async def start() -> None:
-            how = await session.start(self.hub, self.client, after, invalid=invalid)
+            try:
+                how = await session.start(self.hub, self.client, after, invalid=invalid)
+            except Exception as exc:  # Redis lost during a resume: close, the client resumes
+                log.debug("ws client %s could not start: %r", self.client.number, exc)
+                async with self._send_lock:
+                    await self.socket.close(code=1011)
+                return
             self.hub.metrics.connections.labels("ws", how).inc()
 
         self._starting = asyncio.create_task(start())

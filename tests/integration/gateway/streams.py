@@ -10,7 +10,9 @@ ticks and other events, `queue_write` (view_write.lua) for `symbol.updated`.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +148,76 @@ def sse(
         yield stream
     finally:
         stream.close()
+
+
+class StalledClient:
+    """A raw HTTP/1.1 SSE request (a tiny receive buffer) whose response is not read until
+    `read_until` or `read_to_end`: its socket fills and the gateway's writer for it blocks."""
+
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((host, int(port)))
+        lines = ["GET /stream HTTP/1.1", f"Host: {host}:{port}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""
+
+    def read_to_end(self, timeout: float) -> list[Frame]:
+        """Everything until the response ends (its last, empty chunk), within `timeout`."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(timeout)
+        while not self.raw.endswith(b"\r\n0\r\n\r\n"):
+            assert time.monotonic() < deadline, "the response did not end"
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                break
+            self.raw += chunk
+        return parse_sse(dechunk(self.raw.partition(b"\r\n\r\n")[2]))
+
+    def read_until(self, marker: bytes) -> list[Frame]:
+        raw = self.raw
+        self.sock.settimeout(10)
+        while True:
+            head, _, body = raw.partition(b"\r\n\r\n")
+            text = dechunk(body)
+            if marker in text and text.endswith(b"\n\n"):  # up to a whole frame
+                break
+            chunk = self.sock.recv(1 << 20)
+            assert chunk, "the gateway closed the stalled client's stream"
+            raw += chunk
+        assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
+        return parse_sse(text)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def dechunk(body: bytes) -> bytes:
+    out, rest = b"", body
+    while rest:
+        size_line, found, rest = rest.partition(b"\r\n")
+        if not found:  # a chunk's size still arriving
+            return out
+        size = int(size_line, 16)
+        if len(rest) < size + 2:  # a chunk still arriving: keep what came of it
+            return out + rest
+        out, rest = out + rest[:size], rest[size + 2 :]
+    return out
+
+
+def parse_sse(text: bytes) -> list[Frame]:
+    frames = []
+    for block in text.decode().split("\n\n"):
+        frame = Frame()
+        for line in block.split("\n"):
+            name, _, value = line.partition(": ")
+            if name in ("event", "data", "id"):
+                setattr(frame, name, value)
+        if frame.event is not None and frame.data is not None:
+            frames.append(frame)
+    return frames
 
 
 # --- WebSocket ------------------------------------------------------------------------------

@@ -8,9 +8,18 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from redis import Redis
+from websockets.exceptions import ConnectionClosed
 
 from backend.settings import Settings
-from tests.integration.gateway.streams import FAST, Publisher, SseStream, sse
+from tests.integration.gateway.streams import (
+    FAST,
+    Publisher,
+    SseStream,
+    StalledClient,
+    clients,
+    open_ws,
+    sse,
+)
 from tests.support.processes import Processes
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
@@ -70,4 +79,74 @@ def test_redis_lost_and_back_readiness_503_then_clients_resume_with_no_loss(
             assert [f.event for f in staying.events()][:1] == ["snapshot"]
             assert staying.events("reset") == []
     finally:
+        proxy.cut()
+
+
+def test_a_resume_cut_off_from_redis_ends_the_stream_so_the_client_reconnects(
+    procs: Processes, redis_client: Redis, settings: Settings
+) -> None:
+    """A client resuming from a long backlog, its catch-up waiting for it to read, when Redis
+    goes: the catch-up cannot go on, so the stream must end (EventSource then reconnects with
+    its last id), not sit there sending heartbeats with no events ever again."""
+    url = urlsplit(settings.effective_redis_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    proxied = settings.effective_redis_url.replace(url.netloc, f"127.0.0.1:{proxy.port}")
+    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied, "GATEWAY_CLIENT_QUEUE": "10"})
+    base = procs.gateway_url
+    publisher = Publisher(redis_client, settings)
+    publisher.ticks("AAA", 1)
+    start = publisher.last_id()
+    symbols = [f"S{n:03d}" for n in range(400)]
+    for symbol in symbols:  # ~6 MB: more than the socket buffers of a client that does not read
+        publisher.view(symbol, 1.0, padding="x" * 16_000)
+    stalled = StalledClient(base, {"Last-Event-ID": start})
+    try:
+        wait_for(
+            lambda: [c for c in clients(base) if not c["live"] and c["queued"] >= 5],
+            10, what="the resume waiting for the stalled client to read",
+        )  # fmt: skip
+        proxy.cut()
+        wait_for(lambda: readiness(base) == 503, 10, what="readiness 503 while cut")
+        got = stalled.read_to_end(15)
+    finally:
+        stalled.close()
+    received = [f.json()["symbol"] for f in got if f.event == "symbol.updated"]
+    assert received == symbols[: len(received)] and len(received) < len(symbols)
+
+    proxy.restore()
+    wait_for(lambda: readiness(base) == 200, 20, what="readiness 200 after the heal")
+    last = next(f.id for f in reversed(got) if f.id is not None)
+    with sse(base + "/stream", {"Last-Event-ID": last}) as resumed:
+        rest = resumed.wait_events("symbol.updated", len(symbols) - len(received), timeout=30)
+    assert received + [f.json()["symbol"] for f in rest] == symbols
+    proxy.cut()
+
+
+def test_a_websocket_resume_cut_off_from_redis_is_closed_so_the_client_resumes(
+    procs: Processes, redis_client: Redis, settings: Settings
+) -> None:
+    url = urlsplit(settings.effective_redis_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    proxied = settings.effective_redis_url.replace(url.netloc, f"127.0.0.1:{proxy.port}")
+    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied, "GATEWAY_CLIENT_QUEUE": "10"})
+    base = procs.gateway_url
+    publisher = Publisher(redis_client, settings)
+    publisher.ticks("AAA", 1)
+    start = publisher.last_id()
+    for n in range(400):  # ~6 MB: more than a client that does not read buffers
+        publisher.view(f"S{n:03d}", 1.0, padding="x" * 16_000)
+    socket = open_ws(f"{base}/ws?after={start}", max_size=None, max_queue=4)
+    try:
+        wait_for(
+            lambda: [c for c in clients(base) if not c["live"] and c["queued"] >= 5],
+            10, what="the resume waiting for the client to read",
+        )  # fmt: skip
+        proxy.cut()
+        wait_for(lambda: readiness(base) == 503, 10, what="readiness 503 while cut")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                socket.recv(timeout=15)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    finally:
+        socket.close()
         proxy.cut()

@@ -17,7 +17,6 @@ Why the assertions are exact:
 from __future__ import annotations
 
 import re
-import socket
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ import pytest
 from redis import Redis
 
 from backend.settings import Settings
-from tests.integration.gateway.streams import FAST, Frame, Publisher, clients, sse
+from tests.integration.gateway.streams import FAST, Publisher, StalledClient, clients, sse
 from tests.support.processes import Processes
 from tests.support.waiting import wait_for
 
@@ -34,60 +33,6 @@ pytestmark = pytest.mark.integration
 QUEUE = 10
 SYMBOLS = ("AAA", "BBB", "CCC")
 PADDING = "x" * 8_000  # big views fill the stalled socket's buffers sooner
-
-
-class StalledClient:
-    """A raw HTTP/1.1 SSE request whose response is not read until `read_until`."""
-
-    def __init__(self, base_url: str) -> None:
-        host, port = base_url.removeprefix("http://").split(":")
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect((host, int(port)))
-        self.sock.sendall(f"GET /stream HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-
-    def read_until(self, marker: bytes) -> list[Frame]:
-        raw = b""
-        self.sock.settimeout(10)
-        while True:
-            head, _, body = raw.partition(b"\r\n\r\n")
-            text = dechunk(body)
-            if marker in text and text.endswith(b"\n\n"):  # up to a whole frame
-                break
-            chunk = self.sock.recv(1 << 20)
-            assert chunk, "the gateway closed the stalled client's stream"
-            raw += chunk
-        assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
-        return parse_sse(text)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def dechunk(body: bytes) -> bytes:
-    out, rest = b"", body
-    while rest:
-        size_line, found, rest = rest.partition(b"\r\n")
-        if not found:  # a chunk's size still arriving
-            return out
-        size = int(size_line, 16)
-        if len(rest) < size + 2:  # a chunk still arriving: keep what came of it
-            return out + rest
-        out, rest = out + rest[:size], rest[size + 2 :]
-    return out
-
-
-def parse_sse(text: bytes) -> list[Frame]:
-    frames = []
-    for block in text.decode().split("\n\n"):
-        frame = Frame()
-        for line in block.split("\n"):
-            name, _, value = line.partition(": ")
-            if name in ("event", "data", "id"):
-                setattr(frame, name, value)
-        if frame.event is not None and frame.data is not None:
-            frames.append(frame)
-    return frames
 
 
 def metric(text: str, name: str) -> float:
