@@ -15,6 +15,7 @@ from backend.core.stream_ids import parse_id
 from backend.settings import Settings
 from tests.integration.gateway.streams import FAST, Frame, Publisher, sse
 from tests.support.processes import Processes
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +216,21 @@ def test_a_resume_longer_than_the_client_queue_loses_nothing(
         assert resumed.events("missed") == []
     assert [f.json()["event_id"] for f in got] == backlog
     assert resumed.events()[-1].json()["event_id"] == marker[0]
+
+
+def test_the_gateways_own_trim_ages_ids_out_and_their_resume_resets(
+    procs: Processes, publisher: Publisher
+) -> None:
+    """REALTIME_RETENTION through the gateway's trim loop (XTRIM MINID ~: whole stream nodes of
+    100 entries go once they are old enough)."""
+    view = publisher.view("AAA", 1.0)
+    publisher.ticks("AAA", 250)
+    entries: Any = publisher.redis.xrange(publisher.ring.key, count=1)
+    oldest = entries[0][0].decode()
+    procs.start_gateway(extra_env={**FAST, "REALTIME_RETENTION": "1"})
+    wait_for(lambda: publisher.redis.xlen(publisher.ring.key) < 251, 20, what="the gateway's trim")
+    with sse(procs.gateway_url + "/stream", {"Last-Event-ID": oldest}) as stream:
+        reset, snapshot = stream.wait_events(None, 2)
+    assert reset.event == "reset" and reset.json()["after"] == oldest
+    assert "aged out" in reset.json()["reason"]
+    assert snapshot.event == "snapshot" and snapshot.json()["views"] == {"AAA": view}
