@@ -116,6 +116,8 @@ def read_stream(
                 # A message without an `id:` line (reset, missed) carries the previous one (the
                 # SSE spec's "last event ID buffer"): the position is unchanged, which is right.
                 for message in source.iter_sse():
+                    if not message.data:
+                        continue  # the `retry:` hint the stream opens with: no message
                     on_message(message.event, message.data, message.id or None)
             finally:
                 handle.detach()
