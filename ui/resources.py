@@ -1,7 +1,7 @@
 """Process-wide resources of the Streamlit app: settings, the live feed, the REST client.
 
 Everything here is built lazily on a page's first use (nothing connects at import) and cached per
-Streamlit server process, so every session shares one Redis subscription and one HTTP pool. Cached
+Streamlit server process, so every session shares one gateway stream and one HTTP pool. Cached
 objects are shared between sessions: pages only read them.
 
 Settings injection: a page calls `current_settings()`, which returns the UiSettings object stored
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -22,22 +21,24 @@ import streamlit as st
 from backend.settings import Settings, UiSettings, get_ui_settings
 from ui.api_client import BackendClient, BackendError
 from ui.live_feed import LiveFeed
-from ui.watchlist import View, views_from_symbols
 
 SETTINGS_OVERRIDE_KEY = "settings_override"
-REST_SNAPSHOT_TTL_S = 2.0  # how stale the catch-up snapshot may be; also caps REST load
+SYMBOLS_TTL_S = 2.0  # how stale the symbol pickers' list may be; also caps REST load
+
+
+def _api_key(settings: UiSettings) -> str | None:
+    return settings.api_key.get_secret_value() if settings.api_key else None
 
 
 def _feed_key(settings: UiSettings) -> tuple[str, str]:
-    """What makes two live feeds different: where they subscribe."""
-    return (settings.effective_redis_url, settings.pubsub_channel)
+    """What makes two live feeds different: which gateway they read, with which key."""
+    return (settings.gateway_url, _api_key(settings) or "")
 
 
 def backend_key(settings: UiSettings) -> tuple[str, str]:
     """What makes two backends different (for `hash_funcs` of every cached REST read): where
     they are and which key the UI sends."""
-    api_key = settings.api_key.get_secret_value() if settings.api_key else ""
-    return (settings.backend_url, api_key)
+    return (settings.backend_url, _api_key(settings) or "")
 
 
 # Streamlit matches `hash_funcs` on the exact type: list both the UI's class and the full one
@@ -71,8 +72,8 @@ def _release_feed(feed: LiveFeed) -> None:
     on_release=_release_feed,
 )
 def get_live_feed(settings: UiSettings) -> LiveFeed:
-    """The one running LiveFeed of this process for these settings' Redis and channel."""
-    return LiveFeed(settings.effective_redis_url, settings.pubsub_channel).start()
+    """The one running LiveFeed of this process for these settings' gateway and key."""
+    return LiveFeed(settings.gateway_url, _api_key(settings)).start()
 
 
 def _release_client(client: BackendClient) -> None:
@@ -86,17 +87,7 @@ def _release_client(client: BackendClient) -> None:
 )
 def get_backend_client(settings: UiSettings) -> BackendClient:
     """One pooled REST client per backend URL and API key."""
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    return BackendClient(settings.backend_url, api_key)
-
-
-@dataclass(frozen=True, slots=True)
-class RestSnapshot:
-    """The backend's view of every symbol, or why it could not be had (`error` for a banner)."""
-
-    views: dict[str, View | None] = field(default_factory=dict)
-    error: str | None = None
-    fetched_at: datetime | None = None
+    return BackendClient(settings.backend_url, _api_key(settings))
 
 
 FetchResult = tuple[Any, str | None]  # (answer, error sentence): what cached REST reads store
@@ -118,18 +109,27 @@ def fetch_or_error(call: Callable[[], Any]) -> FetchResult:
 
 
 @st.cache_data(
-    ttl=REST_SNAPSHOT_TTL_S,
+    ttl=SYMBOLS_TTL_S,
     max_entries=16,
     show_spinner=False,
     hash_funcs=BACKEND_HASH_FUNCS,
 )
-def _symbols_snapshot(settings: UiSettings) -> tuple[FetchResult, datetime]:
-    return fetch_or_error(get_backend_client(settings).list_symbols), datetime.now(UTC)
+def _symbols(settings: UiSettings) -> FetchResult:
+    return fetch_or_error(get_backend_client(settings).list_symbols)
 
 
-def fetch_rest_snapshot(settings: UiSettings) -> RestSnapshot:
-    """`GET /symbols` as a catch-up snapshot, shared by all sessions for a couple of seconds."""
-    (entries, error), fetched_at = _symbols_snapshot(settings)
+@dataclass(frozen=True, slots=True)
+class KnownSymbols:
+    """The symbols the backend knows (with or without a view yet), or why it could not say."""
+
+    symbols: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def fetch_symbols(settings: UiSettings) -> KnownSymbols:
+    """`GET /symbols`' names, for the symbol pickers; shared by all sessions for a couple of
+    seconds. (The live views come from the gateway's snapshot and stream, not from here.)"""
+    entries, error = _symbols(settings)
     if error is not None:
-        return RestSnapshot(error=error, fetched_at=fetched_at)
-    return RestSnapshot(views=views_from_symbols(entries), fetched_at=fetched_at)
+        return KnownSymbols(error=error)
+    return KnownSymbols(symbols=[entry.symbol for entry in entries if entry.symbol])

@@ -7,12 +7,12 @@ field renamed there breaks here (and in the tests), not silently in the browser.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from backend.core.view import SymbolEntry, View
+from backend.core.view import View
 
 __all__ = ["View"]  # the UI's W is the backend's contract, re-exported for the pages
 
@@ -39,8 +39,6 @@ _NUMERIC_FIELDS: tuple[str, ...] = (
     "volume_1m",
 )
 _INT_FIELDS: tuple[str, ...] = ("trades_1m", "ticks_total")
-
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -70,46 +68,6 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def freshness(view: View | None) -> tuple[datetime, int]:
-    """Sort key saying how new a view is: `updated_at` first, then `ticks_total`.
-
-    No view sorts as oldest, so any real view beats a placeholder.
-    """
-    if view is None:
-        return (_EPOCH, -1)
-    return (parse_ts(view.updated_at) or _EPOCH, view.ticks_total)
-
-
-def views_from_symbols(entries: Iterable[SymbolEntry]) -> dict[str, View | None]:
-    """`GET /symbols` entries → symbol → W (None for a symbol not computed yet)."""
-    return {entry.symbol: entry.view for entry in entries if entry.symbol}
-
-
-def merge_views(
-    snapshot_from_rest: Mapping[str, View | None] | None,
-    live_views: Mapping[str, View | None] | None,
-) -> dict[str, View | None]:
-    """The newer W per symbol from the REST snapshot and the live feed.
-
-    The live feed only knows what was published since it subscribed; the REST snapshot lets a
-    session that missed events (fresh page, Redis blip) catch up. On a tie the live view wins.
-    Symbols known to either side are all kept, so symbols without a view still get a row.
-    """
-    rest = snapshot_from_rest or {}
-    live = live_views or {}
-    merged: dict[str, View | None] = {}
-    for symbol in set(rest) | set(live):
-        rest_view = rest.get(symbol)
-        live_view = live.get(symbol)
-        if live_view is None:
-            merged[symbol] = rest_view
-        elif rest_view is None or freshness(live_view) >= freshness(rest_view):
-            merged[symbol] = live_view
-        else:
-            merged[symbol] = rest_view
-    return merged
 
 
 STATUS_LIVE = "● live"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -142,8 +143,23 @@ class Processes:
         return self.spawn(name, [sys.executable, "-m", "feeder"], base | env)
 
     def start_ui(self, port: int, extra_env: dict[str, str] | None = None) -> str:
-        """The Streamlit app as `make run` starts it, pointed at this API; returns its URL."""
-        self.spawn(
+        """The Streamlit app as `make run` starts it, pointed at this API (REST) and this
+        gateway (live: `start_gateway` first); returns its URL.
+
+        The UI gets no Redis and no database at all: nothing that names one is in its
+        environment, so a page that reached for either would fail here, not in production.
+        """
+        denied = ("REDIS_URL", "PG_URL", "DATABASE_URL", "EMBEDDED_REDIS_PORT")
+        env = {
+            name: value
+            for name, value in self.env.items()
+            if name.upper() not in denied and not name.upper().startswith(("REDIS_", "PG_"))
+        }
+        env |= {"BACKEND_URL": self.api_url, "GATEWAY_URL": self.gateway_url, **(extra_env or {})}
+        # `spawn` starts from `self.env`; a copy of this harness with the UI's environment
+        # spawns it instead (same log dir, and the same `procs`, so kill/stop_all reach it).
+        ui_harness = dataclasses.replace(self, env=env)
+        ui_harness.spawn(
             "ui",
             [
                 sys.executable,
@@ -160,7 +176,6 @@ class Processes:
                 "--browser.gatherUsageStats",
                 "false",
             ],
-            {"BACKEND_URL": self.api_url, "GATEWAY_URL": self.gateway_url, **(extra_env or {})},
         )
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: answers_ok(url + "/_stcore/health"), 60, what="Streamlit health")

@@ -16,7 +16,7 @@ from ui.alerts_page.fetch import fetch_rules
 from ui.alerts_page.form import rule_form
 from ui.alerts_page.history import live_history
 from ui.alerts_page.rules import FINGERPRINT_KEY, render_rules, show_flash
-from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
+from ui.resources import current_settings, fetch_symbols, get_live_feed
 
 ALL = "All"
 
@@ -26,7 +26,7 @@ def main() -> None:
     st.title("Alerts")
     rules = fetch_rules(settings)
     # The symbols the backend knows, and those the live feed saw (the backend may be down).
-    known = [*fetch_rest_snapshot(settings).views, *get_live_feed(settings).snapshot().views]
+    known = [*fetch_symbols(settings).symbols, *get_live_feed(settings).snapshot().views]
     with st.expander("Create an alert", expanded=not rules.value, icon=":material/add_alert:"):
         rule_form(settings, prefix="alerts_create", symbols=sorted(set(known)))
 

@@ -1,8 +1,9 @@
 """Live page: every symbol with its latest view, refreshed in place about three times a second.
 
 Only the fragment reruns on the timer (never the whole page). Each refresh reads the process's
-LiveFeed snapshot (pushed over Redis pub/sub) and merges a REST snapshot that is at most a couple
-of seconds old, so a session that missed events still catches up. Each symbol is a link to its
+LiveFeed snapshot: the realtime gateway's snapshot plus every event since, so a fresh session has
+every symbol at once, and after a gateway outage ("reconnecting…") the feed resumes from its
+last event id and catches up by itself. No REST and no Redis here. Each symbol is a link to its
 page (`/symbol?symbol=...`), opened in a new tab.
 
 Why a link and not a row selection that calls `st.switch_page`: a page switch made by the server
@@ -22,7 +23,7 @@ import streamlit as st
 from backend.settings import UiSettings
 from ui.banners import feed_banner
 from ui.live_feed import FeedSnapshot
-from ui.resources import current_settings, fetch_rest_snapshot, get_live_feed
+from ui.resources import current_settings, get_live_feed
 from ui.watchlist import (
     SYMBOL_IN_LINK,
     WATCHLIST_COLUMNS,
@@ -31,7 +32,6 @@ from ui.watchlist import (
     format_pct,
     format_price,
     format_quantity,
-    merge_views,
     status_color,
     symbol_link,
     watchlist_rows,
@@ -75,8 +75,13 @@ FORMATTERS = {
 
 
 def _feed_status(snap: FeedSnapshot, now: datetime) -> str:
-    """One caption line about the subscription, for whoever wonders why nothing moves."""
-    state = "connected" if snap.connected else "disconnected"
+    """One caption line about the stream, for whoever wonders why nothing moves."""
+    if snap.connected:
+        state = "connected"
+    elif snap.reconnecting:
+        state = "reconnecting…"
+    else:
+        state = "connecting…"
     count = snap.events_received
     parts = [f"Live feed {state}", f"{count:,} event{'' if count == 1 else 's'}"]
     if snap.last_event_at is not None:
@@ -92,15 +97,12 @@ def live_watchlist(settings: UiSettings) -> None:
     fragment whatever banners come and go.
     """
     snap = get_live_feed(settings).snapshot()
-    rest = fetch_rest_snapshot(settings)
     now = datetime.now(UTC)
-    views = merge_views(rest.views, snap.views)
+    views = snap.views
 
     with st.container():
-        if rest.error:
-            st.warning(f"Backend unavailable: {rest.error} Showing live updates only.", icon="⚠️")
         feed_banner(snap)
-        if not any(views.values()):
+        if not views:
             st.info("Waiting for ticks…", icon="⏳")
     if views:
         rows = watchlist_rows(views, now, settings.stale_after)

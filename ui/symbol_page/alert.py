@@ -10,15 +10,11 @@ from backend.settings import UiSettings
 from ui.alerts_page.form import rule_form
 from ui.resources import get_live_feed
 from ui.symbol_page.fetch import fetch_view
-from ui.watchlist import merge_views
 
 
 def current_price(settings: UiSettings, symbol: str) -> float | None:
-    """The symbol's last price: the live feed's view, or the (cached) REST one."""
-    rest = fetch_view(settings, symbol)
-    rest_views = {symbol: rest.data} if rest.data is not None else {}
-    live = get_live_feed(settings).snapshot().views.get(symbol)
-    view = merge_views(rest_views, {symbol: live}).get(symbol)
+    """The symbol's last price: the live feed's view, else the (cached) REST one."""
+    view = get_live_feed(settings).snapshot().views.get(symbol) or fetch_view(settings, symbol).data
     return None if view is None else view.last_price
 
 

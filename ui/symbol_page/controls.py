@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from backend.settings import UiSettings
-from ui.resources import fetch_rest_snapshot, get_live_feed
+from ui.resources import fetch_symbols, get_live_feed
 from ui.symbol_view import (
     DEFAULT_INTERVAL,
     DEFAULT_RANGE,
@@ -47,8 +47,8 @@ def sync_query_params(values: dict[str, str]) -> None:
 @st.fragment(run_every=WAIT_EVERY_S)
 def wait_for_symbols(settings: UiSettings) -> None:
     """With nothing to pick yet, poll and rerun the page once: it recovers by itself."""
-    rest = fetch_rest_snapshot(settings)
-    if rest.views or get_live_feed(settings).snapshot().views:
+    rest = fetch_symbols(settings)
+    if rest.symbols or get_live_feed(settings).snapshot().views:
         st.rerun(scope="app")
     if rest.error:
         st.warning(f"Backend unavailable: {rest.error} Retrying…", icon="⚠️")
@@ -62,9 +62,9 @@ def render_controls(settings: UiSettings) -> Controls | None:
     requested = normalize_symbol(raw_symbol)
     if raw_symbol and requested is None:
         st.warning(f"“{raw_symbol}” is not a symbol name; pick one below.", icon="⚠️")
-    rest = fetch_rest_snapshot(settings)
+    rest = fetch_symbols(settings)
     live_symbols = get_live_feed(settings).snapshot().views
-    options = symbol_options([*rest.views, *live_symbols], requested)
+    options = symbol_options([*rest.symbols, *live_symbols], requested)
     if not options:
         wait_for_symbols(settings)
         return None

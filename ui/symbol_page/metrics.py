@@ -1,4 +1,8 @@
-"""The Symbol page's metric cards: the view W, twice a second, live feed first."""
+"""The Symbol page's metric cards: the view W, twice a second, live feed first.
+
+The live feed's view is the newest there is (the gateway's snapshot and stream, in ring order);
+the REST view only stands in while the feed has none for the symbol (it is still connecting).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,13 @@ from ui.symbol_page.fallback import last_good
 from ui.symbol_page.fetch import fetch_view
 from ui.symbol_page.logic import source_caption
 from ui.symbol_view import stale_reason, view_metrics
-from ui.watchlist import merge_views
 
 METRICS_EVERY_S = 0.5
 
 
 @st.fragment(run_every=METRICS_EVERY_S)
 def live_metrics(settings: UiSettings, symbol: str) -> None:
-    """W as metric cards: the process's live feed first, the cached REST view merged in."""
+    """W as metric cards: the process's live feed's view, else the cached REST one."""
     now = datetime.now(UTC)
     snap = get_live_feed(settings).snapshot()
     result = fetch_view(settings, symbol)
@@ -30,8 +33,7 @@ def live_metrics(settings: UiSettings, symbol: str) -> None:
             f"Backend unavailable: {result.error} Showing live updates only; retrying…", icon="⚠️"
         )
     feed_banner(snap)
-    rest_views = {symbol: rest.data} if rest is not None else {}
-    view = merge_views(rest_views, {symbol: snap.views.get(symbol)}).get(symbol)
+    view = snap.views.get(symbol) or (rest.data if rest is not None else None)
     if view is None:
         if result.error is None:
             st.info(

@@ -1,27 +1,28 @@
-"""The alert UI in Streamlit's AppTest, on real Redis: an `alert.fired` published on the
-channel becomes one toast per session and an unread count on every page, which the Alerts page
-clears; the Alerts page survives a dead backend and shows the create form's errors next to the
-inputs they name. (The whole flow against the real API and workers: test_browser.py.)
+"""The alert UI in Streamlit's AppTest, fed by a real gateway process: an `alert.fired`
+appended to the realtime ring becomes one toast per session and an unread count on every page,
+which the Alerts page clears; the Alerts page survives a dead backend and shows the create
+form's errors next to the inputs they name. (The whole flow against the real API and workers:
+test_browser.py.)
 """
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import streamlit as st
+from redis import Redis
 from streamlit.testing.v1 import AppTest
 
-from backend.settings import Settings
-from tests.support.builders import encoded, make_view, symbol_updated
+from backend.core.events import AlertFired, decode_event
+from backend.settings import Settings, UiSettings
+from tests.integration.ui.gateway_events import append_event, live_view, ui_settings, write_view
+from tests.support.processes import Processes
 from tests.support.waiting import wait_for
 from tests.unit.ui.alert_samples import fired_event
-from ui.resources import SETTINGS_OVERRIDE_KEY
+from ui.resources import SETTINGS_OVERRIDE_KEY, get_live_feed
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +38,17 @@ def release_streamlit_caches() -> Iterator[None]:
     st.cache_data.clear()
 
 
-def dead_backend_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+@pytest.fixture
+def gateway(procs: Processes) -> Processes:
+    procs.start_gateway()
+    return procs
 
 
-def app_settings(servers: Any) -> Settings:
-    return Settings(
-        redis_url=servers.redis_url,
-        pubsub_channel=f"test:ui:alerts:{uuid.uuid4().hex}",
-        backend_url=dead_backend_url(),
-        api_key=None,
-        ui_password=None,
-    )
+def fired(**overrides: Any) -> AlertFired:
+    return decode_event(fired_event(**overrides))  # type: ignore[return-value]
 
 
-def start(settings: Settings, page: str | None = None) -> AppTest:
+def start(settings: UiSettings, page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=20)
     at.session_state[SETTINGS_OVERRIDE_KEY] = settings
     at.run()
@@ -63,33 +58,28 @@ def start(settings: Settings, page: str | None = None) -> AppTest:
     return at
 
 
-def subscribed(client: redis.Redis, channel: str) -> bool:
-    """Whether the app's live feed listens on `channel` (a publish before that is lost)."""
-    return bool(client.pubsub_numsub(channel)[0][1])
-
-
 def links(at: AppTest) -> list[str]:
     return [link.value for link in at.page_link]
 
 
 def test_a_fired_alert_toasts_once_counts_as_unread_and_the_alerts_page_clears_it(
-    servers: Any,
+    gateway: Processes, settings: Settings, redis_client: Redis
 ) -> None:
-    settings = app_settings(servers)
-    client = redis.Redis.from_url(servers.redis_url)
-    at = start(settings)  # the Live page
+    ui = ui_settings(settings, gateway.gateway_url)
+    at = start(ui)  # the Live page
     assert "No unread alerts" in links(at)
-    wait_for(lambda: subscribed(client, settings.pubsub_channel), 15, what="the live feed")
+    # A snapshot carries views, not alerts: the feed must be streaming before the alert fires.
+    wait_for(lambda: get_live_feed(ui).snapshot().connected, 15, what="the live feed")
 
-    client.publish(settings.pubsub_channel, fired_event(alert_id="a-1"))
+    append_event(redis_client, settings, fired(alert_id="a-1"))
     toasted = wait_for(
         lambda: [t.value for t in at.run().toast], 15, interval=0.2, what="the toast"
     )
     assert toasted == [TOAST]
     assert "1 unread alert" in links(at)
     # Once per session: later runs do not toast it again, even if it is published again.
-    client.publish(settings.pubsub_channel, fired_event(alert_id="a-1"))
-    client.publish(settings.pubsub_channel, fired_event(alert_id="a-2", rule_name="Second"))
+    append_event(redis_client, settings, fired(alert_id="a-1"))
+    append_event(redis_client, settings, fired(alert_id="a-2", rule_name="Second"))
     toasted = wait_for(
         lambda: [t.value for t in at.run().toast], 15, interval=0.2, what="the second toast"
     )
@@ -98,7 +88,7 @@ def test_a_fired_alert_toasts_once_counts_as_unread_and_the_alerts_page_clears_i
     assert [t.value for t in at.run().toast] == []
 
     # A new session starts with nothing unread: what fired before it is history, not news.
-    assert "No unread alerts" in links(start(settings))
+    assert "No unread alerts" in links(start(ui))
 
     # Looking at the Alerts page reads them all; the count stays at zero on other pages.
     at.switch_page("app_pages/alerts.py").run()
@@ -107,7 +97,6 @@ def test_a_fired_alert_toasts_once_counts_as_unread_and_the_alerts_page_clears_i
     assert "No unread alerts" in links(at)
     at.switch_page("app_pages/live.py").run()
     assert "No unread alerts" in links(at)
-    client.close()
 
 
 def red(at: AppTest) -> list[str]:
@@ -116,11 +105,9 @@ def red(at: AppTest) -> list[str]:
 
 
 def test_the_alerts_page_survives_a_dead_backend_and_shows_form_errors_by_their_inputs(
-    servers: Any,
+    gateway: Processes, settings: Settings, redis_client: Redis
 ) -> None:
-    settings = app_settings(servers)
-    client = redis.Redis.from_url(servers.redis_url)
-    at = start(settings, "app_pages/alerts.py")
+    at = start(ui_settings(settings, gateway.gateway_url), "app_pages/alerts.py")
     assert [t.value for t in at.title] == ["Alerts"]
     assert any("Rules unavailable" in w.value for w in at.warning)
     # No symbol to pick yet (the backend is down, the feed saw none): the symbol is refused.
@@ -129,8 +116,7 @@ def test_the_alerts_page_survives_a_dead_backend_and_shows_form_errors_by_their_
     assert len(red(at)) == 1 and "must match" in red(at)[0], red(at)
 
     # The live feed sees BTCUSDT: the form offers it.
-    wait_for(lambda: subscribed(client, settings.pubsub_channel), 15, what="the live feed")
-    client.publish(settings.pubsub_channel, encoded(symbol_updated(make_view("BTCUSDT"))))
+    write_view(redis_client, settings, live_view("BTCUSDT", 65_012.0))
     wait_for(
         lambda: "BTCUSDT" in at.run().selectbox(key="alerts_create_0_symbol").options, 15,
         interval=0.2, what="BTCUSDT offered",
@@ -150,4 +136,3 @@ def test_the_alerts_page_survives_a_dead_backend_and_shows_form_errors_by_their_
     assert len(red(at)) == 1 and "Not created" in red(at)[0], red(at)
     assert at.number_input(key="alerts_create_0_value").value == 65_000.0
     assert not at.exception, at.exception
-    client.close()

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import streamlit as st
 from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
-from backend.settings import Settings
+from backend.settings import UiSettings
+from tests.integration.ui.gateway_events import dead_url
 from ui.auth import AUTHENTICATED_KEY
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration
 
 APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
-
-
-def dead_backend_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +27,11 @@ def release_streamlit_caches() -> Iterator[None]:
     st.cache_data.clear()
 
 
-def app_with(servers: Any, password: str | None) -> AppTest:
-    settings = Settings(
-        redis_url=servers.redis_url,
-        pubsub_channel=f"test:ui:app:{uuid.uuid4().hex}",
-        backend_url=dead_backend_url(),
+def app_with(password: str | None) -> AppTest:
+    """The app with nothing behind it (no gateway, no backend): the gate needs neither."""
+    settings = UiSettings(
+        gateway_url=dead_url(),
+        backend_url=dead_url(),
         api_key=None,
         ui_password=SecretStr(password) if password is not None else None,
     )
@@ -48,15 +40,15 @@ def app_with(servers: Any, password: str | None) -> AppTest:
     return at
 
 
-def test_without_a_password_the_live_page_opens(servers: Any) -> None:
-    at = app_with(servers, None).run()
+def test_without_a_password_the_live_page_opens() -> None:
+    at = app_with(None).run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Live"]
     assert not at.text_input  # no login form
 
 
-def test_the_gate_hides_every_page_until_the_right_password(servers: Any) -> None:
-    at = app_with(servers, "correct horse").run()
+def test_the_gate_hides_every_page_until_the_right_password() -> None:
+    at = app_with("correct horse").run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Tickstream"]  # the login form, not a page
     assert "Live" not in [t.value for t in at.title]

@@ -95,13 +95,25 @@ def system(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         procs.start_api()
         procs.start_worker(processes=1, threads=2)
         procs.start_feeder(FEEDER_ID="browser-feeder")
+        procs.start_gateway()
         ui_url = procs.start_ui(free_port())
+        # The UI reads the API and the gateway only: nothing in its environment names a store.
+        ui_env = ui_environment(procs)
+        assert ui_env["GATEWAY_URL"] == procs.gateway_url
+        assert not {"REDIS_URL", "PG_URL", "DATABASE_URL", "EMBEDDED_REDIS_PORT"} & set(ui_env)
         system = System(procs, ui_url)
         wait_for(system.feeder_status, 30, what="the feeder's first status report")
         yield system
         system.api.close()
-        for name in ("api", "ui"):
+        for name in ("api", "gateway", "ui"):
             assert procs.procs[name].poll() is None, f"{name} died:\n{procs.log(name)[-3000:]}"
+
+
+def ui_environment(procs: Processes) -> dict[str, str]:
+    """The environment the UI process runs with, as the kernel holds it."""
+    raw = Path(f"/proc/{procs.procs['ui'].pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {name.decode(): value.decode(errors="replace") for name, value in pairs}
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,10 @@
 
 Ticks go in through `POST /ingest/tick` with Basic auth, one of them after a sequence gap; the
 page must then show them everywhere: metrics (W), the candlestick chart, the history table
-(newest first) and the open gap. The worker publishes on a channel of this test's own, so the
-page's live feed hears only our symbol. A second test starts with nothing listening at the
-backend URL: banners, no stack trace, and the page recovers by itself once an API comes up there.
+(newest first) and the open gap. The page's live feed reads a gateway of this test's own (its
+own ring), so it hears only our symbols; the UI gets `UiSettings` only, no Redis. A second
+test starts with nothing listening at the backend URL (the gateway is up): banners, no stack
+trace, and the page recovers by itself once an API comes up there.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from streamlit.testing.v1 import AppTest
 from backend.core.candles import CandlesResponse
 from backend.core.gaps import GapsResponse
 from backend.core.view import SymbolsResponse, View
-from backend.settings import Settings
-from tests.support.processes import AUTH, running, settings_env
+from backend.settings import Settings, UiSettings
+from tests.integration.ui.gateway_events import ui_settings
+from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.servers import free_port
 from tests.support.verify import stored_count
 from tests.support.waiting import wait_for
@@ -93,7 +95,7 @@ def chart_spec(at: AppTest) -> dict[str, Any]:
     return json.loads(charts[0].proto.spec)
 
 
-def new_page(settings: Settings, **query: str) -> AppTest:
+def new_page(settings: UiSettings, **query: str) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=30)
     at.session_state[SETTINGS_OVERRIDE_KEY] = settings
     for name, value in query.items():
@@ -104,16 +106,13 @@ def new_page(settings: Settings, **query: str) -> AppTest:
 def test_symbol_page_shows_live_view_chart_history_and_gap(
     settings: Settings, tmp_path: Path
 ) -> None:
-    channel = f"test:ui:symbol:{uuid.uuid4().hex}"
-    env = {**settings_env(settings), "PUBSUB_CHANNEL": channel}
     symbol = unique_symbol("SYM")
     other = unique_symbol("OTH")
-    with running(env, tmp_path) as procs:
+    with running(settings_env(settings), tmp_path) as procs:
+        procs.start_gateway()
         procs.start_api()
         procs.start_worker()
-        ui_settings = settings.model_copy(
-            update={"backend_url": procs.api_url, "pubsub_channel": channel, "api_key": None}
-        )
+        ui = ui_settings(settings, procs.gateway_url, procs.api_url)
         now_ms = int(time.time() * 1000)
         with httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=10) as client:
             # Another symbol first: the page must pick ours from the URL, not the first one.
@@ -141,7 +140,7 @@ def test_symbol_page_shows_live_view_chart_history_and_gap(
             gap_answer = GapsResponse.model_validate(client.get(f"/symbols/{symbol}/gaps").json())
             assert [(g.from_seq, g.to_seq, g.missing) for g in gap_answer.open] == [(4, 5, 2)]
 
-            at = new_page(ui_settings, symbol=symbol)
+            at = new_page(ui, symbol=symbol)
             # On a loaded machine one REST call may time out: its banner shows and goes by itself.
             rerun_until(at, lambda a: not a.warning and "Last price" in metrics(a))
 
@@ -217,18 +216,17 @@ def test_dead_backend_shows_banners_and_the_page_recovers_by_itself(
     settings: Settings, tmp_path: Path
 ) -> None:
     port = free_port()
-    channel = f"test:ui:symbol:{uuid.uuid4().hex}"
     ghost = unique_symbol("GHOST")
-    ui_settings = settings.model_copy(
-        update={
-            "backend_url": f"http://127.0.0.1:{port}",
-            "pubsub_channel": channel,
-            "api_key": None,
-        }
-    )
+    with running(settings_env(settings), tmp_path) as procs:
+        procs.start_gateway()  # live data is there; only the backend (REST) is missing
+        ui = ui_settings(settings, procs.gateway_url, f"http://127.0.0.1:{port}")
+        dead_backend_then_recovery(procs, ui, port, ghost)
+
+
+def dead_backend_then_recovery(procs: Processes, ui: UiSettings, port: int, ghost: str) -> None:
 
     # With a symbol in the URL: controls, banner, an empty chart, no stack trace.
-    at = new_page(ui_settings, symbol=ghost.lower())
+    at = new_page(ui, symbol=ghost.lower())
     at.run()
     assert not at.exception, at.exception
     assert any("Backend unavailable" in w.value for w in at.warning)
@@ -237,7 +235,7 @@ def test_dead_backend_shows_banners_and_the_page_recovers_by_itself(
     assert chart_spec(at)["data"] == []
 
     # Without one: nothing to pick yet, only the banner.
-    bare = new_page(ui_settings)
+    bare = new_page(ui)
     bare.run()
     assert not bare.exception, bare.exception
     assert any("Backend unavailable" in w.value for w in bare.warning)
@@ -245,12 +243,11 @@ def test_dead_backend_shows_banners_and_the_page_recovers_by_itself(
 
     # An API comes up at that URL: the banners go once the short caches expire, and the
     # symbol the backend does not know gets a friendly message instead of an error.
-    with running(settings_env(settings), tmp_path) as procs:
-        procs.api_port = port
-        procs.start_api()
-        rerun_until(at, lambda a: not a.warning and any(ghost in i.value for i in a.info))
-        assert any(f"No ticks seen for **{ghost}** yet" in i.value for i in at.info)
-        assert not at.metric
-        assert not at.error
-        rerun_until(bare, lambda a: not a.warning)
-        assert any("No symbols yet" in i.value for i in bare.info)
+    procs.api_port = port
+    procs.start_api()
+    rerun_until(at, lambda a: not a.warning and any(ghost in i.value for i in a.info))
+    assert any(f"No ticks seen for **{ghost}** yet" in i.value for i in at.info)
+    assert not at.metric
+    assert not at.error
+    rerun_until(bare, lambda a: not a.warning)
+    assert any("No symbols yet" in i.value for i in bare.info)

@@ -1,4 +1,5 @@
-"""LiveFeed's state keeping, driven through `ingest()` without Redis or a thread."""
+"""LiveFeed's state keeping, driven through `receive()` / `ingest()` without a gateway or a
+thread: the messages are the gateway's (`backend.core.realtime`) and the bus events it relays."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from backend.core.realtime import Missed, Reset, Snapshot
 from tests.support.builders import (
     encoded,
     feeder_config_changed,
@@ -20,7 +22,7 @@ from ui.live_feed import LiveFeed
 
 
 def feed(**kwargs: Any) -> LiveFeed:
-    return LiveFeed("redis://127.0.0.1:1/0", "test:channel", **kwargs)  # never started
+    return LiveFeed("http://127.0.0.1:1", **kwargs)  # never started
 
 
 def updated(symbol: str, ticks: int, updated_at: str, price: float = 1.0) -> bytes:
@@ -54,11 +56,14 @@ def test_tick_received_is_counted_but_does_not_create_a_view() -> None:
     assert snap.events_by_type == {"tick.received": 1}
 
 
-def test_older_view_does_not_replace_a_newer_one() -> None:
+def test_the_view_received_last_wins_without_any_freshness_comparison() -> None:
+    # The ring's order is authoritative (calc refuses to store an older view, so the ring never
+    # carries one after a newer one): whatever arrives last is the symbol's view.
     live = feed()
-    live.ingest(updated("A", 5, "2025-03-01T12:00:05+00:00", price=5.0))
-    live.ingest(updated("A", 4, "2025-03-01T12:00:04+00:00", price=4.0))
-    assert live.snapshot().views["A"].last_price == 5.0
+    live.receive("symbol.updated", updated("A", 5, "2025-03-01T12:00:05+00:00", 5.0), "1-0")
+    live.receive("symbol.updated", updated("A", 4, "2025-03-01T12:00:04+00:00", 4.0), "2-0")
+    assert live.snapshot().views["A"].last_price == 4.0
+    assert live.last_id == "2-0"
 
 
 def test_bad_messages_are_counted_and_dropped() -> None:
@@ -154,3 +159,72 @@ def test_only_the_newest_alerts_are_held() -> None:
     assert (received, alerts) == (4, snap.alerts)
     live.ingest(fired_event(alert_id="a-4"))
     assert live.alert_snapshot()[0] == 5
+
+
+def snapshot_message(at: str, *views: Any) -> bytes:
+    return Snapshot(
+        at=at, views={v.symbol: v.model_dump(mode="json") for v in views}
+    ).model_dump_json()
+
+
+def test_a_snapshot_replaces_every_view_and_sets_the_position() -> None:
+    live = feed()
+    live.receive("symbol.updated", updated("OLD", 1, "2025-03-01T12:00:00+00:00"), "5-0")
+    live.receive("snapshot", snapshot_message("9-3", make_view("A", last_price=1.5)), "9-3")
+    snap = live.snapshot()
+    assert sorted(snap.views) == ["A"]
+    assert snap.views["A"].last_price == 1.5
+    assert (snap.last_id, snap.snapshots) == ("9-3", 1)
+    # Events after the snapshot apply on top of it.
+    live.receive("symbol.updated", updated("B", 1, "2025-03-01T12:00:01+00:00", 2.0), "9-4")
+    assert sorted(live.snapshot().views) == ["A", "B"]
+    assert live.last_id == "9-4"
+
+
+def test_a_reset_keeps_the_views_until_its_snapshot_replaces_them() -> None:
+    live = feed()
+    live.receive("symbol.updated", updated("GONE", 1, "2025-03-01T12:00:00+00:00"), "5-0")
+    reset = Reset(after="5-0", reason="aged out").model_dump_json()
+    live.receive("reset", reset, None)
+    snap = live.snapshot()
+    assert (snap.resets, snap.last_id, sorted(snap.views)) == (1, "5-0", ["GONE"])
+    assert snap.events[0]["type"] == "reset" and snap.events[0]["reason"] == "aged out"
+    live.receive("snapshot", snapshot_message("700-0", make_view("NEW")), "700-0")
+    snap = live.snapshot()
+    assert sorted(snap.views) == ["NEW"]
+    assert snap.last_id == "700-0"
+    assert snap.bad_events == 0
+
+
+def test_missed_events_are_counted() -> None:
+    live = feed()
+    live.receive("missed", Missed(first="1-0", last="3-0", count=3).model_dump_json(), None)
+    live.receive("missed", Missed(first="4-0", last="4-0", count=1).model_dump_json(), None)
+    snap = live.snapshot()
+    assert snap.missed == 4
+    assert snap.events_by_type == {"missed": 2}
+    assert snap.last_id is None
+
+
+def test_a_bad_message_still_moves_the_position_on() -> None:
+    live = feed()
+    live.receive("symbol.updated", b"not json", "3-0")
+    live.receive("snapshot", b'{"at": 1}', "4-0")
+    live.receive("reset", b"{}", None)
+    snap = live.snapshot()
+    assert snap.bad_events == 3
+    assert snap.last_id == "4-0"  # a resume must not fetch them again
+
+
+def test_a_partial_view_in_a_snapshot_is_dropped_and_counted() -> None:
+    live = feed()
+    message = Snapshot(at="1-0", views={"A": {"x": 1}, "B": make_view("B").model_dump()})
+    live.receive("snapshot", message.model_dump_json(), "1-0")
+    snap = live.snapshot()
+    assert sorted(snap.views) == ["B"]
+    assert snap.bad_events == 1
+
+
+def test_a_never_started_feed_is_neither_connected_nor_reconnecting() -> None:
+    snap = feed().snapshot()
+    assert (snap.connected, snap.reconnecting, snap.running) == (False, False, False)

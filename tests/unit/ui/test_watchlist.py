@@ -1,4 +1,4 @@
-"""The watchlist's pure logic: rows from views, merging REST with live, and cell formats."""
+"""The watchlist's pure logic: rows from views, status badges, and cell formats."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from backend.core.view import SymbolEntry
 from tests.support.builders import NOW, make_last_tick, make_view
 from ui.watchlist import (
     STATUS_LIVE,
@@ -21,14 +20,11 @@ from ui.watchlist import (
     format_pct,
     format_price,
     format_quantity,
-    freshness,
-    merge_views,
     parse_ts,
     status,
     status_color,
     symbol_link,
     trend,
-    views_from_symbols,
     watchlist_rows,
 )
 
@@ -87,75 +83,12 @@ class TestWatchlistRows:
         assert watchlist_rows({}, NOW) == []
 
 
-class TestMergeViews:
-    def test_newer_updated_at_wins_from_either_side(self) -> None:
-        old = make_view(updated_at="2025-03-01T11:00:00+00:00", last_price=1.0)
-        new = make_view(updated_at="2025-03-01T11:00:01+00:00", last_price=2.0)
-        assert merge_views({"A": old}, {"A": new})["A"].last_price == 2.0
-        assert merge_views({"A": new}, {"A": old})["A"].last_price == 2.0
-
-    def test_ticks_total_breaks_a_tie_on_updated_at(self) -> None:
-        same = "2025-03-01T11:00:00+00:00"
-        rest = make_view(updated_at=same, ticks_total=11, last_price=2.0)
-        live = make_view(updated_at=same, ticks_total=10, last_price=1.0)
-        assert merge_views({"A": rest}, {"A": live})["A"].last_price == 2.0
-
-    def test_live_wins_an_exact_tie(self) -> None:
-        rest = make_view(last_price=1.0)
-        live = make_view(last_price=2.0)
-        assert merge_views({"A": rest}, {"A": live})["A"] is live
-
-    def test_unparseable_updated_at_falls_back_to_ticks_total(self) -> None:
-        rest = make_view(updated_at="", ticks_total=20, last_price=2.0)
-        live = make_view(updated_at="", ticks_total=19, last_price=1.0)
-        assert merge_views({"A": rest}, {"A": live})["A"].last_price == 2.0
-
-    def test_union_of_symbols_and_null_views(self) -> None:
-        merged = merge_views({"A": None, "B": make_view("B")}, {"A": make_view("A"), "C": None})
-        assert set(merged) == {"A", "B", "C"}
-        assert merged["A"] is not None and merged["A"].symbol == "A"
-        assert merged["B"] is not None
-        assert merged["C"] is None
-
-    def test_session_that_missed_events_catches_up_from_rest(self) -> None:
-        live = {"A": make_view(ticks_total=5, updated_at="2025-03-01T11:00:00+00:00")}
-        rest = {
-            "A": make_view(ticks_total=9, updated_at="2025-03-01T11:00:04+00:00"),
-            "B": make_view("B"),
-        }
-        merged = merge_views(rest, live)
-        assert merged["A"] is not None and merged["A"].ticks_total == 9
-        assert "B" in merged
-
-    def test_none_inputs(self) -> None:
-        assert merge_views(None, None) == {}
-        assert merge_views(None, {"A": make_view()})["A"] is not None
-
-
-def test_freshness_orders_missing_views_first() -> None:
-    assert freshness(None) < freshness(make_view(updated_at="", ticks_total=0))
-    assert freshness(make_view(updated_at="")) < freshness(make_view())
-
-
 def test_parse_ts() -> None:
     assert parse_ts("2025-03-01T12:00:00Z") == NOW
     assert parse_ts(NOW) == NOW
     assert parse_ts("not a time") is None
     assert parse_ts("") is None
     assert parse_ts(12) is None
-
-
-def test_views_from_symbols_keeps_null_views_and_drops_junk() -> None:
-    # Entries that are not entries at all are dropped by the API client (test_api_client).
-    entries = [
-        SymbolEntry(symbol="BTCUSDT", view=make_view()),
-        SymbolEntry(symbol="ETHUSDT", view=None),
-        SymbolEntry(symbol="", view=None),
-    ]
-    views = views_from_symbols(entries)
-    assert set(views) == {"BTCUSDT", "ETHUSDT"}
-    assert views["ETHUSDT"] is None
-    assert views["BTCUSDT"] == make_view()
 
 
 @pytest.mark.parametrize(
