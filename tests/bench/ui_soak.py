@@ -101,6 +101,7 @@ def main() -> None:
         procs = stack.enter_context(running(settings_env(settings), tmp / "logs"))
         procs.start_api()
         procs.start_worker(processes=1, threads=2)
+        procs.start_gateway()  # the UI's live data
         procs.start_feeder(
             SYMBOLS="BTCUSDT,ETHUSDT,SOLUSDT,EURUSD,XAUUSD",
             SOURCES="binance,coinbase,kraken",
