@@ -15,6 +15,8 @@ from backend.logs import configure_logging
 from backend.settings import get_gateway_settings
 from backend.settings.production import enforce_deploy_policy
 
+SHUTDOWN_GRACE_S = 2
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.gateway", description=__doc__)
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         # A dead client is noticed by its pings; a stalled reader never blocks the others.
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Streams never finish by themselves: on SIGTERM give them a moment, then cut them. A
+        # client resumes from its last id on another replica (or this one, restarted).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     return 0
 
