@@ -60,7 +60,8 @@ class SseRecorder:
     """Connects to `url` and appends every event to `events` until `close()` or the stream ends.
 
     `start()` returns once the response has started (its status is in `status`), so whatever the
-    test does next happens while the client is connected.
+    test does next happens while the client is connected. `close()` is noticed at the next event
+    or comment: give the gateway a short GATEWAY_HEARTBEAT_S for a quick close on a quiet stream.
     """
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
