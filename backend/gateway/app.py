@@ -6,6 +6,7 @@ ops endpoints every process has (/health/liveness, /health/readiness, /metrics).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,11 @@ from backend.gateway.ws import WsSession
 from backend.logs import configure_logging
 from backend.ops.access import MetricsAccess
 from backend.settings import GatewaySettings, get_gateway_settings
+
+log = logging.getLogger(__name__)
+
+# How long startup waits for the hub's first read of the ring before listening anyway.
+STARTUP_WAIT_S = 10.0
 
 DESCRIPTION = """
 Tickstream's realtime gateway: every bus event, with its ring id, over Server-Sent Events
@@ -55,6 +61,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         reader = RingReader(redis, Ring.from_settings(settings), Keys.from_settings(settings))
         hub = Hub(reader, metrics, retention_s=settings.realtime_retention)
         await hub.start()
+        # Listen only once the hub can start clients: a browser's EventSource takes any answer
+        # but 200 (our 503 while not ready) as final and never reconnects, so a restarting
+        # gateway must refuse the connection (the browser retries) rather than answer it. With
+        # Redis down for longer, serve anyway: probes report it, /stream answers 503.
+        if not await hub.wait_ready(STARTUP_WAIT_S):
+            log.warning("gateway: the ring is not readable (%s); serving anyway", hub.last_error)
         app.state.hub = hub
         try:
             yield

@@ -78,6 +78,7 @@ class Hub:
         self._by_symbol: dict[str, set[Client]] = {}  # live, by symbol followed
         self._tasks: list[asyncio.Task[None]] = []
         self._next_number = 0
+        self._became_ready = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,6 +98,13 @@ class Hub:
     def ready(self) -> bool:
         """Connected to the ring, with a position to start clients from."""
         return self.connected and self.position is not None
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Until the hub is first ready, for at most `timeout` seconds; whether it is."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._became_ready.wait()
+        return self.ready
 
     # --- clients ----------------------------------------------------------------------------
     def register(self, client_factory: Callable[[int], Client]) -> Client:
@@ -185,6 +193,8 @@ class Hub:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if self.connected:
                     log.warning("gateway: ring reader lost (%s); retrying", self.last_error)
+                elif self.position is None and backoff == 0.2:  # never started: say so once
+                    log.warning("gateway: cannot read the ring yet (%s); retrying", self.last_error)
                 self._set_connected(False)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -237,6 +247,8 @@ class Hub:
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
         self.metrics.ring_connected.set(1 if connected else 0)
+        if self.ready:
+            self._became_ready.set()
 
     async def _trim_loop(self) -> None:
         """Every replica trims the ring by age (idempotent): how far back a client can resume."""
