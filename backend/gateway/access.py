@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 RETRY_AFTER_S = 5
 
@@ -77,3 +77,18 @@ def forbidden_origin(origin: str) -> JSONResponse:
         403, "forbidden", f"origin {origin} is not allowed", "origin",
         "not in GATEWAY_CORS_ORIGINS",
     )  # fmt: skip
+
+
+def come_back_later(retry_ms: int, reason: str | None) -> Response:
+    """For an EventSource while the ring is unreadable: an empty stream with a `retry:` hint.
+
+    Browsers end an EventSource for good on any status but 200, so a 503 would strand the page;
+    a stream that ends is retried after `retry` ms with the same Last-Event-ID.
+    """
+    comment = (reason or "starting").replace("\n", " ")[:200]
+    body = f"retry: {retry_ms}\n: not ready: {comment}\n\n"
+    return Response(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "Retry-After": str(RETRY_AFTER_S)},
+    )

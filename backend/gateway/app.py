@@ -121,6 +121,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         hub: Hub = request.app.state.hub
         answer = admit(dict(request.headers), dict(request.query_params), hub)
         if isinstance(answer, JSONResponse):
+            if not hub.ready and "text/event-stream" in request.headers.get("accept", ""):
+                # An EventSource takes a 503 as final and never reconnects: tell it to come
+                # back instead (a 200 stream that ends at once; it retries with its last id).
+                return access.come_back_later(settings.gateway_retry_ms, hub.last_error)
             return answer
         client = hub.register(new_client("sse", client_address(request), answer))
         return SseResponse(

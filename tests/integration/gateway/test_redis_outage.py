@@ -68,6 +68,17 @@ def test_redis_lost_and_back_readiness_503_then_clients_resume_with_no_loss(
             )
             assert refused.status_code == 503 and refused.headers["retry-after"]
             assert refused.json()["detail"][0]["field"] == "redis"
+            # An EventSource (Accept: text/event-stream) would end for good on a 503: it gets a
+            # stream that ends at once with a retry hint, and comes back with its last id.
+            told = httpx.get(
+                base + "/stream",
+                headers={"Accept": "text/event-stream", "Last-Event-ID": seen[-1].id or ""},
+                timeout=5,
+            )
+            assert told.status_code == 200
+            assert told.headers["content-type"].startswith("text/event-stream")
+            assert told.text.startswith("retry: ") and ": not ready: " in told.text
+            assert "event:" not in told.text and "data:" not in told.text
 
             proxy.restore()
             wait_for(lambda: readiness(base) == 200, 20, what="readiness 200 after the heal")
