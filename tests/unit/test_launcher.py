@@ -109,3 +109,11 @@ def test_the_launcher_supervises_every_procfile_process_in_order(live: Settings)
     assert all(pid is None for pid in sup.pids().values())  # nothing runs before start_all
     assert seen == []
     assert SHUTDOWN_GRACE_SECONDS == 15
+
+
+def test_the_banner_names_the_gateway(live: Settings) -> None:
+    from backend.launcher import _banner
+
+    banner = _banner(live, SERVERS, list(load_procfile()))
+    assert "Tickstream is starting: api, gateway, worker, alerts, feeder, ui" in banner
+    assert "Gateway   http://127.0.0.1:9102/stream" in banner
