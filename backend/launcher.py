@@ -55,10 +55,18 @@ def _port_in_use(port: int) -> bool:
 
 
 def check_ports(settings: LauncherSettings) -> str | None:
-    """A one-line complaint if the API or UI port can't be used, else None."""
-    if settings.port == settings.ui_port:
-        return f"PORT and UI_PORT are both {settings.port}: give the API and the UI different ports"
-    for port, what, var in ((settings.port, "API", "PORT"), (settings.ui_port, "UI", "UI_PORT")):
+    """A one-line complaint if the API, gateway or UI port can't be used, else None."""
+    listeners = (
+        (settings.port, "API", "PORT"),
+        (settings.gateway_port, "gateway", "GATEWAY_PORT"),
+        (settings.ui_port, "UI", "UI_PORT"),
+    )
+    seen: dict[int, str] = {}
+    for port, _, var in listeners:
+        if port in seen:
+            return f"{seen[port]} and {var} are both {port}: give each process its own port"
+        seen[port] = var
+    for port, what, var in listeners:
         if _port_in_use(port):
             return f"port {port} for the {what} is busy: stop whatever listens there or set {var}"
     return None
@@ -76,12 +84,19 @@ def process_env(name: str, settings: LauncherSettings, servers: EmbeddedServers)
     URLs, its PORT and the venv. Each child then builds only its own settings class from it."""
     overrides = servers.env()
     overrides["PYTHONUNBUFFERED"] = "1"  # log lines reach the terminal as they happen
-    # Point the feeder and the UI at the API we run, unless they were configured explicitly.
+    # Point the feeder and the UI at the API we run, and the UI and the API's /stream redirect
+    # at the gateway we run, unless they were configured explicitly.
     api_url = f"http://127.0.0.1:{settings.port}"
-    if "target_url" not in settings.model_fields_set:
-        overrides["TARGET_URL"] = api_url
-    if "backend_url" not in settings.model_fields_set:
-        overrides["BACKEND_URL"] = api_url
+    gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+    configured = settings.model_fields_set
+    for field, variable, url in (
+        ("target_url", "TARGET_URL", api_url),
+        ("backend_url", "BACKEND_URL", api_url),
+        ("gateway_url", "GATEWAY_URL", gateway_url),
+        ("gateway_public_url", "GATEWAY_PUBLIC_URL", gateway_url),
+    ):
+        if field not in configured:
+            overrides[variable] = url
     env = child_environment(settings, overrides)
     # `.venv/bin/python -m backend.launcher` works without activating the venv, so put its bin
     # first: `uvicorn`, `dramatiq`, `streamlit` and `python` must be the venv's.
@@ -90,6 +105,8 @@ def process_env(name: str, settings: LauncherSettings, servers: EmbeddedServers)
     env.pop("PORT", None)
     if name == "api":
         env["PORT"] = str(settings.port)
+    elif name == "gateway":
+        env["PORT"] = str(settings.gateway_port)
     elif name == "ui":
         env["PORT"] = str(settings.ui_port)
         env.setdefault("STREAMLIT_SERVER_HEADLESS", "true")  # no e-mail prompt, no browser
@@ -107,6 +124,7 @@ def _banner(settings: LauncherSettings, servers: EmbeddedServers, names: list[st
             "",
             "Tickstream is starting: " + ", ".join(names),
             f"  API docs  http://127.0.0.1:{settings.port}/docs",
+            f"  Gateway   http://127.0.0.1:{settings.gateway_port}/stream  (SSE; /ws WebSocket)",
             f"  UI        http://127.0.0.1:{settings.ui_port}",
             f"  Redis     {where(servers.redis is not None, servers.redis_url, 'redis')}",
             f"  Postgres  {where(servers.postgres is not None, servers.pg_url, 'pg')}",

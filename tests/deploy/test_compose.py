@@ -43,11 +43,22 @@ def test_app_services_are_production_and_reach_redis_and_postgres_by_service_nam
     for name in (*PROCESSES, "migrate"):
         env = services[name]["environment"]
         assert env["TICKSTREAM_ENV"] == "production", name
-        if name != "feeder":  # HTTP only: it reaches the API, never Redis or PostgreSQL
+        if name not in {"feeder", "ui"}:  # HTTP only: they reach the API and the gateway
             assert env["REDIS_URL"].startswith("redis://redis:"), name
-        if name not in {"feeder", "ui"}:
+        if name not in {"feeder", "ui", "gateway"}:
             assert "@postgres:5432/" in env["PG_URL"], name
-    assert not {"REDIS_URL", "PG_URL"} & set(services["feeder"]["environment"])
+    for name in ("feeder", "ui"):
+        assert not {"REDIS_URL", "PG_URL"} & set(services[name]["environment"]), name
+    assert "PG_URL" not in services["gateway"]["environment"]
+
+
+def test_the_ui_reads_the_gateway_and_the_api_redirects_to_it() -> None:
+    services = _services()
+    assert services["ui"]["environment"]["GATEWAY_URL"] == "http://gateway:8001"
+    assert services["ui"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+    host_port = services["gateway"]["ports"][0].rsplit(":", 1)[0]  # "${GATEWAY_PORT:-8001}"
+    public = services["api"]["environment"]["GATEWAY_PUBLIC_URL"]
+    assert public == f"http://localhost:{host_port}", public
 
 
 def test_secrets_are_required_interpolations_never_literals() -> None:
@@ -82,6 +93,8 @@ def test_each_app_service_health_checks_its_own_liveness_port() -> None:
     services = _services()
     expected = {
         "api": "http://127.0.0.1:8000/health/liveness",
+        # Healthy once its ring reader is connected: the UI waits for that.
+        "gateway": "http://127.0.0.1:8001/health/readiness",
         "worker": "http://127.0.0.1:9191/health/liveness",
         "alerts": "http://127.0.0.1:9192/health/liveness",
         "feeder": "http://127.0.0.1:9193/health/liveness",
@@ -97,7 +110,7 @@ def test_prometheus_scrapes_every_process_by_service_name() -> None:
     config = load_yaml("deploy/prometheus/prometheus.compose.yml")
     jobs = config["scrape_configs"]
     targets = {t for job in jobs for static in job["static_configs"] for t in static["targets"]}
-    assert targets == {"api:8000", "worker:9191", "alerts:9192", "feeder:9193"}
+    assert targets == {"api:8000", "gateway:8001", "worker:9191", "alerts:9192", "feeder:9193"}
 
 
 def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard() -> None:
@@ -122,6 +135,7 @@ def test_metrics_ports_agree_across_env_healthcheck_and_prometheus() -> None:
         ("alerts", "ALERTS_METRICS_PORT"),
         ("feeder", "FEEDER_METRICS_PORT"),
         ("api", "PORT"),
+        ("gateway", "PORT"),
     ):
         env = services[name]["environment"]
         port = env[variable]

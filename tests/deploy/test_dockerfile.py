@@ -90,7 +90,8 @@ def test_builder_installs_the_package_without_extras() -> None:
 
 def test_documented_commands_are_the_procfiles_and_default_is_the_api() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    documented = dict(re.findall(r"^#\s+(api|worker|alerts|feeder|ui):\s+(.+?)\s*$", text, re.M))
+    names = "|".join(procfile())
+    documented = dict(re.findall(rf"^#\s+({names}):\s+(.+?)\s*$", text, re.M))
     assert documented == procfile()
     cmd = [args for ins, args in _instructions() if ins == "CMD"][-1]
     assert cmd == f'["sh", "-c", "exec {procfile()["api"]}"]'

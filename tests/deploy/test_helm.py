@@ -1,6 +1,6 @@
 """Each Helm chart renders (Helm's own Go engine, no helm binary), lints clean, produces valid
 Kubernetes objects, runs the Procfile's command in production mode, probes a declared port,
-takes every secret from a Secret, and (api, worker) autoscales its own Deployment.
+takes every secret from a Secret, and (api, gateway, worker) autoscales its own Deployment.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from tests.deploy.common import PROCESSES, ROOT, procfile
 KUBE_VERSION = "1.30.0"
 HELM = ROOT / "deploy" / "helm"
 SECRETS = {"REDIS_URL", "PG_URL", "INGEST_PASSWORD", "API_KEY", "INTERNAL_TOKEN", "UI_PASSWORD"}
-HPA = {"api", "worker"}
-LISTENS = {"api": 8000, "worker": 9191, "alerts": 9192, "feeder": 9193, "ui": 8501}
+HPA = {"api", "gateway", "worker"}
+LISTENS = {"api": 8000, "gateway": 8001, "worker": 9191, "alerts": 9192, "feeder": 9193, "ui": 8501}
 
 
 def render(process: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -77,6 +77,10 @@ def test_production_mode_and_secrets_only_from_secret_refs(
     assert "API_KEY" in env, "production refuses to start without API_KEY"
     if process in {"api", "worker", "alerts"}:
         assert {"REDIS_URL", "PG_URL"} <= set(env), process
+    if process == "gateway":  # the ring is in Redis; the gateway never reads PostgreSQL
+        assert "REDIS_URL" in env and "PG_URL" not in env
+    if process in {"ui", "feeder"}:  # HTTP only: the API and the gateway
+        assert not {"REDIS_URL", "PG_URL"} & set(env), process
     for name in SECRETS & set(env):
         assert "value" not in env[name], f"{name} is a literal"
         assert env[name]["valueFrom"]["secretKeyRef"]["name"], name
@@ -105,7 +109,7 @@ def test_probes_hit_the_declared_port_and_the_service_targets_it(
         assert port["targetPort"] in ports or port["targetPort"] in ports.values()
 
 
-def test_api_and_worker_autoscale_their_own_deployment(
+def test_api_gateway_and_worker_autoscale_their_own_deployment(
     chart: tuple[str, list[dict[str, Any]]],
 ) -> None:
     process, objects = chart
@@ -143,6 +147,7 @@ def test_the_process_is_told_to_listen_on_the_declared_port(
     container = _container(objects)
     variable = {
         "api": "PORT",
+        "gateway": "PORT",
         "ui": "PORT",
         "worker": "WORKER_METRICS_PORT",
         "alerts": "ALERTS_METRICS_PORT",

@@ -6,6 +6,7 @@ from tests.deploy.common import load_yaml, procfile
 
 SERVICE = {
     "tickstream-api": "api",
+    "tickstream-gateway": "gateway",
     "tickstream-worker": "worker",
     "tickstream-alerts": "alerts",
     "tickstream-feeder": "feeder",

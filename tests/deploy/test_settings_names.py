@@ -16,13 +16,20 @@ from typing import Any
 import pytest
 
 from backend.settings.base import SettingsBase, env_names
-from backend.settings.processes import ApiSettings, FeederSettings, UiSettings, WorkerSettings
+from backend.settings.processes import (
+    ApiSettings,
+    FeederSettings,
+    GatewaySettings,
+    UiSettings,
+    WorkerSettings,
+)
 from backend.settings.production import insecure_settings
 from tests.deploy.common import PROCESSES, ROOT, load_yaml, procfile
 from tests.deploy.test_helm import render
 
 SETTINGS: dict[str, type[SettingsBase]] = {
     "api": ApiSettings,
+    "gateway": GatewaySettings,
     "worker": WorkerSettings,
     "alerts": WorkerSettings,
     "feeder": FeederSettings,

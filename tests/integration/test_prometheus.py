@@ -81,11 +81,13 @@ def targets_up(prom: httpx.Client) -> dict[str, str]:
 
 def start_system(settings: Settings, procs: Processes) -> dict[str, int]:
     procs.start_api()
+    procs.start_gateway()
     procs.start_worker(processes=2, threads=2)
     procs.start_delivery_worker(threads=2)
     procs.start_feeder(TPS="0")  # paused: its ticks would blur the count (it stays a target)
     ports = {
         "api": procs.api_port,
+        "gateway": procs.gateway_port,
         "worker": settings.worker_metrics_port,
         "alerts": settings.alerts_metrics_port,
         "feeder": settings.feeder_metrics_port,
@@ -172,4 +174,11 @@ def test_prometheus_scrapes_every_process_and_counts_what_was_sent(
                 what="Dramatiq's message counter from the worker processes",
             )
             assert query(prom, 'count(process_resident_memory_bytes{job="feeder"})') == 1
+            # The gateway read the events the load caused from the ring.
+            wait_for(
+                lambda: (query(prom, 'sum(tickstream_gateway_ring_events_total{job="gateway"})')
+                         or 0) > 0,
+                30,
+                what="the gateway's ring events",
+            )  # fmt: skip
         print(f"prometheus: acked={acked} increase={increase:.1f}", file=sys.stderr)

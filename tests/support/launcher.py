@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Procfile name -> what its command line contains (the supervisor `exec`s each command).
 SIGNATURES = {
     "api": "-m backend.api",
+    "gateway": "-m backend.gateway",
     "worker": "-m tasks worker",
     "alerts": "-m tasks alerts",
     "feeder": "-m feeder",
@@ -41,6 +42,7 @@ class Launched:
     proc: subprocess.Popen[bytes]
     api_url: str
     ui_url: str
+    gateway_url: str
     log_path: Path
     record_path: Path
 
@@ -76,13 +78,17 @@ def answers(url: str) -> bool:
         return False
 
 
-def launcher_env(settings: Settings, tmp: Path, **extra: str) -> tuple[dict[str, str], int, int]:
+def launcher_env(
+    settings: Settings, tmp: Path, **extra: str
+) -> tuple[dict[str, str], int, int, int]:
     """The launcher's environment: the test's servers and namespace, free ports for everything
-    that listens (the API, the UI, the workers' and the feeder's metrics servers)."""
-    api_port, ui_port = free_port(), free_port()
+    that listens (the API, the gateway, the UI, the workers' and the feeder's metrics servers).
+    Returns it with the API's, the UI's and the gateway's ports."""
+    api_port, ui_port, gateway_port = free_port(), free_port(), free_port()
     env = settings_env(settings) | {
         "PORT": str(api_port),
         "UI_PORT": str(ui_port),
+        "GATEWAY_PORT": str(gateway_port),
         "WORKER_METRICS_PORT": str(free_port()),
         "ALERTS_METRICS_PORT": str(free_port()),
         "FEEDER_METRICS_PORT": str(free_port()),
@@ -90,14 +96,15 @@ def launcher_env(settings: Settings, tmp: Path, **extra: str) -> tuple[dict[str,
         "FEEDER_RECORD_PATH": str(tmp / "feeder.jsonl"),
         **extra,
     }
-    for name in ("TARGET_URL", "BACKEND_URL"):  # the launcher points them at its own API
+    # The launcher points these at its own API and gateway.
+    for name in ("TARGET_URL", "BACKEND_URL", "GATEWAY_URL", "GATEWAY_PUBLIC_URL"):
         env.pop(name, None)
-    return env, api_port, ui_port
+    return env, api_port, ui_port, gateway_port
 
 
 @contextlib.contextmanager
 def launched(settings: Settings, tmp: Path, **extra: str) -> Iterator[Launched]:
-    env, api_port, ui_port = launcher_env(settings, tmp, **extra)
+    env, api_port, ui_port, gateway_port = launcher_env(settings, tmp, **extra)
     log_path = tmp / "launcher.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -113,6 +120,7 @@ def launched(settings: Settings, tmp: Path, **extra: str) -> Iterator[Launched]:
         proc=proc,
         api_url=f"http://127.0.0.1:{api_port}",
         ui_url=f"http://127.0.0.1:{ui_port}",
+        gateway_url=f"http://127.0.0.1:{gateway_port}",
         log_path=log_path,
         record_path=Path(env["FEEDER_RECORD_PATH"]),
     )

@@ -21,7 +21,9 @@ SERVERS = EmbeddedServers(
 @pytest.fixture
 def live() -> Settings:
     """What `run` passes: the launcher's settings pointed at the servers."""
-    settings = Settings(port=9100, ui_port=9101, max_backlog=5, symbols=["AAA", "BBB"])
+    settings = Settings(
+        port=9100, ui_port=9101, gateway_port=9102, max_backlog=5, symbols=["AAA", "BBB"]
+    )
     return settings.model_copy(update={"redis_url": SERVERS.redis_url, "pg_url": SERVERS.pg_url})
 
 
@@ -29,18 +31,20 @@ def test_every_process_gets_the_settings_and_the_servers(
     live: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_KEY", "from-the-shell")  # not in `live`: a child must not see it
-    for name in ("api", "worker", "alerts", "feeder", "ui"):
+    for name in ("api", "gateway", "worker", "alerts", "feeder", "ui"):
         env = process_env(name, live, SERVERS)
         assert env["REDIS_URL"] == SERVERS.redis_url and env["PG_URL"] == SERVERS.pg_url
         assert env["MAX_BACKLOG"] == "5" and env["SYMBOLS"] == "AAA,BBB"
         assert env["TARGET_URL"] == env["BACKEND_URL"] == "http://127.0.0.1:9100"
+        assert env["GATEWAY_URL"] == env["GATEWAY_PUBLIC_URL"] == "http://127.0.0.1:9102"
         assert "API_KEY" not in env
         assert "FEEDER_ID" not in env  # each feeder names itself
         assert env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_port_is_the_api_s_or_the_ui_s(live: Settings) -> None:
+def test_port_is_the_api_s_the_gateway_s_or_the_ui_s(live: Settings) -> None:
     assert process_env("api", live, SERVERS)["PORT"] == "9100"
+    assert process_env("gateway", live, SERVERS)["PORT"] == "9102"
     assert process_env("ui", live, SERVERS)["PORT"] == "9101"
     assert "PORT" not in process_env("worker", live, SERVERS)
 
@@ -52,6 +56,23 @@ def test_explicit_urls_and_secrets_pass_through(live: Settings) -> None:
     env = process_env("feeder", configured, SERVERS)
     assert env["TARGET_URL"] == "http://elsewhere:1"
     assert env["API_KEY"] == "k"
+    public = live.model_copy(update={"gateway_public_url": "https://live.example"})
+    env = process_env("api", public, SERVERS)
+    assert env["GATEWAY_PUBLIC_URL"] == "https://live.example"
+    assert env["GATEWAY_URL"] == "http://127.0.0.1:9102"  # the UI still reads the local one
+
+
+def test_ports_must_differ_and_be_free(live: Settings) -> None:
+    from backend.launcher import check_ports
+    from tests.support.servers import free_port
+
+    clash = live.model_copy(update={"gateway_port": live.port})
+    assert check_ports(clash) == (
+        "PORT and GATEWAY_PORT are both 9100: give each process its own port"
+    )
+    api, gateway, ui = free_port(), free_port(), free_port()
+    free = live.model_copy(update={"port": api, "gateway_port": gateway, "ui_port": ui})
+    assert check_ports(free) is None
 
 
 def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
@@ -84,7 +105,15 @@ def test_the_launcher_supervises_every_procfile_process_in_order(live: Settings)
         return process_env(name, live, SERVERS)
 
     sup = Supervisor(processes, env_for, cwd=REPO_ROOT, grace_s=SHUTDOWN_GRACE_SECONDS)
-    assert list(sup.pids()) == ["api", "worker", "alerts", "feeder", "ui"]
+    assert list(sup.pids()) == ["api", "gateway", "worker", "alerts", "feeder", "ui"]
     assert all(pid is None for pid in sup.pids().values())  # nothing runs before start_all
     assert seen == []
     assert SHUTDOWN_GRACE_SECONDS == 15
+
+
+def test_the_banner_names_the_gateway(live: Settings) -> None:
+    from backend.launcher import _banner
+
+    banner = _banner(live, SERVERS, list(load_procfile()))
+    assert "Tickstream is starting: api, gateway, worker, alerts, feeder, ui" in banner
+    assert "Gateway   http://127.0.0.1:9102/stream" in banner

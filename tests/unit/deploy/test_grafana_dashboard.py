@@ -1,8 +1,8 @@
 """deploy/grafana/tickstream.json only charts metrics some Tickstream process really exports.
 
 A renamed metric would leave a panel silently empty; here it fails a test instead. The exported
-names come from the processes' own registries: the API's, the feeder's, and a Dramatiq
-service's (Dramatiq's message metrics plus our per-process gauges).
+names come from the processes' own registries: the API's, the gateway's, the feeder's, and a
+Dramatiq service's (Dramatiq's message metrics plus our per-process gauges).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from backend.api.metrics import ApiMetrics
+from backend.gateway.metrics import GatewayMetrics
 from feeder.client import Counters
 from feeder.ops import FeederCollector
 from tasks.ops_endpoints import OpsEndpoints, worker_process_gauges
@@ -82,6 +83,7 @@ def test_the_name_extraction_finds_metrics_only():
 
 def test_every_dashboard_metric_is_exported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     known = exported(ApiMetrics().registry) | exported(feeder_registry())
+    known |= exported(GatewayMetrics().registry)
     known |= exported(dramatiq_registry(monkeypatch, tmp_path))
     used = set().union(*(metric_names(expr) for expr in dashboard_exprs()))
     assert used, "no expressions found"
@@ -94,3 +96,18 @@ def test_the_dashboard_uses_a_datasource_variable():
     assert variable["query"] == "prometheus"
     for panel in board["panels"]:
         assert panel["datasource"]["uid"] == "${" + variable["name"] + "}"
+
+
+def test_the_gateway_has_its_own_row():
+    """Clients, delivered/coalesced/dropped, delivery latency and ring resyncs are charted."""
+    used = set().union(*(metric_names(expr) for expr in dashboard_exprs()))
+    gateway = {name for name in exported(GatewayMetrics().registry) if "gateway" in name}
+    for name in (
+        "tickstream_gateway_clients",
+        "tickstream_gateway_delivered_events_total",
+        "tickstream_gateway_coalesced_events_total",
+        "tickstream_gateway_dropped_events_total",
+        "tickstream_gateway_delivery_latency_seconds_bucket",
+        "tickstream_gateway_ring_resyncs_total",
+    ):
+        assert name in gateway and name in used, name
