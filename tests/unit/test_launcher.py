@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from pydantic import SecretStr
 
@@ -73,6 +75,21 @@ def test_ports_must_differ_and_be_free(live: Settings) -> None:
     api, gateway, ui = free_port(), free_port(), free_port()
     free = live.model_copy(update={"port": api, "gateway_port": gateway, "ui_port": ui})
     assert check_ports(free) is None
+
+
+def test_a_busy_gateway_port_is_refused_naming_its_variable(live: Settings) -> None:
+    from backend.launcher import check_ports
+    from tests.support.servers import free_port
+
+    free = live.model_copy(update={"port": free_port(), "ui_port": free_port()})
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        problem = check_ports(free.model_copy(update={"gateway_port": port}))
+    assert problem == (
+        f"port {port} for the gateway is busy: stop whatever listens there or set GATEWAY_PORT"
+    )
 
 
 def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
