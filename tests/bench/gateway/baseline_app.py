@@ -35,12 +35,22 @@ def stamped(entry: Entry) -> bytes:
 
 
 async def _fan_out(reader: RingReader, views: Views) -> None:
-    position = (await reader.tail()).last_id
+    """Read the ring from its tail on, forever; a failed read is logged and retried (a silent
+    death of this task would look like a stalled server)."""
+    position = None
     while True:
-        for entry in await reader.read_live(position, 1_000, 5_000):
-            position = entry.id
-            if entry.symbol is not None:
-                views.publish(stamped(entry), entry.symbol)
+        try:
+            if position is None:
+                position = (await reader.tail()).last_id
+            for entry in await reader.read_live(position, 1_000, 5_000):
+                position = entry.id
+                if entry.symbol is not None:
+                    views.publish(stamped(entry), entry.symbol)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("baseline: ring read failed; retrying")
+            await asyncio.sleep(0.2)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

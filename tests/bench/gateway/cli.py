@@ -46,6 +46,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--all-share", type=float, default=d.all_share,
                    help="share of clients following every symbol")  # fmt: skip
     p.add_argument("--stalled-share", type=float, default=d.stalled_share)
+    p.add_argument(
+        "--stalled-follow", choices=("all", "same"), default=d.stalled_follow,
+        help="stalled clients follow every symbol (their socket buffers fill within seconds) "
+        "or as many as a healthy client (minutes)",
+    )  # fmt: skip
     p.add_argument("--tick-share", type=float, default=d.tick_share)
     p.add_argument("--batch-ms", type=float, default=d.batch_ms)
     p.add_argument("--client-procs", type=int, default=d.client_procs)

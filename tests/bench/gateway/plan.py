@@ -14,17 +14,28 @@ class ClientPlan:
 
 
 def plan_clients(
-    count: int, symbols: list[str], per_client: int, *, stalled_share: float, all_share: float
+    count: int,
+    symbols: list[str],
+    per_client: int,
+    *,
+    stalled_share: float,
+    all_share: float,
+    stalled_follow_all: bool = False,
 ) -> list[ClientPlan]:
     """`count` clients; client i follows `per_client` consecutive symbols from i * per_client (so
-    every symbol has the same number of followers); every 1/stalled_share-th client stalls, and
-    the first all_share of the others follow every symbol."""
+    every symbol has the same number of followers); every 1/stalled_share-th client stalls
+    (following every symbol with `stalled_follow_all`), and all_share of the others follow
+    every symbol."""
     stall_every = round(1 / stalled_share) if stalled_share > 0 else 0
     n_all = round(count * all_share)
+    all_every = max(1, count // n_all) if n_all else 0
     plans = []
     for i in range(count):
         stalled = bool(stall_every) and i % stall_every == stall_every - 1
-        if not stalled and n_all > 0 and i % max(1, count // n_all) == 0 and n_all:
+        if stalled and stalled_follow_all:
+            plans.append(ClientPlan("/stream", True, None))
+            continue
+        if not stalled and n_all > 0 and i % all_every == 0:
             n_all -= 1
             plans.append(ClientPlan("/stream", stalled, None))
             continue

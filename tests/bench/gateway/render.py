@@ -30,6 +30,14 @@ def render(report: dict[str, Any]) -> str:
         + (f" ({p['all_share']:.0%} follow every symbol)" if p["all_share"] else "")
         + f"; {p['seconds']:g} s measured per run, medians of {p['runs']} run(s); "
         f"{m['cpus']} CPUs ({m['platform']}), Redis {redis}.",
+        "Stalled clients never read (SO_RCVBUF 4 kB) and follow "
+        + (
+            "every symbol, so the kernel's socket buffers (~3-4 MB each, tcp_wmem autotuning) "
+            "fill within seconds and the server holds the rest."
+            if p.get("stalled_follow") == "all"
+            else f"{p['per_client']} symbols like the others."
+        )
+        + "",
         "Latency: healthy clients only, receive time - ring id ms (publish). CPU: the server "
         "process's utime+stime over the window.",
         "",
@@ -64,6 +72,10 @@ def render(report: dict[str, Any]) -> str:
                 f"{fmt_int(r['stalled_queued_max'])}; healthy clients: coalesced "
                 f"{fmt_int(r['healthy_coalesced'])}, dropped {fmt_int(r['healthy_dropped'])}."
             )
+    for r in report["runs"]:
+        if r["stalled"] and r["run"] == 1:
+            series = ", ".join(f"{t:.0f} s {fmt_bytes(b)}" for t, b in r["rss_samples"][::10])
+            lines.append(f"RSS of the {NAMES[r['server']]} with stalled clients (run 1): {series}.")
     cpu = [f"{_label(r)} {r['client_procs_cpu_share'] * 100:.0f} %" for r in rows]
     lines += [
         "",

@@ -138,6 +138,7 @@ def run_scenario(
         plans = plan_clients(
             opts.clients, setup.symbols, opts.per_client,
             stalled_share=opts.stalled_share if stalled else 0.0, all_share=opts.all_share,
+            stalled_follow_all=opts.stalled_follow == "all",
         )  # fmt: skip
         started = start_clients(setup, url, plans, opts.client_procs, tag)
         time.sleep(0.5)  # let the snapshots go out before RSS "start"
