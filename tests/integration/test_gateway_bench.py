@@ -29,7 +29,7 @@ def test_gateway_bench_reports_every_scenario(servers: Any, tmp_path: Path) -> N
     )
     argv = [
         *("--clients", "20", "--rate", "200", "--seconds", "3", "--warmup", "1"),
-        *("--runs", "1", "--client-procs", "1", "--stalled-share", "0.1"),
+        *("--runs", "1", "--client-procs", "2", "--stalled-share", "0.1"),
         *("--json", str(out)),
     ]
 

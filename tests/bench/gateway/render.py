@@ -68,7 +68,8 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"gateway, stalled clients (GET /clients, median run): coalesced "
                 f"{fmt_int(r['stalled_coalesced'])}, dropped {fmt_int(r['stalled_dropped'])} "
-                f"(reported in {fmt_int(r['stalled_missed_reports'])} `missed`), largest queue "
+                f"(`missed` reports sent: {fmt_int(r['stalled_missed_reports'])}: they go out "
+                f"when the client reads again), largest queue "
                 f"{fmt_int(r['stalled_queued_max'])}; healthy clients: coalesced "
                 f"{fmt_int(r['healthy_coalesced'])}, dropped {fmt_int(r['healthy_dropped'])}."
             )

@@ -169,7 +169,10 @@ def run_scenario(
         redis.close()
         setup.procs.kill(name)
     window_s = (t1 - t0) / 1000
-    healthy = [(p, r) for p, r in zip(plans, rows, strict=True) if not p.stalled]
+    # The rows come back process by process: pair them with the plans in that order.
+    in_order = [p for part in split(plans, opts.client_procs) for p in part]
+    healthy = [(p, r) for p, r in zip(in_order, rows, strict=True) if not p.stalled]
+    assert all(r["stalled"] == p.stalled for p, r in zip(in_order, rows, strict=True))
     expected = sum(
         sum(published.values()) if p.symbols is None else sum(published[s] for s in p.symbols)
         for p, _ in healthy
