@@ -81,6 +81,9 @@ def render(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Client processes' CPU (same machine): " + "; ".join(cpu) + ".",
+        "Load average (1 min) at the end of each run: "
+        + "; ".join(f"{_label(r)} {', '.join(map(str, r['load_1m']))}" for r in rows)
+        + f" (on {m['cpus']} CPUs).",
         "received = the healthy clients' events published in the window, over what their "
         "symbols had in the ring (< 100 %: late, lost or coalesced).",
     ]

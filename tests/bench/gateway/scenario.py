@@ -11,6 +11,7 @@ window, read back from the ring), so a lagging or lossy run shows as received < 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -156,6 +157,7 @@ def run_scenario(
         time.sleep(opts.seconds)
         t1, cpu1, n1 = time.time() * 1000, cpu_seconds(pid), publisher.appended
         client_cpu1 = sum(cpu_seconds(p.pid) for p, _ in started)
+        load_1m = os.getloadavg()[0]  # a shared machine's other work shows here
         publisher.stop()
         if publisher.error is not None:
             raise RuntimeError(f"the publisher failed: {publisher.error}")
@@ -200,6 +202,7 @@ def run_scenario(
         "cpu_s": round(cpu_s, 3),
         "cpu_share": round(cpu_s / window_s, 3),
         "cpu_ms_per_1000": round(cpu_s * 1000 / deliveries * 1000, 2) if deliveries else None,
+        "load_1m": round(load_1m, 2),
         "client_procs_cpu_share": round((client_cpu1 - client_cpu0) / window_s, 3),
         "rss": {
             "idle": rss_idle,

@@ -36,6 +36,7 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "stalled_clients": first["stalled_clients"],
         "refused": max(r["refused"] for r in runs),
         "healthy_without_events": max(r["healthy_without_events"] for r in runs),
+        "load_1m": [r["load_1m"] for r in runs],
     }
     for key in ("published_per_s", "deliveries_per_s", "received_share", "cpu_share",
                 "cpu_ms_per_1000", "client_procs_cpu_share"):  # fmt: skip
