@@ -52,9 +52,11 @@ class Client:
         if event.id <= self.cursor:
             return
         self.cursor = event.id
-        if self.wants(event):
+        types, symbols = self.types, self.symbols
+        if (types is None or event.type in types) and (symbols is None or event.symbol in symbols):
             self.queue.offer(event)
-            self.ready.set()
+            if not self.ready.is_set():
+                self.ready.set()
 
     def pin(self, control: Control) -> None:
         """A snapshot or a reset: never dropped; a snapshot at `id` covers every event before."""

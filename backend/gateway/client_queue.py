@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from backend.core.events import SYMBOL_UPDATED
-from backend.core.stream_ids import StreamId
+from backend.core.stream_ids import StreamId, format_id
 
 
 class Queued(Protocol):
@@ -26,9 +26,19 @@ class Queued(Protocol):
 
 @dataclass(slots=True)
 class DropRange:
-    first: str
-    last: str
+    """What was dropped since the last take: ids from `first_id` to `last_id`, `count` of them."""
+
+    first_id: StreamId
+    last_id: StreamId
     count: int
+
+    @property
+    def first(self) -> str:
+        return format_id(self.first_id)
+
+    @property
+    def last(self) -> str:
+        return format_id(self.last_id)
 
 
 def _order(item: Queued) -> tuple[int, int]:
@@ -55,13 +65,18 @@ class ClientQueue:
         return len(self._views) + len(self._others)
 
     def offer(self, item: Queued) -> None:
-        if item.type == SYMBOL_UPDATED and item.symbol is not None:
-            if self._views.pop(item.symbol, None) is not None:
+        # The hot path of a stalled client: it runs for every event the client follows.
+        symbol = item.symbol
+        if symbol is not None and item.type == SYMBOL_UPDATED:
+            views = self._views
+            if views.pop(symbol, None) is not None:
                 self.coalesced += 1
-            self._views[item.symbol] = item
+                views[symbol] = item
+                return  # replaced: the queue did not grow
+            views[symbol] = item
         else:
             self._others.append(item)
-        if len(self) > self.capacity:
+        if len(self._views) + len(self._others) > self.capacity:
             self._drop_oldest()
 
     def pin(self, item: Queued) -> None:
@@ -93,18 +108,14 @@ class ClientQueue:
         else:
             _, victim = self._views.popitem(last=False)
         self.dropped += 1
-        text = victim.id_text or ""
-        if self._dropped is None:
-            self._dropped = DropRange(text, text, 1)
-        else:  # victims leave in ring order, except a view dropped once no other event is left
-            self._dropped.first = min(self._dropped.first, text, key=_id_key)
-            self._dropped.last = max(self._dropped.last, text, key=_id_key)
-            self._dropped.count += 1
-
-
-def _id_key(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return (0, 0)
+        victim_id = victim.id if victim.id is not None else (0, 0)
+        dropped = self._dropped
+        if dropped is None:
+            self._dropped = DropRange(victim_id, victim_id, 1)
+            return
+        # Victims leave in ring order, except a view dropped once no other event is left.
+        if victim_id < dropped.first_id:
+            dropped.first_id = victim_id
+        if victim_id > dropped.last_id:
+            dropped.last_id = victim_id
+        dropped.count += 1
