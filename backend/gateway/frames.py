@@ -3,11 +3,17 @@ event (however many clients get it), and the gateway's own messages in both enco
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import orjson
 from pydantic import BaseModel
 
 from backend.bus.realtime import Entry
+from backend.core.realtime import MISSED, Missed
 from backend.core.stream_ids import StreamId
+
+if TYPE_CHECKING:
+    from backend.gateway.client_queue import DropRange
 
 
 class Event:
@@ -81,3 +87,11 @@ def sse_preamble(retry_ms: int) -> bytes:
 
 
 HEARTBEAT = b": heartbeat\n\n"
+
+
+def with_missed(dropped: DropRange | None, items: list[Any]) -> list[Any]:
+    """`items`, after a `missed` message naming what was dropped since the last write."""
+    if dropped is None:
+        return items
+    missed = Missed(first=dropped.first, last=dropped.last, count=dropped.count)
+    return [Control.of(MISSED, missed), *items]

@@ -11,10 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from backend.core.realtime import MISSED, Missed
 from backend.gateway import session
 from backend.gateway.client import Client
-from backend.gateway.frames import HEARTBEAT, Control, sse_preamble
+from backend.gateway.frames import HEARTBEAT, sse_preamble, with_missed
 from backend.gateway.hub import Hub, now_ms
 from backend.gateway.requests import Wanted
 
@@ -90,12 +89,9 @@ class SseResponse(Response):
                     await _body(send, HEARTBEAT)
                     continue
             dropped, items = client.take()
-            chunks = []
             if dropped is not None:
-                missed = Missed(first=dropped.first, last=dropped.last, count=dropped.count)
-                chunks.append(Control.of(MISSED, missed).sse)
                 metrics.dropped.inc(dropped.count)
-            chunks += [item.sse for item in items]  # type: ignore[attr-defined]
+            chunks = [item.sse for item in with_missed(dropped, items)]
             if not chunks:
                 continue
             await _body(send, b"".join(chunks))

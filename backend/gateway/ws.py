@@ -19,13 +19,11 @@ from backend.core.realtime import (
     ALL_SYMBOLS,
     ERROR,
     HELLO,
-    MISSED,
     OP,
     RESUMED,
     SUBSCRIBED,
     ErrorMessage,
     Hello,
-    Missed,
     Resumed,
     ResumeOp,
     Subscribed,
@@ -35,7 +33,7 @@ from backend.core.realtime import (
 from backend.core.stream_ids import parse_id
 from backend.gateway import session
 from backend.gateway.client import Client
-from backend.gateway.frames import Control
+from backend.gateway.frames import Control, with_missed
 from backend.gateway.hub import Hub
 from backend.gateway.requests import Wanted
 from backend.gateway.sse import record_delivery
@@ -148,12 +146,9 @@ class WsSession:
             await client.ready.wait()
             generation = self._generation
             dropped, items = client.take()
-            messages = []
             if dropped is not None:
-                missed = Missed(first=dropped.first, last=dropped.last, count=dropped.count)
-                messages.append(Control.of(MISSED, missed).ws)
                 metrics.dropped.inc(dropped.count)
-            messages += [item.ws for item in items]  # type: ignore[attr-defined]
+            messages = [item.ws for item in with_missed(dropped, items)]
             async with self._send_lock:
                 if generation != self._generation:
                     continue  # taken before a resume re-positioned the stream

@@ -308,3 +308,22 @@ def tick_event(symbol: str, event_id: str, n: int) -> TickReceived:
 
 def clients(base_url: str, **params: str) -> list[dict[str, Any]]:
     return httpx.get(base_url + "/clients", params=params, timeout=5).json()
+
+
+# `stale` is re-evaluated against the wall clock on every API read; everything else is stored.
+CLOCK_FIELDS = {"stale"}
+
+
+def api_views(api_url: str, symbols: list[str]) -> dict[str, dict[str, Any]]:
+    """GET /symbols/{symbol} of each symbol that has a view."""
+    with httpx.Client(base_url=api_url, timeout=5) as client:
+        out = {}
+        for symbol in symbols:
+            response = client.get(f"/symbols/{symbol}")
+            if response.status_code == 200:
+                out[symbol] = response.json()
+        return out
+
+
+def without_clock(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k not in CLOCK_FIELDS}

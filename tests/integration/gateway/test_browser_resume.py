@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.gateway.streams import api_views, without_clock
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
 from tests.support.load import SYMBOLS, Load, Stream
 from tests.support.processes import Processes
@@ -30,8 +31,6 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-# `stale` is re-evaluated against the wall clock on every API read; everything else is stored.
-CLOCK_FIELDS = {"stale"}
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>views</title></head><body>
@@ -82,20 +81,6 @@ def page_server(body: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def api_views(api_url: str) -> dict[str, dict[str, Any]]:
-    with httpx.Client(base_url=api_url, timeout=5) as client:
-        out = {}
-        for symbol in SYMBOLS:
-            response = client.get(f"/symbols/{symbol}")
-            if response.status_code == 200:
-                out[symbol] = response.json()
-        return out
-
-
-def without_clock(view: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in view.items() if k not in CLOCK_FIELDS}
 
 
 def counters(page: Page) -> dict[str, int]:
@@ -149,13 +134,16 @@ def test_a_browser_resumes_by_itself_after_the_gateway_is_killed_and_restarted(
 
                     tally = load.stop()
                     expected = Counter(t["symbol"] for t in tally.acked.values())
+
+                    def totals() -> dict[str, int]:
+                        views = api_views(procs.api_url, SYMBOLS)
+                        return {s: v["ticks_total"] for s, v in views.items()}
+
                     wait_for(
-                        lambda: {
-                            s: v["ticks_total"] for s, v in api_views(procs.api_url).items()
-                        } == dict(expected),
-                        60, what="the API's views to hold every acknowledged tick",
+                        lambda: totals() == dict(expected), 60,
+                        what="the API's views to hold every acknowledged tick",
                     )  # fmt: skip
-                    final = api_views(procs.api_url)
+                    final = api_views(procs.api_url, SYMBOLS)
                     page.wait_for_function(
                         """(totals) => Object.entries(totals).every(
                              ([s, n]) => window.views[s] && window.views[s].ticks_total === n)""",

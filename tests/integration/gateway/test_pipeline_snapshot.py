@@ -20,29 +20,13 @@ from redis import Redis
 
 from backend.core.events import SYMBOL_UPDATED
 from backend.settings import Settings
+from tests.integration.gateway.streams import api_views, without_clock
 from tests.support.load import SYMBOLS, Load, Stream
 from tests.support.processes import Processes
 from tests.support.sse import SseEvent, SseRecorder
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-# `stale` is re-evaluated against the wall clock on every API read; everything else is stored.
-CLOCK_FIELDS = {"stale"}
-
-
-def api_views(api_url: str) -> dict[str, dict[str, Any]]:
-    with httpx.Client(base_url=api_url, timeout=5) as client:
-        out = {}
-        for symbol in SYMBOLS:
-            response = client.get(f"/symbols/{symbol}")
-            if response.status_code == 200:
-                out[symbol] = response.json()
-        return out
-
-
-def without_clock(view: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in view.items() if k not in CLOCK_FIELDS}
 
 
 def ring_views_after(redis: Redis, key: str, after: str) -> list[tuple[str, str, Any]]:
@@ -76,7 +60,7 @@ def test_a_client_connected_mid_stream_gets_a_snapshot_then_every_later_view_exa
     load.start()
     try:
         # Mid-stream: every symbol already has a view, and ticks keep coming.
-        wait_for(lambda: len(api_views(procs.api_url)) == len(SYMBOLS), 30, what="4 views")
+        wait_for(lambda: len(api_views(procs.api_url, SYMBOLS)) == len(SYMBOLS), 30, what="4 views")
         wait_for(lambda: load.acked_count() >= 300, 30, what="300 ticks before connecting")
         with SseRecorder(procs.gateway_url + "/stream") as client:
             connected_at = load.acked_count()
@@ -86,7 +70,7 @@ def test_a_client_connected_mid_stream_gets_a_snapshot_then_every_later_view_exa
             expected = Counter(t["symbol"] for t in tally.acked.values())
             wait_for(
                 lambda: {
-                    s: v["ticks_total"] for s, v in api_views(procs.api_url).items()
+                    s: v["ticks_total"] for s, v in api_views(procs.api_url, SYMBOLS).items()
                 } == dict(expected),
                 60, what="the API's views to hold every acknowledged tick",
             )  # fmt: skip
@@ -124,7 +108,7 @@ def test_a_client_connected_mid_stream_gets_a_snapshot_then_every_later_view_exa
         held[body["symbol"]] = body["view"]
         totals[body["symbol"]].append(body["view"]["ticks_total"])
 
-    final = api_views(procs.api_url)
+    final = api_views(procs.api_url, SYMBOLS)
     for symbol in SYMBOLS:
         assert without_clock(held[symbol]) == without_clock(final[symbol]), symbol
         seen = totals[symbol]
