@@ -167,3 +167,58 @@ def test_a_browser_resumes_by_itself_after_the_gateway_is_killed_and_restarted(
     assert seen["resets"] == 0 and seen["snapshots"] == 1 and seen["missed"] == 0, seen
     assert connections(procs.gateway_url, "resume") >= 1
     assert connections(procs.gateway_url, "snapshot") == 0
+
+
+KEYED_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>keys</title></head><body>
+<script>
+window.sources = {};
+window.seen = {};
+for (const [name, key] of [["right", %(key)s], ["wrong", "not-the-key"]]) {
+  const source = new EventSource(%(gateway)s + "/stream?key=" + encodeURIComponent(key));
+  window.sources[name] = source;
+  window.seen[name] = {opens: 0, errors: 0, snapshots: 0};
+  source.onopen = () => { window.seen[name].opens++; };
+  source.onerror = () => { window.seen[name].errors++; };
+  source.addEventListener("snapshot", () => { window.seen[name].snapshots++; });
+}
+</script></body></html>
+"""
+
+
+def test_eventsource_authenticates_with_key_and_gives_up_for_good_on_a_refusal(
+    procs: Processes,
+) -> None:
+    """EventSource cannot set headers, so the page's key goes in `key=`; and a refused
+    EventSource (any answer but 200) is CLOSED for good: it never retries, which is why the
+    gateway must not answer a browser 503 while it starts or has lost the ring."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.fail(f"chromium is not installed: {INSTALL_HINT}")
+    key = "browser-read-key"
+    body = KEYED_PAGE % {"gateway": f'"{procs.gateway_url}"', "key": f'"{key}"'}
+    with page_server(body) as page_url:
+        procs.start_gateway(
+            extra_env={
+                "API_KEY": key,
+                "GATEWAY_CORS_ORIGINS": page_url.rstrip("/"),
+                "GATEWAY_RETRY_MS": "300",
+            }
+        )
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(page_url)
+                page.wait_for_function(
+                    "() => window.seen.right.snapshots >= 1 && window.seen.wrong.errors >= 1",
+                    timeout=15_000,
+                )
+                states = page.evaluate(
+                    "() => [window.sources.right.readyState, window.sources.wrong.readyState]"
+                )
+                seen = page.evaluate("() => window.seen")
+            finally:
+                browser.close()
+    assert states == [1, 2]  # OPEN; CLOSED (not CONNECTING: no retry will ever come)
+    assert seen["right"]["opens"] == 1 and seen["wrong"]["opens"] == 0

@@ -15,10 +15,11 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis import Redis
 
-from backend.core.events import SYMBOL_UPDATED
+from backend.core.events import SYMBOL_UPDATED, TICK_RECEIVED
 from backend.settings import Settings
 from tests.integration.gateway.streams import api_views, without_clock
 from tests.support.load import SYMBOLS, Load, Stream
@@ -135,3 +136,67 @@ def test_a_client_connected_mid_stream_gets_a_snapshot_then_every_later_view_exa
         mine = [r[0] for r in ring if r[1] == symbol]
         assert mine[-1] in delivered, symbol  # the latest view always arrives
     assert len(skipped) <= len(ring) // 2  # a healthy client: coalescing is the exception
+
+
+def ring_tick_counts(redis: Redis, key: str, after: str = "-") -> list[tuple[str, int]]:
+    """(id, count) of every `tick.received` in the ring after `after` (exclusive; "-": all)."""
+    low = after if after == "-" else f"({after}"
+    return [
+        (raw_id.decode(), orjson.loads(fields[b"d"])["count"])
+        for raw_id, fields in redis.xrange(key, min=low, max="+")
+        if fields[b"t"].decode() == TICK_RECEIVED
+    ]
+
+
+def test_tick_received_counts_after_a_quiet_point_add_up_to_the_ticks_the_api_accepted(
+    procs: Processes, settings: Settings, redis_client: Redis
+) -> None:
+    """`tick.received` is not coalesced: a client that starts at a quiet point (every tick
+    acknowledged so far has its event in the ring) gets events whose `count`s add up to exactly
+    the ticks the API acknowledged as accepted afterwards. The API appends the event after it
+    answers, so the quiet point is a pause in the load, not a moment in a running stream."""
+    procs.start_api()
+    procs.start_worker()
+    procs.start_gateway(extra_env={"GATEWAY_HEARTBEAT_S": "0.5"})
+    key = settings.realtime_stream
+    stream = Stream(seed=1515, dup_rate=0.1, bad_rate=0.0)  # shared: later duplicates of earlier
+    before = Load(procs.api_url, stream, tps=300)
+    before.start()
+    wait_for(lambda: before.acked_count() >= 200, 30, what="200 ticks before the pause")
+    accepted_before = set(before.stop().acked)
+    wait_for(
+        lambda: sum(n for _, n in ring_tick_counts(redis_client, key)) == len(accepted_before),
+        20, what="every acknowledged tick's tick.received in the ring",
+    )  # fmt: skip
+    quiet = ring_last_id(redis_client, key)
+    url = f"{procs.gateway_url}/stream?types={TICK_RECEIVED}&after={quiet}"
+    after = Load(procs.api_url, stream, tps=300)
+    try:
+        with SseRecorder(url) as client:
+            wait_for(
+                lambda: any(c["live"] for c in httpx.get(procs.gateway_url + "/clients").json()),
+                10, what="the client live in the gateway's fan-out",
+            )  # fmt: skip
+            after.start()
+            wait_for(lambda: after.acked_count() >= 400, 30, what="400 ticks after the pause")
+            tally = after.stop()
+            wait_for(
+                lambda: ring_tick_counts(redis_client, key, quiet)
+                and sum(n for _, n in ring_tick_counts(redis_client, key))
+                == len(accepted_before | set(tally.acked)),
+                20, what="every acknowledged tick's tick.received in the ring",
+            )  # fmt: skip
+            in_ring = ring_tick_counts(redis_client, key, quiet)
+            client.wait_until(
+                lambda events: events and events[-1].id == in_ring[-1][0],
+                30, what="the client to reach the ring's last tick.received",
+            )  # fmt: skip
+    finally:
+        after.stop()
+    assert not tally.given_up and not tally.rejected
+    accepted_after = set(tally.acked) - accepted_before  # a resent earlier tick: "duplicate"
+    assert len(accepted_after) < len(tally.acked)  # some duplicates of earlier ticks were sent
+    events = client.events
+    assert [e.event for e in events] == [TICK_RECEIVED] * len(in_ring)  # no snapshot: resumed
+    assert [(e.id, e.json()["count"]) for e in events] == in_ring  # each once, in ring order
+    assert sum(e.json()["count"] for e in events) == len(accepted_after)
