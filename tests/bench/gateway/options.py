@@ -18,9 +18,9 @@ class Options:
     per_client: int = 2  # symbols each client follows (`symbols=`)
     all_share: float = 0.0  # share of clients following every symbol (no `symbols=`)
     stalled_share: float = 0.10  # share of clients whose sockets never read (stalled scenario)
-    # What the stalled clients follow: "all" (every symbol: their kernel socket buffers, ~3-4 MB
-    # each with Linux's autotuning, fill within seconds, so the gateway holds their backlog
-    # during the window) or "same" (as many symbols as a healthy client: minutes to fill).
+    # What the stalled clients follow: "all" (every symbol: their kernel socket buffers fill
+    # within seconds, so the server holds their backlog during the window) or "same" (as many
+    # symbols as a healthy client: far slower to fill).
     stalled_follow: str = "all"
     tick_share: float = 0.2  # share of events that are tick.received (the rest symbol.updated)
     batch_ms: float = 10.0  # the publisher appends one pipeline every batch_ms

@@ -32,8 +32,9 @@ def render(report: dict[str, Any]) -> str:
         f"{m['cpus']} CPUs ({m['platform']}), Redis {redis}.",
         "Stalled clients never read (SO_RCVBUF 4 kB) and follow "
         + (
-            "every symbol, so the kernel's socket buffers (~3-4 MB each, tcp_wmem autotuning) "
-            "fill within seconds and the server holds the rest."
+            "every symbol, so their kernel socket buffers (the gateway caps its send buffer at "
+            "256 KiB; the baseline's autotunes to ~4 MB) fill within seconds and the server "
+            "holds the rest."
             if p.get("stalled_follow") == "all"
             else f"{p['per_client']} symbols like the others."
         )
