@@ -41,13 +41,21 @@ def tick_ids(stream: SseStream) -> list[str]:
     return [f.json()["event_id"] for f in stream.events("tick.received")]
 
 
-def test_redis_lost_and_back_readiness_503_then_clients_resume_with_no_loss(
-    procs: Processes, redis_client: Redis, settings: Settings
-) -> None:
+def gateway_behind_a_proxy(
+    procs: Processes, settings: Settings, env: dict[str, str] | None = None
+) -> TcpProxy:
+    """A gateway that reaches Redis through a TCP proxy the test can cut and restore."""
     url = urlsplit(settings.effective_redis_url)
     proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
     proxied = settings.effective_redis_url.replace(url.netloc, f"127.0.0.1:{proxy.port}")
-    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied})
+    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied, **(env or {})})
+    return proxy
+
+
+def test_redis_lost_and_back_readiness_503_then_clients_resume_with_no_loss(
+    procs: Processes, redis_client: Redis, settings: Settings
+) -> None:
+    proxy = gateway_behind_a_proxy(procs, settings)
     base = procs.gateway_url
     publisher = Publisher(redis_client, settings)
     try:
@@ -102,10 +110,7 @@ def test_a_resume_cut_off_from_redis_ends_the_stream_so_the_client_reconnects(
     """A client resuming from a long backlog, its catch-up waiting for it to read, when Redis
     goes: the catch-up cannot go on, so the stream must end (EventSource then reconnects with
     its last id), not sit there sending heartbeats with no events ever again."""
-    url = urlsplit(settings.effective_redis_url)
-    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
-    proxied = settings.effective_redis_url.replace(url.netloc, f"127.0.0.1:{proxy.port}")
-    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied, "GATEWAY_CLIENT_QUEUE": "10"})
+    proxy = gateway_behind_a_proxy(procs, settings, {"GATEWAY_CLIENT_QUEUE": "10"})
     base = procs.gateway_url
     publisher = Publisher(redis_client, settings)
     publisher.ticks("AAA", 1)
@@ -139,10 +144,7 @@ def test_a_resume_cut_off_from_redis_ends_the_stream_so_the_client_reconnects(
 def test_a_websocket_resume_cut_off_from_redis_is_closed_so_the_client_resumes(
     procs: Processes, redis_client: Redis, settings: Settings
 ) -> None:
-    url = urlsplit(settings.effective_redis_url)
-    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
-    proxied = settings.effective_redis_url.replace(url.netloc, f"127.0.0.1:{proxy.port}")
-    procs.start_gateway(extra_env={**FAST, "REDIS_URL": proxied, "GATEWAY_CLIENT_QUEUE": "10"})
+    proxy = gateway_behind_a_proxy(procs, settings, {"GATEWAY_CLIENT_QUEUE": "10"})
     base = procs.gateway_url
     publisher = Publisher(redis_client, settings)
     publisher.ticks("AAA", 1)
