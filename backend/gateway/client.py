@@ -42,11 +42,6 @@ class Client:
     def __post_init__(self) -> None:
         self.queue = ClientQueue(self.capacity)
 
-    def wants(self, event: Event) -> bool:
-        return (self.types is None or event.type in self.types) and (
-            self.symbols is None or event.symbol in self.symbols
-        )
-
     def offer(self, event: Event) -> None:
         """The next event of the ring (the hub's, or the catch-up's)."""
         if event.id <= self.cursor:

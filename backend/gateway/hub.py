@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -260,7 +259,3 @@ class Hub:
                 raise
             except Exception as exc:
                 log.debug("gateway: trim failed (%s)", exc)
-
-
-def now_ms() -> float:
-    return time.time() * 1000

@@ -3,9 +3,15 @@ lost (a registry per app, so several gateways can live in one test process)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+if TYPE_CHECKING:
+    from backend.gateway.client import Client
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -62,3 +68,17 @@ class GatewayMetrics:
         self.ring_connected = Gauge(
             "tickstream_gateway_ring_connected", "1 while the ring reader is connected", registry=r
         )
+
+    def record_write(self, client: Client, items: Sequence[Any]) -> None:
+        """Count one write to `client`, and its newest event's age (a ring id's ms part is when
+        the event was appended, on the Redis clock of this machine or its neighbour)."""
+        if not items:
+            return
+        self.delivered.inc(len(items))
+        coalesced = client.queue.coalesced - client.coalesced_reported
+        if coalesced:
+            self.coalesced.inc(coalesced)
+            client.coalesced_reported = client.queue.coalesced
+        newest = items[-1].id
+        if newest is not None:
+            self.delivery_latency.observe(max(0.0, time.time() - newest[0] / 1000))

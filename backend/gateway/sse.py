@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from backend.gateway import session
 from backend.gateway.client import Client
 from backend.gateway.frames import HEARTBEAT, sse_preamble, with_missed
-from backend.gateway.hub import Hub, now_ms
+from backend.gateway.hub import Hub
 from backend.gateway.requests import Wanted
 
 log = logging.getLogger(__name__)
@@ -95,21 +95,7 @@ class SseResponse(Response):
             if not chunks:
                 continue
             await _body(send, b"".join(chunks))
-            record_delivery(client, items, metrics)
-
-
-def record_delivery(client: Client, items: list[Any], metrics: Any) -> None:
-    """Count a write, and its newest event's age (its ring id's ms is when it was appended)."""
-    if not items:
-        return
-    metrics.delivered.inc(len(items))
-    coalesced = client.queue.coalesced - client.coalesced_reported
-    if coalesced:
-        metrics.coalesced.inc(coalesced)
-        client.coalesced_reported = client.queue.coalesced
-    newest = items[-1].id
-    if newest is not None:
-        metrics.delivery_latency.observe(max(0.0, (now_ms() - newest[0]) / 1000))
+            metrics.record_write(client, items)
 
 
 async def _body(send: Send, data: bytes) -> None:

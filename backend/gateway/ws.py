@@ -36,7 +36,6 @@ from backend.gateway.client import Client
 from backend.gateway.frames import Control, with_missed
 from backend.gateway.hub import Hub
 from backend.gateway.requests import Wanted
-from backend.gateway.sse import record_delivery
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +153,7 @@ class WsSession:
                     continue  # taken before a resume re-positioned the stream
                 for message in messages:
                     await self.socket.send_text(message.decode())
-            record_delivery(client, items, metrics)
+            metrics.record_write(client, items)
 
     async def _error(self, field: str, reason: str) -> None:
         await self._send(Control.of(ERROR, ErrorMessage(field=field, reason=reason)).ws)
