@@ -11,13 +11,16 @@ from backend.core.events import (
     ALERT_FIRED,
     FEEDER_CONFIG,
     FEEDER_STATUS,
+    REPLAY_PROGRESS,
     SYMBOL_UPDATED,
     TICK_RECEIVED,
 )
 from backend.core.stream_ids import StreamId, parse_id
 from backend.gateway.access import error
 
-EVENT_TYPES = frozenset({SYMBOL_UPDATED, TICK_RECEIVED, FEEDER_CONFIG, FEEDER_STATUS, ALERT_FIRED})
+EVENT_TYPES = frozenset(
+    {SYMBOL_UPDATED, TICK_RECEIVED, FEEDER_CONFIG, FEEDER_STATUS, ALERT_FIRED, REPLAY_PROGRESS}
+)
 MAX_SYMBOLS = 10_000
 
 
