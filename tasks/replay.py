@@ -216,6 +216,7 @@ def _apply_group(
             "firings": firings,
         },
         group=group,
+        done_marker=marker,
         now_us=env.clock_us(),
     )
 

@@ -87,12 +87,17 @@ class ReplayProgressStore:
         update: dict[str, Any],
         *,
         group: Sequence[Tick] = (),
+        done_marker: str | None = None,
         send_next: bool = False,
         now_us: int,
     ) -> ReplayRecord:
         """Apply `update` to the record `mine` was read as, with `group`'s candles, and (when
         `send_next`) the continuation message for step + 1, in one transaction; the new record.
-        A control found wanted is settled in the same commit (no continuation then)."""
+        A control found wanted is settled in the same commit (no continuation then).
+
+        `done_marker`: calc's marker of the group, deleted here: once the cursor is past the
+        group no run can apply it again, and a day replayed at speed 1 would otherwise keep a
+        marker per 50 ms for REPLAY_TTL."""
         key = self._keys.replay_record(mine.id)
         replay_keys = self._keys.for_replay(mine.id)
         with self._redis.pipeline() as pipe:
@@ -122,6 +127,8 @@ class ReplayProgressStore:
                             mapping={str(b): c.to_record() for b, c in by_bucket.items()},
                         )
                     self._write(pipe, new, now_us, announce=announce)
+                    if done_marker is not None:
+                        pipe.delete(replay_keys.calc_done(done_marker))
                     if continues:
                         queue_message(
                             pipe, self._keys, REPLAY_QUEUE, REPLAY_ACTOR, driver_message_items(new)
