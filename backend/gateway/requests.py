@@ -11,10 +11,10 @@ from backend.core.events import (
     ALERT_FIRED,
     FEEDER_CONFIG,
     FEEDER_STATUS,
-    REPLAY_PROGRESS,
     SYMBOL_UPDATED,
     TICK_RECEIVED,
 )
+from backend.core.replay import REPLAY_PROGRESS
 from backend.core.stream_ids import StreamId, parse_id
 from backend.gateway.access import error
 
