@@ -16,9 +16,10 @@ from redis import Redis
 from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_EVALUATE_QUEUE, Keys
 from backend.core.ticks import Tick, parse_ts_us, us_to_iso
 from backend.settings import Settings
+from tests import reference
 from tests.alerts_reference import expected_price_firings
 from tests.support.alerts import as_reference, price_rules, put_rules
-from tests.support.history import make_history, store
+from tests.support.history import SOURCES, make_history, store
 from tests.support.processes import Processes
 from tests.support.ring import RingEvents
 from tests.support.verify import view_mismatches
@@ -75,7 +76,9 @@ def client(procs: Processes) -> httpx.Client:
 def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_reference_does(
     procs: Processes, settings: Settings, redis_client: Redis, client: httpx.Client
 ) -> None:
-    ticks = make_history(SYMBOLS, ticks_per_symbol=1_500, span_s=600)
+    # Two busy symbols over ten minutes, one quiet one over a whole day.
+    ticks = make_history(SYMBOLS[:2], ticks_per_symbol=1_500, span_s=600)
+    ticks += make_history(SYMBOLS[2:], ticks_per_symbol=1_500, span_s=86_400, seed=9)
     assert store(settings.psycopg_url, ticks) == len(ticks)
     stored_rules = price_rules("AAA")[:14]
     put_rules(redis_client, settings, stored_rules)
@@ -95,8 +98,17 @@ def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_ref
     assert status["ticks_total"] == status["ticks_applied"] == status["ticks_read"] == len(ticks)
     assert status["cursor"] == us_to_iso(max(t.ts_us for t in ticks))
     _exact(procs, replay_id, ticks)
-    gaps = client.get(f"/replays/{replay_id}/symbols/AAA/gaps").json()["open"]
-    assert len(gaps) == sum(1 for _ in gaps) and all(g["missing"] >= 1 for g in gaps)
+    for symbol in SYMBOLS:
+        gaps = client.get(f"/replays/{replay_id}/symbols/{symbol}/gaps").json()["open"]
+        expected_gaps = {
+            (source, *gap)
+            for source in SOURCES
+            for gap in reference.gaps(
+                {t.seq for t in ticks if (t.symbol, t.source) == (symbol, source)}
+            )
+        }
+        assert {(g["source"], g["from_seq"], g["to_seq"]) for g in gaps} == expected_gaps
+        assert expected_gaps  # the history has holes: the comparison means something
 
     # The sandbox: exactly the reference's firings, with the ticks that fired them.
     firings = client.get(f"/replays/{replay_id}/alerts").json()["firings"]
