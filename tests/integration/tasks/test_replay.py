@@ -16,9 +16,10 @@ from redis import Redis
 from backend.bus.keys import ALERTS_DELIVER_QUEUE, ALERTS_EVALUATE_QUEUE, Keys
 from backend.core.ticks import Tick, parse_ts_us, us_to_iso
 from backend.settings import Settings
+from tests import reference
 from tests.alerts_reference import expected_price_firings
 from tests.support.alerts import as_reference, price_rules, put_rules
-from tests.support.history import make_history, store
+from tests.support.history import SOURCES, make_history, store
 from tests.support.processes import Processes
 from tests.support.ring import RingEvents
 from tests.support.verify import view_mismatches
@@ -75,7 +76,9 @@ def client(procs: Processes) -> httpx.Client:
 def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_reference_does(
     procs: Processes, settings: Settings, redis_client: Redis, client: httpx.Client
 ) -> None:
-    ticks = make_history(SYMBOLS, ticks_per_symbol=1_500, span_s=600)
+    # Two busy symbols over ten minutes, one quiet one over a whole day.
+    ticks = make_history(SYMBOLS[:2], ticks_per_symbol=1_500, span_s=600)
+    ticks += make_history(SYMBOLS[2:], ticks_per_symbol=1_500, span_s=86_400, seed=9)
     assert store(settings.psycopg_url, ticks) == len(ticks)
     stored_rules = price_rules("AAA")[:14]
     put_rules(redis_client, settings, stored_rules)
@@ -95,8 +98,17 @@ def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_ref
     assert status["ticks_total"] == status["ticks_applied"] == status["ticks_read"] == len(ticks)
     assert status["cursor"] == us_to_iso(max(t.ts_us for t in ticks))
     _exact(procs, replay_id, ticks)
-    gaps = client.get(f"/replays/{replay_id}/symbols/AAA/gaps").json()["open"]
-    assert len(gaps) == sum(1 for _ in gaps) and all(g["missing"] >= 1 for g in gaps)
+    for symbol in SYMBOLS:
+        gaps = client.get(f"/replays/{replay_id}/symbols/{symbol}/gaps").json()["open"]
+        expected_gaps = {
+            (source, *gap)
+            for source in SOURCES
+            for gap in reference.gaps(
+                {t.seq for t in ticks if (t.symbol, t.source) == (symbol, source)}
+            )
+        }
+        assert {(g["source"], g["from_seq"], g["to_seq"]) for g in gaps} == expected_gaps
+        assert expected_gaps  # the history has holes: the comparison means something
 
     # The sandbox: exactly the reference's firings, with the ticks that fired them.
     firings = client.get(f"/replays/{replay_id}/alerts").json()["firings"]
@@ -109,10 +121,16 @@ def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_ref
     assert got == {(e.rule_id, e.ts_us, e.event_id, e.observed) for e in expected}
     assert len(firings) == len(got) == status["firings"] > 0
 
+    # Everything the replay wrote expires (REPLAY_TTL): no key of its namespace is forever.
+    live = Keys.from_settings(settings)
+    prefix = live.for_replay(replay_id).namespace
+    written = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    assert written and all(0 < redis_client.ttl(k) <= settings.replay_ttl for k in written)
+    assert 0 < redis_client.ttl(live.replay_record(replay_id)) <= settings.replay_ttl
+
     # Nothing reached the live side: no live view, no live firing, no delivery, no event but
     # the replay's own progress.
     assert client.get("/symbols").json()["symbols"] == []
-    live = Keys.from_settings(settings)
     for queue in (ALERTS_EVALUATE_QUEUE, ALERTS_DELIVER_QUEUE):
         assert redis_client.llen(live.queue_list(queue)) == 0
     assert redis_client.xlen(live.alert_history) == 0
