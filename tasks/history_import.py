@@ -3,18 +3,21 @@
 The file is streamed (CSV row by row, Parquet in record batches), cut into chunks of a fixed
 number of rows (`--chunk-rows`), and each chunk's valid rows are written with COPY in ONE
 transaction together with the chunk's `md_imports` row: all or nothing per chunk. Chunk k is
-always the same rows of the same file (its SHA-256 names it), so a re-run skips the chunks
+always the same rows of the same file (its SHA-256 and the options that cut and read it name
+it in md_imports), so a re-run skips the chunks
 already committed and resumes after a crash; `--force` writes them again and inserts nothing,
 because md_ticks is keyed by event_id. Bad rows are reported with their line and field, and
-skipped. Then, unless `--no-rebuild`, the imported symbols' live views are rebuilt from
-PostgreSQL (`tasks.rebuild`), so they include the history.
+skipped. Then, unless `--no-rebuild`, the `after_import` hook gets the imported symbols: the
+CLI's rebuilds their live views from PostgreSQL (`tasks.rebuild`, when it is installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,10 +29,9 @@ import psycopg
 
 from backend.core.history_import import (
     ColumnError,
+    DerivedIds,
     RowError,
     TsUnit,
-    content_key,
-    derived_event_id,
     map_columns,
     parse_row,
 )
@@ -90,7 +92,11 @@ def digest_and_rows(path: Path, fmt: Format) -> tuple[str, int]:
 
 
 def read_rows(path: Path, fmt: Format, batch: int) -> Iterator[Row]:
-    """Every data row as (line, cells by field); raises ColumnError on a header it cannot map."""
+    """Every data row as (line, cells by field); raises ColumnError on a header it cannot map.
+
+    CSV: the physical line where the row starts (header = line 1; a quoted cell may span
+    lines); Parquet: the 0-based row index. Blank CSV lines are not rows.
+    """
     if fmt == "parquet":
         yield from _parquet_rows(path, batch)
         return
@@ -100,11 +106,13 @@ def read_rows(path: Path, fmt: Format, batch: int) -> Iterator[Row]:
         if header is None:
             raise ColumnError("the file is empty (no header)")
         columns = map_columns(header)
+        previous_end = reader.line_num
         for cells in reader:
+            start, previous_end = previous_end + 1, reader.line_num
             if not cells:
                 continue
             yield (
-                reader.line_num,
+                start,
                 {name: cells[i] if i < len(cells) else None for name, i in columns.items()},
             )
 
@@ -113,15 +121,18 @@ def _parquet_rows(path: Path, batch: int) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
     source = pq.ParquetFile(path)
-    columns = map_columns(source.schema_arrow.names)
     names = source.schema_arrow.names
-    line = 1
-    for record_batch in source.iter_batches(batch_size=batch):
+    columns = map_columns(names)
+    index = 0
+    # Only the mapped columns, one record batch at a time: memory stays flat.
+    for record_batch in source.iter_batches(
+        batch_size=batch, columns=[names[i] for i in columns.values()]
+    ):
         data = record_batch.to_pydict()
         values = {name: data[names[i]] for name, i in columns.items()}
         for j in range(record_batch.num_rows):
-            line += 1
-            yield line, {name: column[j] for name, column in values.items()}
+            yield index, {name: column[j] for name, column in values.items()}
+            index += 1
 
 
 def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -135,6 +146,11 @@ def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield chunk
 
 
+def import_options(chunk_rows: int, ts_unit: TsUnit, default_source: str) -> str:
+    """What, besides the file, decides a chunk's rows and ticks (md_imports.options)."""
+    return f"chunk_rows={chunk_rows} ts_unit={ts_unit} source={default_source}"
+
+
 def import_file(
     connect: Callable[[], psycopg.Connection[Any]],
     path: Path,
@@ -143,50 +159,64 @@ def import_file(
     chunk_rows: int = 50_000,
     default_source: str = "import",
     ts_unit: TsUnit = "ms",
+    max_future_s: float = 5.0,
     force: bool = False,
     dry_run: bool = False,
     stop_after_chunks: int | None = None,
     received_us: int | None = None,
+    file_sha256: str | None = None,
     progress: Callable[[int], None] | None = None,
+    say: Callable[[str], None] | None = None,
+    after_import: Callable[[set[str]], None] | None = None,
 ) -> ImportReport:
-    """Import `path`; the report (bad rows, counts, the symbols stored)."""
+    """Import `path`; the report (bad rows, counts, the symbols of the file's good rows).
+
+    Every row is parsed, also in chunks already committed: the derived event ids count identical
+    rows from the top of the file, and the report names every bad row on every run. Only the
+    writes are skipped. `dry_run` never connects. `after_import` gets the symbols of the file's
+    good rows once the last chunk is in, when anything of the file is stored (inserted now, or
+    by an earlier run that may have stopped before its own `after_import`).
+    """
     started = time.perf_counter()
     received = received_us if received_us is not None else time.time_ns() // 1_000
-    digest, _ = digest_and_rows(path, fmt)
+    digest = file_sha256 or digest_and_rows(path, fmt)[0]
+    options = import_options(chunk_rows, ts_unit, default_source)
     report = ImportReport()
-    seen: dict[bytes, int] = {}  # content digest -> rows like it so far (derived ids)
-    with connect() as conn:
-        done = set() if force else committed_chunks(conn, digest)
+    ids = DerivedIds()
+    stopped = False
+    with contextlib.ExitStack() as stack:
+        conn = None if dry_run else stack.enter_context(connect())
+        done = set() if conn is None or force else committed_chunks(conn, digest, options)
+        if done and say is not None:
+            say(
+                f"{len(done)} chunk(s) of this file already imported ({options}): skipping them "
+                "(--force writes them again, inserting nothing)"
+            )
         for chunk_no, chunk in enumerate(chunks(read_rows(path, fmt, chunk_rows), chunk_rows)):
             if stop_after_chunks is not None and report.chunks >= stop_after_chunks:
+                stopped = True  # a simulated crash: no after_import either
                 break
             report.chunks += 1
             report.rows += len(chunk)
             ticks: list[Tick] = []
             bad = 0
             for line, cells in chunk:
-                derived = None
-                if cells.get("event_id") in (None, ""):
-                    key = content_key(cells)
-                    derived = derived_event_id(key, seen.get(key, 0))
-                    seen[key] = seen.get(key, 0) + 1
-                if chunk_no in done:
-                    continue
                 parsed = parse_row(
-                    cells, line=line, default_source=default_source, derived_id=derived,
-                    ts_unit=ts_unit, received_us=received,
+                    cells, line=line, default_source=default_source, ts_unit=ts_unit,
+                    received_us=received, max_future_s=max_future_s,
                 )  # fmt: skip
-                if isinstance(parsed, Tick):
-                    ticks.append(parsed)
-                else:
+                if isinstance(parsed, list):
                     bad += 1
                     report.errors += parsed
+                    continue
+                tick, derive = parsed
+                ticks.append(ids.assign(tick) if derive else tick)
             if chunk_no in done:
                 report.chunks_skipped += 1
-            elif not dry_run:
+            elif conn is not None:
                 inserted = write_chunk(
-                    conn, file_sha256=digest, file_name=path.name, chunk_no=chunk_no,
-                    ticks=ticks, rows=len(chunk), bad_rows=bad,
+                    conn, file_sha256=digest, options=options, file_name=path.name,
+                    chunk_no=chunk_no, ticks=ticks, rows=len(chunk), bad_rows=bad,
                 )  # fmt: skip
                 report.inserted += inserted
                 report.already_stored += len(ticks) - inserted
@@ -195,33 +225,40 @@ def import_file(
             if progress is not None:
                 progress(len(chunk))
     report.seconds = time.perf_counter() - started
+    stored_any = report.inserted > 0 or report.chunks_skipped > 0
+    if after_import is not None and not (dry_run or stopped) and stored_any and report.symbols:
+        after_import(report.symbols)
     return report
 
 
 def write_errors(path: Path, errors: list[RowError]) -> None:
+    """Every bad row as `line, field, reason`: JSON lines if the name ends in .jsonl, else CSV."""
     with path.open("w", newline="") as f:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            for e in errors:
+                f.write(json.dumps({"line": e.line, "field": e.field, "reason": e.reason}) + "\n")
+            return
         writer = csv.writer(f)
         writer.writerow(["line", "field", "reason"])
         writer.writerows((e.line, e.field, e.reason) for e in errors)
 
 
-def _rebuild(symbols: set[str]) -> None:
-    """The imported symbols' live state rebuilt from PostgreSQL (views then include history)."""
-    from redis import RedisError
-
-    from backend.settings import get_worker_settings
-    from tasks.rebuild import rebuild_symbols
-
+def rebuild_views(symbols: set[str]) -> None:
+    """The CLI's `after_import`: the imported symbols' live views rebuilt from md_ticks by
+    `tasks.rebuild` (the seam: `rebuild_symbols(settings, symbols)`), if it is installed."""
     try:
-        report = rebuild_symbols(get_worker_settings(), sorted(symbols))
-    except (RedisError, psycopg.Error) as exc:
+        from tasks.rebuild import rebuild_symbols  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
         print(
-            f"views not rebuilt ({type(exc).__name__}: {exc}); run `python -m tasks.rebuild "
-            f"--symbols {','.join(sorted(symbols))}` once Redis is up",
-            file=sys.stderr,
+            "views not rebuilt here (no tasks.rebuild): they catch up after "
+            "`python -m tasks.rebuild`",
+            flush=True,
         )
         return
-    print(f"rebuilt the views of {len(report.symbols)} symbols", flush=True)
+    from backend.settings import get_worker_settings
+
+    rebuild_symbols(get_worker_settings(), sorted(symbols))
+    print(f"rebuilt the views of {len(symbols)} symbol(s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,26 +272,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="import", help="source of rows that name none")
     parser.add_argument(
         "--ts-unit", choices=["s", "ms", "us", "ns"], default="ms",
-        help="unit of integer epoch timestamps (default ms, like live ingest)",
+        help="unit of integer epoch timestamps (default ms, like live ingest; never guessed)",
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="re-write chunks already imported")
     parser.add_argument("--dry-run", action="store_true", help="validate and report only")
     parser.add_argument("--no-rebuild", action="store_true", help="leave the live views alone")
-    parser.add_argument("--errors-out", type=Path, help="write every bad row here (CSV)")
+    parser.add_argument(
+        "--errors-out", type=Path, help="write every bad row here (CSV, or JSON lines if .jsonl)"
+    )
     parser.add_argument("--stop-after-chunks", type=int, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
     if not args.file.is_file():
         parser.error(f"{args.file}: no such file")
     if args.chunk_rows < 1:
         parser.error("--chunk-rows: must be >= 1")
+    if not 1 <= len(args.source) <= 64 or not args.source.isprintable():
+        parser.error("--source: must be 1-64 printable characters")
 
     from rich.progress import Progress
 
-    from backend.settings import get_worker_settings
+    from backend.settings import get_api_settings, get_worker_settings
 
     settings = get_worker_settings()
+    # The same future skew live ingest allows (an API setting); only the age limit is lifted.
+    max_future_s = get_api_settings().max_future_skew
     fmt = detect_format(args.file, args.format)
-    total = digest_and_rows(args.file, fmt)[1]
+    digest, total = digest_and_rows(args.file, fmt)
 
     def connect() -> psycopg.Connection[Any]:
         return psycopg.connect(settings.psycopg_url, connect_timeout=5)
@@ -264,16 +307,18 @@ def main(argv: list[str] | None = None) -> int:
             task = bar.add_task(f"importing {args.file.name}", total=total)
             report = import_file(
                 connect, args.file, fmt=fmt, chunk_rows=args.chunk_rows,
-                default_source=args.source, ts_unit=args.ts_unit, force=args.force,
-                dry_run=args.dry_run, stop_after_chunks=args.stop_after_chunks,
-                progress=lambda n: bar.advance(task, n),
+                default_source=args.source, ts_unit=args.ts_unit, max_future_s=max_future_s,
+                force=args.force, dry_run=args.dry_run, stop_after_chunks=args.stop_after_chunks,
+                file_sha256=digest, progress=lambda n: bar.advance(task, n),
+                say=bar.console.print, after_import=None if args.no_rebuild else rebuild_views,
             )  # fmt: skip
     except ColumnError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
         print(
-            f"cannot reach PostgreSQL ({exc}); start `make run` (embedded servers) or set PG_URL",
+            f"cannot reach PostgreSQL at {settings.effective_pg_url.split('@')[-1]} ({exc}); "
+            "start `make run` (it starts the embedded servers) or set PG_URL",
             file=sys.stderr,
         )
         return 3
@@ -284,7 +329,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… and {more} more (--errors-out FILE lists them all)", file=sys.stderr)
     if args.errors_out is not None:
         write_errors(args.errors_out, report.errors)
-    print(report.summary(), flush=True)
-    if report.inserted and not args.no_rebuild and not args.dry_run:
-        _rebuild(report.symbols)
+    print(("dry run (nothing written): " if args.dry_run else "") + report.summary(), flush=True)
     return 0

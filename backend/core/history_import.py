@@ -2,15 +2,16 @@
 refused), and the event_id of a row that has none.
 
 Pure. Every row passes the live ingest's validation (`TickIn`: symbol, price, volume, source,
-event_id, seq rules) except the age limit: history is the point of an import. That is safe
-because the import writes straight into `md_ticks`, whose primary key is the event_id, so a tick
-imported twice, or imported and also sent live, is stored and counted once; live ingest needs
-`MAX_TICK_AGE` only because its Redis de-dup forgets an event_id after `DEDUP_TTL`.
+event_id, seq rules; the future skew of `check_time_bounds`) except the age limit: history is
+the point of an import. That is safe because the import writes straight into `md_ticks`, whose
+primary key is the event_id, so a tick imported twice, or imported and also sent live, is stored
+and counted once; live ingest needs `MAX_TICK_AGE` only because its Redis de-dup forgets an
+event_id after `DEDUP_TTL`.
 
-A row without an event_id gets one derived from what the file says: a digest of its raw cells
-(symbol, ts, price, volume, source, seq) and how many identical rows came before it in the file.
-So two identical trades stay two ticks, and the same file imported again derives the same ids
-and inserts nothing.
+A row without an event_id gets one derived from its validated content (symbol, ts in µs, price,
+volume, source, seq) and how many good rows with the same content came before it in the file
+(`DerivedIds`). So two identical trades stay two ticks, and the same file imported again, as
+CSV or as Parquet, derives the same ids and inserts nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from backend.core.ticks import Tick, TickIn, datetime_to_us, parse_ts_us
+from backend.core.ticks import (
+    Tick,
+    TickIn,
+    TimeBounds,
+    check_time_bounds,
+    datetime_to_us,
+    parse_ts_us,
+)
+from backend.core.validation import errors_from_validation
 
 FIELDS = ("symbol", "ts", "price", "volume", "source", "event_id", "seq")
 REQUIRED = ("symbol", "ts", "price", "volume")
@@ -48,7 +57,7 @@ class ColumnError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    line: int  # CSV: physical line (header = 1); Parquet: row index + 2, the same numbering
+    line: int  # CSV: the physical line where the row starts (header = 1); Parquet: row index
     field: str
     reason: str
 
@@ -117,10 +126,14 @@ def _seq(value: Any) -> int:
     return number
 
 
-def content_key(cells: Mapping[str, Any]) -> bytes:
-    """The digest of a row's raw content (what identical rows share)."""
-    raw = "\x1f".join("" if _blank(cells.get(f)) else str(cells[f]).strip() for f in FIELDS[:5])
-    raw += "\x1f" + ("" if _blank(cells.get("seq")) else str(cells["seq"]).strip())
+def content_digest(tick: Tick) -> bytes:
+    """The digest of a tick's content as stored (symbol, ts µs, price, volume, source, seq):
+    normalized values, not the file's spelling, so `100.50` in a CSV and 100.5 in a Parquet
+    float column, or an ISO time and the same instant in epoch ms, are the same content."""
+    seq = "" if tick.seq is None else str(tick.seq)
+    raw = "\x1f".join(
+        (tick.symbol, str(tick.ts_us), repr(tick.price), repr(tick.volume), tick.source, seq)
+    )
     return hashlib.sha256(raw.encode()).digest()
 
 
@@ -129,16 +142,44 @@ def derived_event_id(key: bytes, occurrence: int) -> str:
     return "imp-" + hashlib.sha256(key + occurrence.to_bytes(8, "big")).hexdigest()[:32]
 
 
+class DerivedIds:
+    """Event ids for the rows of ONE file that have none, in file order.
+
+    The n-th good row with a given content gets `derived_event_id(content, n)`: two identical
+    trades stay two ticks, and the same file (or another export that repeats its rows) derives
+    the same ids. Costs one small dict entry per distinct content (~100 bytes), only for files
+    without an event_id column.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, int] = {}
+
+    def assign(self, tick: Tick) -> Tick:
+        key = content_digest(tick)
+        short = key[:16]  # 128 bits: collisions are out of reach; halves the memory
+        occurrence = self._seen.get(short, 0)
+        self._seen[short] = occurrence + 1
+        return tick._replace(event_id=derived_event_id(key, occurrence))
+
+
+PLACEHOLDER_ID = "imp-pending"  # valid for TickIn; replaced by DerivedIds before any write
+
+
 def parse_row(
     cells: Mapping[str, Any],
     *,
     line: int,
     default_source: str,
-    derived_id: str | None,
     ts_unit: TsUnit,
     received_us: int,
-) -> Tick | list[RowError]:
-    """One row as a tick, or every reason it is refused (each naming its field)."""
+    max_future_s: float,
+) -> tuple[Tick, bool] | list[RowError]:
+    """One row as (tick, whether its event_id must be derived), or every reason it is refused
+    (each naming its field).
+
+    The live ingest's rules (`TickIn`, and `check_time_bounds` with its future skew) except the
+    age limit, which is infinite here: see the module docstring for why that is safe.
+    """
     errors: list[RowError] = []
     values: dict[str, Any] = {}
     for field in REQUIRED:
@@ -160,32 +201,32 @@ def parse_row(
             ts_us = _ts_us(ts_cell, ts_unit)
         except ValueError as exc:
             errors.append(RowError(line, "ts", str(exc)))
+        else:
+            bounds = TimeBounds(now_us=received_us, max_age_s=math.inf, max_future_s=max_future_s)
+            reason = check_time_bounds(ts_us, bounds)
+            if reason is not None:
+                errors.append(RowError(line, "ts", reason))
     if errors:
         return errors
     source = cells.get("source")
     event_id = cells.get("event_id")
+    derive = _blank(event_id)
     candidate = {
         "symbol": str(cells["symbol"]).strip(),
         "price": values["price"],
         "volume": values["volume"],
         "source": default_source if _blank(source) else str(source).strip(),
         "ts": 0,  # checked above, in µs; TickIn's ts is epoch ms
-        "event_id": str(event_id).strip() if not _blank(event_id) else (derived_id or "-"),
+        "event_id": PLACEHOLDER_ID if derive else str(event_id).strip(),
         "seq": values.get("seq"),
     }
     try:
         tick_in = TickIn.model_validate(candidate)
     except ValidationError as exc:
-        return [
-            RowError(line, ".".join(str(p) for p in err["loc"]) or "row", _reason(err["msg"]))
-            for err in exc.errors(include_url=False)
-        ]
-    return Tick(
+        return [RowError(line, e["field"], e["reason"]) for e in errors_from_validation(exc)]
+    tick = Tick(
         event_id=tick_in.event_id, symbol=tick_in.symbol, ts_us=ts_us,
         price=float(tick_in.price), volume=float(tick_in.volume), source=tick_in.source,
         seq=tick_in.seq, received_us=received_us,
     )  # fmt: skip
-
-
-def _reason(message: str) -> str:
-    return message.removeprefix("Value error, ")
+    return tick, derive

@@ -11,9 +11,11 @@ from backend.core.ticks import Tick
 from backend.storage.ticks_repo import write_ticks
 
 
-def committed_chunks(conn: psycopg.Connection[Any], file_sha256: str) -> set[int]:
+def committed_chunks(conn: psycopg.Connection[Any], file_sha256: str, options: str) -> set[int]:
+    """The chunks of this file, cut with these options, already in md_ticks."""
     rows = conn.execute(
-        "SELECT chunk_no FROM md_imports WHERE file_sha256 = %s", (file_sha256,)
+        "SELECT chunk_no FROM md_imports WHERE file_sha256 = %s AND options = %s",
+        (file_sha256, options),
     ).fetchall()
     return {int(r[0]) for r in rows}
 
@@ -22,6 +24,7 @@ def write_chunk(
     conn: psycopg.Connection[Any],
     *,
     file_sha256: str,
+    options: str,
     file_name: str,
     chunk_no: int,
     ticks: Sequence[Tick],
@@ -33,9 +36,11 @@ def write_chunk(
     with conn.transaction():
         inserted = write_ticks(conn, ticks)  # its own transaction nests as a savepoint
         conn.execute(
-            "INSERT INTO md_imports (file_sha256, chunk_no, file_name, rows, bad_rows, inserted) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (file_sha256, chunk_no) DO UPDATE SET "
-            "inserted = EXCLUDED.inserted, committed_at = now()",
-            (file_sha256, chunk_no, file_name, rows, bad_rows, inserted),
+            "INSERT INTO md_imports "
+            "(file_sha256, options, chunk_no, file_name, rows, bad_rows, inserted) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (file_sha256, options, chunk_no) DO UPDATE SET "
+            "committed_at = now()",  # --force: keep what the first write inserted
+            (file_sha256, options, chunk_no, file_name, rows, bad_rows, inserted),
         )
     return inserted

@@ -4,6 +4,11 @@
 so a re-run (after a crash, or of the same file) knows exactly which chunks are in md_ticks and
 skips them; `--force` writes them again, which inserts nothing (ON CONFLICT (event_id)).
 
+A chunk is named by the file's SHA-256, the options that decide which rows it holds and what
+they become (`options`: chunk size, epoch unit, default source) and its number: chunk k of a
+file cut into 1,000-row chunks is not chunk k of the same file cut into 50,000-row chunks, so a
+re-run with other options must not skip it.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04
@@ -22,6 +27,7 @@ def upgrade() -> None:
     op.create_table(
         "md_imports",
         sa.Column("file_sha256", sa.Text(), nullable=False),
+        sa.Column("options", sa.Text(), nullable=False),
         sa.Column("chunk_no", sa.Integer(), nullable=False),
         sa.Column("file_name", sa.Text(), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
@@ -30,7 +36,7 @@ def upgrade() -> None:
         sa.Column(
             "committed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        sa.PrimaryKeyConstraint("file_sha256", "chunk_no"),
+        sa.PrimaryKeyConstraint("file_sha256", "options", "chunk_no"),
     )
 
 
