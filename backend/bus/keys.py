@@ -19,6 +19,10 @@ ALERTS_DELIVER_QUEUE = "alerts.deliver"
 ALERTS_DELIVER_RETRY_ACTOR = "alerts_deliver_retry"
 ALERTS_DELIVER_RETRY_QUEUE = "alerts.deliver.retry"
 ALERT_HISTORY_GROUP = "persist"
+# Rebuilding a symbol's calc state from PostgreSQL + the outbox (tasks/rebuild.py); runs in the
+# worker service, which has PostgreSQL.
+REBUILD_ACTOR = "rebuild_symbols"
+REBUILD_QUEUE = "rebuilds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +71,16 @@ class Keys:
         return f"{self.namespace}:outbox"
 
     def state(self, symbol: str) -> str:
-        # v3: the window is also indexed by price (`window_prices()`); older states (v2 had no
-        # price index, v1 kept the ticks inline) are ignored, not misread.
+        """calc's window state of `symbol` (JSON of `WindowState`).
+
+        v3: the window is also indexed by price (`window_prices()`); older states (v2 had no
+        price index, v1 kept the ticks inline) are ignored, not misread.
+
+        Bumping the version (or losing the key) does NOT reset the symbol's view to empty: when
+        calc finds no state for a symbol the view-order hash knows, it fences the symbol and
+        enqueues a `rebuild_symbols` message (tasks/rebuild.py), which rebuilds the state from
+        PostgreSQL + the outbox, exactly (docs/services/rebuild.md).
+        """
         return f"{self.namespace}:calc:v3:{symbol}"
 
     def window(self, symbol: str) -> str:
@@ -81,6 +93,17 @@ class Keys:
 
     def view(self, symbol: str) -> str:
         return f"{self.namespace}:view:{symbol}"
+
+    def rebuild_fence(self, symbol: str) -> str:
+        """Hash that exists while `symbol`'s state is being rebuilt: calc merges nothing then and
+        buffers each tick here instead (event_id -> encoded tick; field `\\x00since`: when the
+        fence was set). The rebuild's swap merges the buffer and deletes the fence."""
+        return f"{self.namespace}:rebuild:fence:{symbol}"
+
+    @property
+    def rebuild_status(self) -> str:
+        """Hash symbol -> JSON `RebuildStatus` of its last rebuild (GET /admin/rebuild)."""
+        return f"{self.namespace}:rebuild:status"
 
     @property
     def view_order(self) -> str:
