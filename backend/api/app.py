@@ -53,6 +53,7 @@ from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
 from backend.bus.realtime import Ring
+from backend.bus.rebuild_store import RebuildRequests
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
 from backend.core.ticks import Tick
@@ -123,6 +124,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             alert_firings=AlertFirings(redis, keys, ring),
             alert_sync=alert_sync,
             restarts=ProcessRestartsReader(redis, keys),
+            rebuilds=RebuildRequests(redis, keys),
         )
         try:
             yield
