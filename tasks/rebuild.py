@@ -78,6 +78,23 @@ class DurableRead:
         self.store.apply(delta)
 
 
+def rebuilt_state(
+    read: DurableRead, swap_read: SwapInput, now_us: int, stale_after_s: float
+) -> Rebuilt:
+    """What the swap puts in place: R's state with B minus R merged in, its window, its view,
+    and the skip set D = Pend ∩ (R ∪ B). Computed again on every swap attempt (B and Pend are
+    read again), from R's state, which is never changed."""
+    extra = not_in(swap_read.buffered, read.ids)  # B minus R
+    state, store = read.state, ListStore()
+    store.entries = list(read.store.entries)
+    if extra:
+        state, delta, _ = merge(state, store, extra, now_us)
+        store.apply(delta)
+    skip = pending_duplicates(swap_read.pending, read.ids, (t.event_id for t in swap_read.buffered))
+    state = replace(state, skip=skip)
+    return Rebuilt(state, store.entries, build_view(state, now_us, stale_after_s))
+
+
 Clock = Callable[[], int]
 
 
@@ -141,7 +158,7 @@ class Rebuilder:
                 # ticks accepted before this moment, all of which R below will read.
                 store.open_fence(symbol, self.clock_us())
                 store.put_status(status, {ledger.REBUILDS_STARTED: 1} if restart == 0 else None)
-                read = self._read_durable(conn, symbol, status)
+                read = self.read_durable(conn, symbol, status)
                 try:
                     return self._swap(symbol, read, status, started)
                 except FenceGone:
@@ -154,7 +171,7 @@ class Rebuilder:
             )  # fmt: skip
             raise
 
-    def _read_durable(
+    def read_durable(
         self, conn: psycopg.Connection[Any], symbol: str, status: RebuildStatus
     ) -> DurableRead:
         """R: the outbox FIRST, then md_ticks. A tick missing from the outbox when it was read
@@ -178,17 +195,7 @@ class Rebuilder:
         now = self.clock_us()
 
         def rebuilt(swap_read: SwapInput) -> Rebuilt:
-            extra = not_in(swap_read.buffered, read.ids)  # B minus R
-            state, store = read.state, ListStore()
-            store.entries = list(read.store.entries)
-            if extra:
-                state, delta, _ = merge(state, store, extra, now)
-                store.apply(delta)
-            skip = pending_duplicates(
-                swap_read.pending, read.ids, (t.event_id for t in swap_read.buffered)
-            )
-            state = replace(state, skip=skip)
-            return Rebuilt(state, store.entries, build_view(state, now, self.stale_after_s))
+            return rebuilt_state(read, swap_read, now, self.stale_after_s)
 
         def done(result: Rebuilt, swap_read: SwapInput) -> RebuildStatus:
             return status.model_copy(
