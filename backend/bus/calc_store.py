@@ -14,6 +14,7 @@ sorted sets.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -48,6 +49,10 @@ T = TypeVar("T")
 # Approximate cap of a symbol's observation stream (entries: one per committed transaction): far
 # above what evaluation ever lags behind, a bound on memory if evaluation stops altogether.
 OBSERVATIONS_MAXLEN = 100_000
+
+# How calc waits while a rebuild's swap has sealed the symbol (`Keys.rebuild_seal`).
+SEAL_POLL_S = 0.002
+SEAL_WAIT_MAX_S = 5.0
 
 
 class RedisWindowStore:
@@ -111,12 +116,21 @@ class SymbolTxn:
         round trip. The fence is watched so that a rebuild setting it (or swapping its state
         in) aborts a merge begun without it: after the fence is set, nothing merges."""
         marker, state_key = self._keys.calc_done(message_id), self._keys.state(self.symbol)
-        fence = self._keys.rebuild_fence(self.symbol)
-        self._pipe.watch(marker, state_key, fence)
-        return read_calc_step(
-            self._pipe, done_marker=marker, state=state_key, fence=fence,
-            view_order=self._keys.view_order, symbol=self.symbol,
-        )  # fmt: skip
+        fence, seal = self._keys.rebuild_fence(self.symbol), self._keys.rebuild_seal(self.symbol)
+        waited_s = 0.0
+        while True:
+            self._pipe.watch(marker, state_key, fence)
+            read = read_calc_step(
+                self._pipe, done_marker=marker, state=state_key, fence=fence,
+                view_order=self._keys.view_order, seal=seal, symbol=self.symbol,
+            )  # fmt: skip
+            if not read.sealed or waited_s >= SEAL_WAIT_MAX_S:
+                return read
+            # A rebuild's swap kept losing to calc's buffering: let it through (ms), then read
+            # again. The seal expires by itself, and the wait is bounded in any case.
+            self._pipe.unwatch()
+            time.sleep(SEAL_POLL_S)
+            waited_s += SEAL_POLL_S
 
     def read_state(self) -> bytes | None:
         """WATCH the state and read it."""

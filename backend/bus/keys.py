@@ -100,6 +100,12 @@ class Keys:
         fence was set). The rebuild's swap merges the buffer and deletes the fence."""
         return f"{self.namespace}:rebuild:fence:{symbol}"
 
+    def rebuild_seal(self, symbol: str) -> str:
+        """Short-lived marker (SET PX) a rebuild's swap sets when calc keeps beating it to the
+        fence: calc waits while it exists instead of buffering, so the swap gets through. A
+        liveness device only (it changes nothing calc writes); it expires by itself."""
+        return f"{self.namespace}:rebuild:seal:{symbol}"
+
     @property
     def rebuild_status(self) -> str:
         """Hash symbol -> JSON `RebuildStatus` of its last rebuild (GET /admin/rebuild)."""

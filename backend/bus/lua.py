@@ -246,19 +246,28 @@ class CalcStepRead:
     raw_state: bytes | None
     fenced: bool = False  # a rebuild of the symbol is under way
     known: bool = False  # the symbol has a view (the view-order hash names it)
+    sealed: bool = False  # a rebuild's swap asks calc to wait
 
 
 def read_calc_step(
-    pipe: Any, *, done_marker: str, state: str, fence: str, view_order: str, symbol: str
+    pipe: Any,
+    *,
+    done_marker: str,
+    state: str,
+    fence: str,
+    view_order: str,
+    seal: str,
+    symbol: str,
 ) -> CalcStepRead:
     """On a WATCHing pipeline (immediate mode): the batch's marker for `symbol`, the state, the
-    rebuild fence's existence and whether the symbol has a view."""
-    done, raw, fenced, known = pipe.eval(
-        source("calc_read_step"), 4, done_marker, state, fence, view_order, symbol
+    rebuild fence's existence, whether the symbol has a view and whether a swap sealed it."""
+    done, raw, fenced, known, sealed = pipe.eval(
+        source("calc_read_step"), 5, done_marker, state, fence, view_order, seal, symbol
     )
     return CalcStepRead(
-        already_applied=bool(done), raw_state=raw, fenced=bool(fenced), known=bool(known)
-    )
+        already_applied=bool(done), raw_state=raw, fenced=bool(fenced), known=bool(known),
+        sealed=bool(sealed),
+    )  # fmt: skip
 
 
 def read_rebuild_swap(

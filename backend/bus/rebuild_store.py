@@ -21,6 +21,9 @@ optimistic transaction. Why the result is exact (docs/services/rebuild.md):
   watched fence too. Either way the EXEC aborts and the swap is computed again. A message that
   calc applied before the read has its done-marker set, so it is not in Pend and its ticks are
   in B (or, applied before the fence, in R).
+- Progress: a busy symbol's calc can change the fence between every read and EXEC; after
+  SEAL_AFTER_ATTEMPTS the swap seals the symbol and calc waits (briefly) instead of buffering.
+  The seal decides only when calc writes, never what, so it cannot affect exactness.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ from backend.core.view import View
 from backend.core.window import Entry, WindowState
 
 OUTBOX_PAGE = 1_000
+# After this many swap attempts lost to calc (each buffered batch changes the watched fence),
+# the swap seals the symbol (`Keys.rebuild_seal`) so calc waits for it instead: without this a
+# busy symbol could keep the swap retrying indefinitely.
+SEAL_AFTER_ATTEMPTS = 3
+SEAL_TTL_MS = 2_000
 ZADD_CHUNK = 5_000  # members per ZADD in the swap's MULTI
 
 
@@ -134,10 +142,13 @@ class RebuildStore:
             self._keys.queue_messages(f"{calc_queue}.DQ"),
             self._keys.dead_letter_messages(calc_queue),
         ]
+        seal = self._keys.rebuild_seal(symbol)
         attempts = 0
         with self._redis.pipeline() as pipe:
             while True:
                 attempts += 1
+                if attempts > SEAL_AFTER_ATTEMPTS:
+                    self._redis.set(seal, b"1", px=SEAL_TTL_MS)
                 try:
                     pipe.watch(state_key, fence)
                     raw_fence, bodies = read_rebuild_swap(pipe, fence=fence, message_hashes=hashes)
@@ -149,7 +160,7 @@ class RebuildStore:
                     rebuilt = rebuild(read)
                     pipe.multi()
                     self._queue_swap(pipe, symbol, rebuilt, now_us)
-                    pipe.delete(fence)
+                    pipe.delete(fence, seal)
                     pipe.hset(
                         self._keys.rebuild_status, symbol,
                         status(rebuilt, read).model_dump_json().encode(),
@@ -159,6 +170,10 @@ class RebuildStore:
                     return rebuilt, read, attempts
                 except WatchError:
                     continue
+                except BaseException:
+                    if attempts > SEAL_AFTER_ATTEMPTS:
+                        self._redis.delete(seal)
+                    raise
 
     def _pending(self, bodies: Iterable[bytes], symbol: str) -> list[str]:
         """Event ids of `symbol`'s ticks in the messages whose done-marker does not name it."""

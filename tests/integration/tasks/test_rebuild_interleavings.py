@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from backend.bus import ledger
 from backend.bus.ingest import IngestScript
 from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
-from backend.bus.rebuild_store import Rebuilt, SwapInput
+from backend.bus.rebuild_store import SEAL_AFTER_ATTEMPTS, Rebuilt, SwapInput
 from backend.core.rebuild import RebuildStatus
 from backend.core.ticks import Tick, decode_tick
 from backend.core.window import WindowState
@@ -207,3 +208,43 @@ def test_calc_fences_a_known_symbol_without_state_and_asks_for_a_rebuild(
     assert [orjson.loads(r)["args"] for r in requests] == [[[SYMBOL]]]
     p.apply(p.accept())  # fenced already: buffered, and no second request
     assert len(p.redis.hvals(p.keys.queue_messages("rebuilds"))) == 1
+
+
+def test_a_swap_that_keeps_losing_to_calc_seals_the_symbol_and_gets_through(
+    parties: Parties, settings: Settings
+) -> None:
+    """calc buffering a batch between every swap read and its EXEC would keep the swap retrying
+    forever; after SEAL_AFTER_ATTEMPTS the swap seals the symbol and calc waits for it."""
+    p = parties
+    p.apply(p.accept())
+    p.flush()
+    rebuilder = Rebuilder.from_settings(settings, p.redis)
+    rebuilder.store.open_fence(SYMBOL, time.time_ns() // 1_000)
+    with psycopg.connect(settings.pg_url) as conn:
+        read = rebuilder.read_durable(conn, SYMBOL, RebuildStatus(symbol=SYMBOL, phase="fenced"))
+    waiting: list[threading.Thread] = []
+
+    def busy_calc(swap_read: SwapInput) -> Rebuilt:
+        message = p.accept()
+        if not p.redis.exists(p.keys.rebuild_seal(SYMBOL)):
+            p.apply(message)  # lands in the fence: this attempt aborts
+        else:  # sealed: calc must wait for the swap, not buffer
+            worker = threading.Thread(target=p.apply, args=(message,))
+            worker.start()
+            worker.join(0.2)
+            assert worker.is_alive(), "calc did not wait for the sealed swap"
+            waiting.append(worker)
+        return rebuilt_state(read, swap_read, time.time_ns() // 1_000, settings.stale_after)
+
+    _rebuilt, _read, tries = rebuilder.store.swap(
+        SYMBOL, busy_calc, now_us=time.time_ns() // 1_000, calc_queue=settings.queue_name,
+        status=lambda _r, _s: RebuildStatus(symbol=SYMBOL, phase="done"), counters={},
+    )  # fmt: skip
+    assert tries == SEAL_AFTER_ATTEMPTS + 1
+    (worker,) = waiting
+    worker.join(10)
+    assert not worker.is_alive()
+    assert not p.redis.exists(p.keys.rebuild_seal(SYMBOL), p.keys.rebuild_fence(SYMBOL))
+    mine = [t for t in p.accepted.values() if t.symbol == SYMBOL]
+    view = orjson.loads(p.redis.get(p.keys.view(SYMBOL)))
+    assert view["ticks_total"] == reference.view(mine)["ticks_total"]

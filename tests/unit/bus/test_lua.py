@@ -114,15 +114,17 @@ def test_outbox_ack_and_view_write_map_named_arguments_to_their_slots():
 
 
 def test_calc_read_step_is_typed():
-    names = {"done_marker": "m", "state": "s", "fence": "f", "view_order": "vo", "symbol": "X"}
-    pipe = RecordingPipe([1, b"state", 1, 0])
-    read = lua.read_calc_step(pipe, **names)
+    names = {"done_marker": "m", "state": "s", "fence": "f", "view_order": "vo", "seal": "se"}
+    pipe = RecordingPipe([1, b"state", 1, 0, 1])
+    read = lua.read_calc_step(pipe, **names, symbol="X")
     assert read == lua.CalcStepRead(
-        already_applied=True, raw_state=b"state", fenced=True, known=False
+        already_applied=True, raw_state=b"state", fenced=True, known=False, sealed=True
     )
-    assert pipe.calls[0][1:] == (4, "m", "s", "f", "vo", "X")
-    read = lua.read_calc_step(RecordingPipe([0, None, 0, 1]), **names)
-    assert read == lua.CalcStepRead(already_applied=False, raw_state=None, fenced=False, known=True)
+    assert pipe.calls[0][1:] == (5, "m", "s", "f", "vo", "se", "X")
+    read = lua.read_calc_step(RecordingPipe([0, None, 0, 1, 0]), **names, symbol="X")
+    assert read == lua.CalcStepRead(
+        already_applied=False, raw_state=None, fenced=False, known=True, sealed=False
+    )
 
 
 def test_rebuild_swap_read_pairs_the_fence_and_keeps_the_bodies():
