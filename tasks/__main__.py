@@ -1,10 +1,10 @@
-"""`python -m tasks worker|alerts [Dramatiq options]`: one of the two Dramatiq worker services.
+"""`python -m tasks worker|alerts|history [Dramatiq options]`: one of the Dramatiq worker services.
 
-The Procfile's entry point for `worker` (calc, persistence, alert evaluation) and `alerts`
-(webhook delivery). It is the services' edge: it builds the worker settings once, configures the
-parent process's logs like its children's (Dramatiq runs with `--skip-logging`, so its own
-formatter never replaces ours), then hands over to Dramatiq's CLI with the service's broker
-module.
+The Procfile's entry point for `worker` (calc, persistence, alert evaluation), `alerts`
+(webhook delivery) and `history` (replays). It is the services' edge: it builds the worker
+settings once, configures the parent process's logs like its children's (Dramatiq runs with
+`--skip-logging`, so its own formatter never replaces ours), then hands over to Dramatiq's CLI
+with the service's broker module.
 
 It also prepares the service's metrics directory (backend.ops.multiprocess) and hands its path to
 the worker processes through the environment, before Dramatiq (or prometheus_client) is imported:
@@ -22,7 +22,11 @@ from backend.settings import get_worker_settings
 from backend.settings.production import enforce_deploy_policy
 
 # Service name (the Procfile's) -> the module Dramatiq imports in each worker process.
-SERVICES = {"worker": "tasks.worker", "alerts": "tasks.delivery_worker"}
+SERVICES = {
+    "worker": "tasks.worker",
+    "alerts": "tasks.delivery_worker",
+    "history": "tasks.history_worker",
+}
 
 
 def dramatiq_argv(service: str, options: list[str]) -> list[str]:
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_worker_settings()
     configure_logging(settings, service=service)
     enforce_deploy_policy(settings, service)
-    port = settings.worker_metrics_port if service == "worker" else settings.alerts_metrics_port
+    port = settings.metrics_port(service)
     if port:
         os.environ.update(prepare_metrics_dir(service, port))
     from dramatiq.cli import main as dramatiq_main

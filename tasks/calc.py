@@ -26,11 +26,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Protocol
 
 from redis import Redis, RedisError
 
 from backend.bus import ledger, stats
-from backend.bus.alert_rules import RulesCache
 from backend.bus.calc_store import CalcStore, SymbolTxn
 from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
@@ -39,7 +39,7 @@ from backend.core.alerts.observations import tick_observations, view_observation
 from backend.core.rebuild import CalcAction, calc_action, drop_skipped
 from backend.core.ticks import Tick
 from backend.core.view import View, build_view
-from backend.core.window import Entry, WindowState, merge
+from backend.core.window import Entry, WindowState, merge, to_entry
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,13 @@ class SymbolLocks:
         return lock
 
 
+class WatchedSymbols(Protocol):
+    """Which symbols have rules to evaluate (live: the rules mirror's cache; a replay: its
+    sandboxed rules)."""
+
+    def watched(self, symbol: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class CalcContext:
     redis: Redis
@@ -89,7 +96,13 @@ class CalcContext:
     done_ttl_s: int
     stale_after_s: float
     split: bool = False
-    rules: RulesCache | None = None  # None: alerts off (no observation is recorded, zero cost)
+    rules: WatchedSymbols | None = None  # None: alerts off (no observation recorded, zero cost)
+    # False: observations are recorded but no `alerts.evaluate` message is sent (a replay
+    # evaluates its own sandbox, in its driver, right after each group).
+    notify_evaluation: bool = True
+    # True (live): a known symbol without state is fenced and rebuilt from PostgreSQL + the outbox
+    # (tasks/rebuild.py). A replay has no rebuild to ask for: its namespace starts empty.
+    rebuild_lost_state: bool = True
     states: StateCache = field(default_factory=StateCache)
     locks: SymbolLocks = field(default_factory=SymbolLocks)
     store: CalcStore = field(init=False)
@@ -170,7 +183,9 @@ def _apply_symbol(
         if read.already_applied:
             return False
         action = calc_action(
-            fenced=read.fenced, has_state=read.raw_state is not None, known=read.known
+            fenced=read.fenced,
+            has_state=read.raw_state is not None,
+            known=read.known and ctx.rebuild_lost_state,
         )
         if action is not CalcAction.MERGE:
             return _buffer_for_rebuild(txn, ctx, message_id, ticks, now_us, counts_batch, action)
@@ -195,7 +210,9 @@ def _apply_symbol(
         if ctx.split:
             txn.enqueue_calc_b([symbol])
         if watched:
-            observations = tick_observations(prior.last, delta.add)
+            # Every tick of the batch after the prior latest became the latest in turn, also one
+            # already out of the window when the batch ends (`delta.add` leaves those out).
+            observations = tick_observations(prior.last, map(to_entry, ticks))
             opened = merge_stats.gaps.opened > 0
             if view is not None and state.last is not None:
                 observations.append(view_observation(view, ts_us=state.last[0], gap_opened=opened))
@@ -203,7 +220,7 @@ def _apply_symbol(
                 # Split: calc-b builds the view without this merge's facts; the gap's opening is
                 # observed here, and calc-b's view observation (gap_opened 0) re-arms it.
                 observations.append(_gap_opened(state.last))
-            txn.queue_observations(observations)
+            txn.queue_observations(observations, notify=ctx.notify_evaluation)
         txn.mark_done(message_id, ctx.done_ttl_s)
         txn.add_counters(counters)
         txn.commit()

@@ -38,7 +38,7 @@ OPS_HOST = "0.0.0.0"  # Prometheus may scrape from another host; /metrics applie
 
 
 def service_port(settings: WorkerSettings, service: str) -> int:
-    return settings.worker_metrics_port if service == "worker" else settings.alerts_metrics_port
+    return settings.metrics_port(service)
 
 
 class OpsEndpoints(dramatiq_prometheus.Prometheus):

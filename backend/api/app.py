@@ -33,6 +33,7 @@ from backend.api.routes import (
     ingest,
     internal,
     metrics,
+    replays,
     stats,
     stream,
     symbols,
@@ -54,6 +55,7 @@ from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
 from backend.bus.realtime import Ring
 from backend.bus.rebuild_store import RebuildRequests
+from backend.bus.replays import Replays
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
 from backend.core.ticks import Tick
@@ -125,6 +127,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             alert_sync=alert_sync,
             restarts=ProcessRestartsReader(redis, keys),
             rebuilds=RebuildRequests(redis, keys),
+            replays=Replays(redis, keys, ring, settings.replay_ttl),
         )
         try:
             yield
@@ -146,6 +149,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(TraceMiddleware)  # trace id per request: logs, ingest, response headers
     routers = (
         ingest, symbols, candles, feeder, internal, stream, health, metrics, stats, admin, alerts,
+        replays,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)

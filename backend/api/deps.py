@@ -37,6 +37,7 @@ from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
 from backend.bus.rebuild_store import RebuildRequests
+from backend.bus.replays import Replays
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
 from backend.settings import ApiSettings
@@ -68,6 +69,7 @@ class AppState:
     alert_sync: RuleMirrorSync
     restarts: ProcessRestartsReader  # the launcher's restart counter (`make run`)
     rebuilds: RebuildRequests  # POST/GET /admin/rebuild
+    replays: Replays
 
 
 async def get_resources(request: Request) -> AppState:

@@ -26,7 +26,9 @@ from backend.bus.alert_firings import queue_firing
 from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation, RuleIndex, evaluate
+from backend.core.alerts.firing import Firing
 from backend.core.alerts.observations import StoredMemory, decode_observations
+from backend.core.alerts.rules import AlertRule
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,31 @@ def _next_id(stream_id: str) -> str:
     return f"{ms}-{int(seq or 0) + 1}"
 
 
+FiringSink = Callable[[Pipeline, Keys, Ring, AlertRule, Firing, int], None]
+
+
+def record_sandbox_firing(
+    pipe: Pipeline, keys: Keys, _ring: Ring, _rule: AlertRule, firing: Firing, _now_us: int
+) -> None:
+    """A sandbox's firing: appended to its would-have-fired list, and nothing else: no history
+    row, no event, no webhook job. A backtest can never deliver."""
+    pipe.rpush(keys.sandbox_firings, firing.model_dump_json())
+
+
 class AlertEvaluationStore:
-    def __init__(self, redis: Redis, keys: Keys, ring: Ring, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        ring: Ring,
+        batch: int = BATCH,
+        on_firing: FiringSink = queue_firing,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._ring = ring
         self._batch = batch
+        self._on_firing = on_firing  # live: history, event and webhook jobs (`queue_firing`)
 
     def read_memory(self, symbol: str) -> StoredMemory:
         """The symbol's stored memory (tests, diagnostics)."""
@@ -121,7 +142,7 @@ class AlertEvaluationStore:
         for firing in evaluation.firings:
             rule = index.by_id.get(firing.rule_id)
             if rule is not None:
-                queue_firing(pipe, self._keys, self._ring, rule, firing, at_us)
+                self._on_firing(pipe, self._keys, self._ring, rule, firing, at_us)
         stats.add_counters(
             pipe,
             self._keys.stats,

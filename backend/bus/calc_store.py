@@ -192,7 +192,7 @@ class SymbolTxn:
         items = [orjson.dumps(s) for s in symbols]
         queue_message(self._pipe, self._keys, CALC_B_QUEUE, CALC_B_ACTOR, items)
 
-    def queue_observations(self, observations: list[Observation]) -> None:
+    def queue_observations(self, observations: list[Observation], *, notify: bool = True) -> None:
         """Append `observations` to the symbol's alert stream (one entry for this commit) and send
         one `alerts.evaluate`
         message for the symbol, inside our MULTI: a committed view is always evaluated, an
@@ -204,10 +204,11 @@ class SymbolTxn:
             "XADD", self._keys.alert_observations(self.symbol), "MAXLEN", "~",
             OBSERVATIONS_MAXLEN, "*", "o", encode_observations(observations),
         )  # fmt: skip
-        queue_message(
-            self._pipe, self._keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
-            [orjson.dumps(self.symbol)],
-        )  # fmt: skip
+        if notify:
+            queue_message(
+                self._pipe, self._keys, ALERTS_EVALUATE_QUEUE, ALERTS_EVALUATE_ACTOR,
+                [orjson.dumps(self.symbol)],
+            )  # fmt: skip
 
     def mark_done(self, message_id: str, ttl_s: int) -> None:
         """Record that batch `message_id` applied this symbol (a redelivery then skips it)."""

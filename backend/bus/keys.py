@@ -19,6 +19,8 @@ ALERTS_DELIVER_QUEUE = "alerts.deliver"
 ALERTS_DELIVER_RETRY_ACTOR = "alerts_deliver_retry"
 ALERTS_DELIVER_RETRY_QUEUE = "alerts.deliver.retry"
 ALERT_HISTORY_GROUP = "persist"
+REPLAY_ACTOR = "replay_run"
+REPLAY_QUEUE = "replays"
 # Rebuilding a symbol's calc state from PostgreSQL + the outbox (tasks/rebuild.py); runs in the
 # worker service, which has PostgreSQL.
 REBUILD_ACTOR = "rebuild_symbols"
@@ -201,3 +203,49 @@ class Keys:
         """Hash of the launcher's restarts, fields `<process>.count`, `<process>.last_exit_code`
         and `<process>.last_restart_ms` (one HGETALL reads every process)."""
         return f"{self.namespace}:process-restarts"
+
+    # --- replays ------------------------------------------------------------------------------
+    @property
+    def replays(self) -> str:
+        """Sorted set of replay ids (score: created, epoch ms): `GET /replays`."""
+        return f"{self.namespace}:replays"
+
+    def replay_record(self, replay_id: str) -> str:
+        """JSON of the replay's `ReplayRecord`: request, progress, wanted state."""
+        return f"{self.namespace}:replays:{replay_id}"
+
+    def for_replay(self, replay_id: str) -> Keys:
+        """The namespace a replay's calc and alert evaluation write into: the same key names
+        as live under a prefix of its own, so the same code runs unchanged and never touches
+        a live key."""
+        return Keys(namespace=f"{self.namespace}:replay:{replay_id}", queue_name=self.queue_name)
+
+    def candles_1m(self, symbol: str) -> str:
+        """Hash bucket µs -> 1 m candle JSON (a replay's own candles; live ones are in SQL)."""
+        return f"{self.namespace}:candles1m:{symbol}"
+
+    @property
+    def sandbox_firings(self) -> str:
+        """List of the firings a sandboxed evaluation would have sent, in evaluation order."""
+        return f"{self.namespace}:alerts:sandbox"
+
+    @property
+    def private_ring(self) -> str:
+        """A replay's own realtime ring: its `symbol.updated` events must never reach the
+        live one, where the gateway would take them for live views."""
+        return f"{self.namespace}:ring"
+
+    def replay_namespace_keys(self, symbols: list[str]) -> list[str]:
+        """Every key a replay namespace holds (besides calc's done-markers, which expire on
+        their own): what the replay's TTL is set on."""
+        per_symbol = [
+            key
+            for symbol in symbols
+            for key in (
+                self.state(symbol), self.window(symbol), self.window_prices(symbol),
+                self.view(symbol), self.alert_observations(symbol), self.alert_memory(symbol),
+                self.candles_1m(symbol),
+            )
+        ]  # fmt: skip
+        shared = [self.symbols, self.view_order, self.stats, self.sandbox_firings]
+        return [*per_symbol, *shared, self.private_ring]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
 from pydantic import ConfigDict, Field
 
 from backend.core.contract import Contract
@@ -69,6 +70,27 @@ class Candle:
 
     def rebucket(self, width_us: int) -> Candle:
         return _replace_bucket(self, bucket_start(self.bucket_us, width_us))
+
+    def to_record(self) -> bytes:
+        """The stored form (a replay's candle hash): every field, sums as exact decimals."""
+        return orjson.dumps(
+            [
+                self.bucket_us, list(self.open_key), self.open_price, self.high, self.low,
+                list(self.close_key), self.close_price, str(self.volume), str(self.notional),
+                self.trades,
+            ]
+        )  # fmt: skip
+
+    @classmethod
+    def from_record(cls, raw: bytes | str) -> Candle:
+        bucket, open_key, open_price, high, low, close_key, close_price, vol, notional, n = (
+            orjson.loads(raw)
+        )
+        return cls(
+            int(bucket), (int(open_key[0]), open_key[1]), float(open_price), float(high),
+            float(low), (int(close_key[0]), close_key[1]), float(close_price), Decimal(vol),
+            Decimal(notional), int(n),
+        )  # fmt: skip
 
     def to_bar(self) -> CandleBar:
         """The candle as the API sends it."""

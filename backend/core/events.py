@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, TypeAdapter
 from backend.core.alerts.firing import Firing
 from backend.core.contract import Contract
 from backend.core.feeder_config import FeederConfig, FeederStatus
+from backend.core.replay import ReplayProgress
 from backend.core.timestamps import IsoTime
 from backend.core.view import View
 
@@ -69,7 +70,12 @@ class AlertFired(Contract):
 
 
 RealtimeEvent = Annotated[
-    SymbolUpdated | TickReceived | FeederConfigChanged | FeederStatusReported | AlertFired,
+    SymbolUpdated
+    | TickReceived
+    | FeederConfigChanged
+    | FeederStatusReported
+    | AlertFired
+    | ReplayProgress,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter(RealtimeEvent)

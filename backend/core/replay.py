@@ -25,7 +25,7 @@ from backend.core.alerts.rules import AlertRuleSpec
 from backend.core.candles import CandleBar, Interval
 from backend.core.contract import Contract
 from backend.core.gaps import GapRecord
-from backend.core.ticks import SYMBOL_RE, Tick
+from backend.core.ticks import SYMBOL_RE, Tick, us_to_iso
 from backend.core.timestamps import IsoTime
 
 ReplayState = Literal["queued", "running", "paused", "done", "cancelled", "failed"]
@@ -219,20 +219,33 @@ class ControlError(ValueError):
     """The replay is in no state to take the control asked (→ 409)."""
 
 
-def control_target(state: ReplayState, control: Control) -> ReplayState:
-    """The state a `control` asks for, from `state` (what the record then says is wanted; a
-    running driver sees it between two groups)."""
+def apply_control(record: ReplayRecord, control: Control, now_us: int) -> tuple[ReplayRecord, bool]:
+    """`record` after `control`, and whether a driver message must be sent (a resume of a paused
+    replay). A running replay is only told what is wanted: its driver settles it between two
+    groups, so the record never claims a state its driver has not reached."""
+    state = record.state
     if state in TERMINAL_STATES:
         raise ControlError(f"replay is {state}")
+    update: dict[str, object]
+    send = False
     match control:
         case "pause":
-            return "paused"
+            if state == "running":
+                update = {"wanted": "paused"}
+            else:  # queued (its message will find it paused) or already paused
+                update = {"state": "paused", "wanted": None, "anchor": None, "rate_since": None}
         case "resume":
-            if state not in ("paused", "running", "queued"):
-                raise ControlError(f"replay is {state}")
-            return "running"
+            if state == "paused":
+                update = {"state": "queued", "wanted": None, "generation": record.generation + 1}
+                send = True
+            else:
+                update = {"wanted": None}
         case "cancel":
-            return "cancelled"
+            if state == "running":
+                update = {"wanted": "cancelled"}
+            else:
+                update = {"state": "cancelled", "wanted": None, "finished_us": now_us}
+    return record.model_copy(update=update), send
 
 
 def eta_s(ticks_total: int, ticks_applied: int, rate: float) -> float | None:
@@ -240,3 +253,94 @@ def eta_s(ticks_total: int, ticks_applied: int, rate: float) -> float | None:
     if rate <= 0:
         return None
     return max(0, ticks_total - ticks_applied) / rate
+
+
+# --- the stored record -------------------------------------------------------------------------
+class Cursor(Contract):
+    """The last tick applied, by (ts, event_id): the replay goes on strictly after it."""
+
+    ts_us: int
+    event_id: str
+
+
+class RateMark(Contract):
+    """The rate is measured from here: `applied` ticks done at wall time `wall_us`."""
+
+    applied: int
+    wall_us: int
+
+
+class ReplayRecord(Contract):
+    """A replay as Redis keeps it: the request (rules resolved), where it is, and what is wanted.
+
+    `generation` and `step` name the one message that may drive it: a continuation is sent with
+    `step + 1` in the very transaction that commits `step`, and a resume after a pause bumps
+    `generation`; a message carrying anything else is a stale duplicate and does nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    symbols: list[str]
+    from_us: int
+    to_us: int
+    speed: float | Literal["max"]
+    alerts: AlertsMode
+    rules: list[dict[str, object]] = Field(default_factory=list)  # AlertRule JSON, resolved
+    state: ReplayState = "queued"
+    wanted: ReplayState | None = None  # paused / cancelled / running, asked by a control
+    generation: int = 0
+    step: int = 0
+    cursor: Cursor | None = None
+    ticks_total: int | None = None  # counted when it first starts
+    ticks_read: int = 0
+    ticks_applied: int = 0
+    firings: int = 0
+    anchor: Anchor | None = None
+    rate_since: RateMark | None = None
+    created_us: int
+    started_us: int | None = None
+    finished_us: int | None = None
+    last_event_us: int = 0
+    expires_us: int
+    error: str | None = None
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [str(rule["id"]) for rule in self.rules]
+
+    def rate(self, now_us: int) -> float:
+        """Ticks applied per second of wall time since the replay (re)started."""
+        since = self.rate_since
+        if since is None:
+            return 0.0
+        end = self.finished_us if self.finished_us is not None else now_us
+        seconds = (end - since.wall_us) / 1_000_000
+        return (self.ticks_applied - since.applied) / seconds if seconds > 0 else 0.0
+
+    def status(self, now_us: int) -> Replay:
+        """The public status at wall time `now_us`."""
+        rate = 0.0 if self.state in ("paused", "queued") else self.rate(now_us)
+        total = self.ticks_total or 0
+        return Replay(
+            id=self.id,
+            state=self.state,
+            symbols=self.symbols,
+            from_=us_to_iso(self.from_us),
+            to=us_to_iso(self.to_us),
+            speed=self.speed,
+            alerts=self.alerts,
+            rule_ids=self.rule_ids,
+            ticks_total=total,
+            ticks_read=self.ticks_read,
+            ticks_applied=self.ticks_applied,
+            firings=self.firings,
+            cursor=us_to_iso(self.cursor.ts_us) if self.cursor is not None else None,
+            rate=round(rate, 3),
+            eta_s=None if self.state in TERMINAL_STATES else eta_s(total, self.ticks_applied, rate),
+            created_at=us_to_iso(self.created_us),
+            started_at=us_to_iso(self.started_us) if self.started_us is not None else None,
+            finished_at=us_to_iso(self.finished_us) if self.finished_us is not None else None,
+            expires_at=us_to_iso(self.expires_us),
+            error=self.error,
+        )

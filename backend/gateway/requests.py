@@ -14,10 +14,13 @@ from backend.core.events import (
     SYMBOL_UPDATED,
     TICK_RECEIVED,
 )
+from backend.core.replay import REPLAY_PROGRESS
 from backend.core.stream_ids import StreamId, parse_id
 from backend.gateway.access import error
 
-EVENT_TYPES = frozenset({SYMBOL_UPDATED, TICK_RECEIVED, FEEDER_CONFIG, FEEDER_STATUS, ALERT_FIRED})
+EVENT_TYPES = frozenset(
+    {SYMBOL_UPDATED, TICK_RECEIVED, FEEDER_CONFIG, FEEDER_STATUS, ALERT_FIRED, REPLAY_PROGRESS}
+)
 MAX_SYMBOLS = 10_000
 
 

@@ -178,3 +178,17 @@ class AlertSettings(SettingsBase):
     @classmethod
     def _split_deny(cls, value: Any) -> Any:
         return split_csv(value)
+
+
+class ReplaySettings(SettingsBase):
+    """Replays (API: creation and reads; the `history` service: running them)."""
+
+    # A replay's namespace (views, candles, firings) and record live this long past their last
+    # change; then Redis deletes them.
+    replay_ttl: int = Field(default=86_400, ge=60, validation_alias="REPLAY_TTL")
+    # Work one driver message does before handing over to the next (a worker restart resumes
+    # from the last committed group, and a long replay never nears Dramatiq's time limit).
+    replay_slice_s: float = Field(default=5.0, gt=0, le=30, validation_alias="REPLAY_SLICE_S")
+    # The `history` service runs at this niceness: on a shared machine the OS favours live
+    # ingest and calc over a replay at `max`.
+    replay_nice: int = Field(default=10, ge=0, le=19, validation_alias="REPLAY_NICE")

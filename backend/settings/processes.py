@@ -38,6 +38,7 @@ from backend.settings.groups import (
     IngestAuthSettings,
     LoggingSettings,
     MetricsAccessSettings,
+    ReplaySettings,
     StorageSettings,
     ViewSettings,
     http_url,
@@ -102,6 +103,9 @@ class WorkerFields(SettingsBase):
     )
     alerts_metrics_port: int = Field(
         default=9192, ge=0, le=65_535, validation_alias="ALERTS_METRICS_PORT"
+    )
+    history_metrics_port: int = Field(
+        default=9194, ge=0, le=65_535, validation_alias="HISTORY_METRICS_PORT"
     )
 
 
@@ -202,6 +206,7 @@ class ApiSettings(
     FeedSettings,
     ViewSettings,
     AlertSettings,
+    ReplaySettings,
     ApiFields,
 ):
     """What the API reads (`create_app`)."""
@@ -216,9 +221,20 @@ class WorkerSettings(
     ApiKeySettings,
     ViewSettings,
     AlertSettings,
+    ReplaySettings,
     WorkerFields,
 ):
-    """What a Dramatiq worker reads (`tasks.worker`)."""
+    """What a Dramatiq worker reads (`tasks.worker`, `tasks.delivery_worker`,
+    `tasks.history_worker`)."""
+
+    def metrics_port(self, service: str) -> int:
+        """The /metrics and /health/* port of Dramatiq service `service` (0: none)."""
+        ports = {
+            "worker": self.worker_metrics_port,
+            "alerts": self.alerts_metrics_port,
+            "history": self.history_metrics_port,
+        }
+        return ports[service]
 
 
 class FeederSettings(

@@ -137,6 +137,13 @@ class Processes:
         """The webhook delivery worker (`tasks.delivery_worker`), env overrides e.g. ALERT_*."""
         return self.spawn(name, delivery_worker_command(threads), extra_env)
 
+    def start_history(
+        self, name: str = "history", threads: int = 2, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """The `history` service (replays), as the Procfile runs it."""
+        command = [sys.executable, "-m", "tasks", "history", "--processes", "1"]
+        return self.spawn(name, [*command, "--threads", str(threads)], extra_env)
+
     def start_feeder(self, name: str = "feeder", **env: str) -> subprocess.Popen[bytes]:
         """`python -m feeder` posting to this harness's API (env overrides SYMBOLS, TPS, ...)."""
         base = {"TARGET_URL": self.api_url, "SEED": "7", "STATUS_INTERVAL": "0.5"}
@@ -224,6 +231,7 @@ def make_settings(redis_url: str, pg_url: str, **overrides: Any) -> Settings:
         # Many systems run side by side in the suite: no ops ports unless a test asks for them.
         "worker_metrics_port": 0,
         "alerts_metrics_port": 0,
+        "history_metrics_port": 0,
         "feeder_metrics_port": 0,
     }
     values.update(overrides)

@@ -105,16 +105,17 @@ def stored_rows(pg_url: str) -> tuple[dict[str, int], int]:
 
 
 def view_mismatches(
-    api_url: str, acked: list[Tick], headers: dict[str, str] | None = None
+    api_url: str, acked: list[Tick], base: str = "", headers: dict[str, str] | None = None
 ) -> tuple[list[str], int]:
     """Differences between each symbol's view and the reference; and how many ticks the views
-    count beyond the acknowledged set (a tick counted twice). `headers`: e.g. an x-api-key."""
+    count beyond the acknowledged set (a tick counted twice). `base`: where the views are (a
+    replay's are under `/replays/<id>`)."""
     by_symbol: dict[str, list[Tick]] = {}
     for tick in acked:
         by_symbol.setdefault(tick.symbol, []).append(tick)
     problems: list[str] = []
     overcount = 0
-    with httpx.Client(base_url=api_url, timeout=10, headers=headers) as client:
+    with httpx.Client(base_url=api_url + base, timeout=10, headers=headers) as client:
         for symbol, ticks in sorted(by_symbol.items()):
             response = client.get(f"/symbols/{symbol}")
             if response.status_code != 200:

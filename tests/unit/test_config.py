@@ -113,6 +113,10 @@ EVERY_FIELD_SET: dict[str, Any] = {
     "worker_metrics_port": 0,
     "alerts_metrics_port": 9300,
     "feeder_metrics_port": 9301,
+    "history_metrics_port": 9302,
+    "replay_ttl": 3_600,
+    "replay_slice_s": 2.0,
+    "replay_nice": 0,
 }
 OPTIONAL_NONE = {
     "redis_url": None,
