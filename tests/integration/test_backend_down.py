@@ -121,6 +121,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/stats/history"): Expect(Call(params={"minutes": "1"}), OK, _REDIS, OK),
     ("GET", "/admin/dead-letters"): Expect(Call(), OK, _REDIS, OK),
     ("POST", "/admin/dead-letters/requeue"): Expect(Call(json={}), OK, _REDIS, OK),
+    # Every symbol: Redis's hashes and PostgreSQL's distinct symbols, so it needs both.
+    ("POST", "/admin/rebuild"): Expect(Call(json={}), Works(202), _REDIS, _PG),
+    ("GET", "/admin/rebuild"): Expect(Call(), OK, _REDIS, OK),
     # Alert rules live in PostgreSQL (the rule here does not exist: 404 when it can be read).
     # A rule stored while Redis is down is created: its mirror is resynced when Redis returns.
     ("POST", "/alerts/rules"): Expect(

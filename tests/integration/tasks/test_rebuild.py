@@ -119,6 +119,9 @@ def test_lost_states_under_live_load_are_rebuilt_by_calc_itself(
     )
     assert {s: r["phase"] for s, r in rebuilds(system).items()} == dict.fromkeys(SYMBOLS, "done")
     assert counter(redis, keys, ledger.REBUILD_BUFFERED) > 0  # calc did hold ticks back
+    metrics = httpx.get(system.api_url + "/metrics", headers=ADMIN, timeout=5).text
+    finished = counter(redis, keys, ledger.REBUILDS_FINISHED)
+    assert f"tickstream_rebuilds_finished_total {float(finished)}" in metrics
 
 
 def test_a_redis_that_lost_calc_state_and_views_is_rebuilt_by_post_admin_rebuild(
