@@ -135,7 +135,9 @@ class Rebuilder:
         self, symbols: list[str] | None, progress: Callable[[SymbolRebuild], None] | None = None
     ) -> RebuildReport:
         done: list[SymbolRebuild] = []
-        with psycopg.connect(self.pg_conninfo, connect_timeout=10) as conn:
+        # autocommit: nothing idles in a transaction between symbols; each symbol's read is its
+        # own transaction (`iter_symbol_ticks`), one statement, so one snapshot.
+        with psycopg.connect(self.pg_conninfo, connect_timeout=10, autocommit=True) as conn:
             for symbol in self.all_symbols(conn) if symbols is None else symbols:
                 result = self.rebuild_symbol(conn, symbol)
                 done.append(result)
