@@ -158,11 +158,11 @@ class Rebuilder:
             for restart in range(MAX_FENCE_RESTARTS + 1):
                 # The fence first: from here on calc buffers, so the old state only holds
                 # ticks accepted before this moment, all of which R below will read.
-                store.open_fence(symbol, self.clock_us())
+                stamp = store.open_fence(symbol, self.clock_us())
                 store.put_status(status, {ledger.REBUILDS_STARTED: 1} if restart == 0 else None)
                 read = self.read_durable(conn, symbol, status)
                 try:
-                    return self._swap(symbol, read, status, started)
+                    return self._swap(symbol, read, stamp, status, started)
                 except FenceGone:
                     log.info("rebuild %s: fence lifted by another rebuild; starting over", symbol)
             raise RuntimeError(f"rebuild of {symbol}: fence kept disappearing")
@@ -192,7 +192,12 @@ class Rebuilder:
         return read
 
     def _swap(
-        self, symbol: str, read: DurableRead, status: RebuildStatus, started: float
+        self,
+        symbol: str,
+        read: DurableRead,
+        stamp: bytes,
+        status: RebuildStatus,
+        started: float,
     ) -> SymbolRebuild:
         now = self.clock_us()
 
@@ -210,7 +215,7 @@ class Rebuilder:
             )  # fmt: skip
 
         result, swap_read, attempts = self.store.swap(
-            symbol, rebuilt, now_us=now, calc_queue=self.calc_queue, status=done,
+            symbol, rebuilt, stamp=stamp, now_us=now, calc_queue=self.calc_queue, status=done,
             counters={ledger.REBUILDS_FINISHED: 1, ledger.REBUILD_TICKS_READ: len(read.ids)},
         )  # fmt: skip
         report = SymbolRebuild(

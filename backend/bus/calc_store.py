@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -37,7 +38,7 @@ from backend.bus.lua import CalcStepRead, read_calc_step
 from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation
 from backend.core.alerts.observations import encode_observations
-from backend.core.rebuild import FENCE_SINCE_FIELD
+from backend.core.rebuild import FENCE_SINCE_FIELD, fence_stamp
 from backend.core.ticks import Tick, encode_tick
 from backend.core.view import View
 from backend.core.window import Entry, WindowDelta
@@ -166,7 +167,8 @@ class SymbolTxn:
         the state lost), stamped with that time."""
         fence = self._keys.rebuild_fence(self.symbol)
         if open_since_us is not None:
-            self._pipe.hsetnx(fence, FENCE_SINCE_FIELD, str(open_since_us))
+            stamp = fence_stamp(open_since_us, uuid.uuid4().hex)
+            self._pipe.hsetnx(fence, FENCE_SINCE_FIELD, stamp)
         for tick in ticks:
             self._pipe.hsetnx(fence, tick.event_id, encode_tick(tick))
 

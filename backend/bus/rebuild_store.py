@@ -28,6 +28,7 @@ optimistic transaction. Why the result is exact (docs/services/rebuild.md):
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from backend.bus.enqueue import queue_message
 from backend.bus.keys import CALC_ACTOR, REBUILD_ACTOR, REBUILD_QUEUE, Keys
 from backend.bus.lua import read_rebuild_swap
 from backend.bus.realtime import Ring
-from backend.core.rebuild import FENCE_SINCE_FIELD, RebuildStatus
+from backend.core.rebuild import FENCE_SINCE_FIELD, RebuildStatus, fence_stamp
 from backend.core.ticks import Tick, decode_tick
 from backend.core.view import View
 from backend.core.window import Entry, WindowState
@@ -101,10 +102,15 @@ class RebuildStore:
         self._keys = keys
         self._ring = ring
 
-    def open_fence(self, symbol: str, now_us: int) -> None:
+    def open_fence(self, symbol: str, now_us: int) -> bytes:
         """Fence the symbol (kept as is if calc or another rebuild already did: its buffer is
-        the ticks nobody merged)."""
-        self._redis.hsetnx(self._keys.rebuild_fence(symbol), FENCE_SINCE_FIELD, str(now_us))
+        the ticks nobody merged); the fence's stamp, which `swap` checks is still the same."""
+        fence = self._keys.rebuild_fence(symbol)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(fence, FENCE_SINCE_FIELD, fence_stamp(now_us, uuid.uuid4().hex))
+            pipe.hget(fence, FENCE_SINCE_FIELD)
+            _set, stamp = pipe.execute()
+        return bytes(stamp)
 
     def outbox_ticks(self, symbol: str) -> list[Tick]:
         """The outbox's ticks of `symbol` (each event id once), paged by stream id."""
@@ -127,6 +133,7 @@ class RebuildStore:
         symbol: str,
         rebuild: Callable[[SwapInput], Rebuilt],
         *,
+        stamp: bytes,
         now_us: int,
         calc_queue: str,
         status: Callable[[Rebuilt, SwapInput], RebuildStatus],
@@ -135,7 +142,9 @@ class RebuildStore:
         """Put `rebuild(what the swap read)` in place of the symbol's state, window and view,
         and delete the fence, in one MULTI; retried (only this step) while calc or a writer
         changes the state or the fence in between. Returns what was swapped in, what it was
-        built from, and how many attempts it took. Raises FenceGone if the fence is gone."""
+        built from, and how many attempts it took. Raises FenceGone if the fence is gone, or is
+        not the one R was read under (`stamp`, from `open_fence`): a fence lifted by
+        another rebuild and set again leaves a stretch where calc merged unfenced, after R."""
         state_key, fence = self._keys.state(symbol), self._keys.rebuild_fence(symbol)
         hashes = [
             self._keys.queue_messages(calc_queue),
@@ -152,7 +161,7 @@ class RebuildStore:
                 try:
                     pipe.watch(state_key, fence)
                     raw_fence, bodies = read_rebuild_swap(pipe, fence=fence, message_hashes=hashes)
-                    if raw_fence is None:
+                    if raw_fence is None or raw_fence.get(_SINCE) != stamp:
                         raise FenceGone(symbol)
                     read = SwapInput(
                         buffered=_buffered(raw_fence), pending=self._pending(bodies, symbol)
@@ -229,9 +238,11 @@ class RebuildStore:
         return {s.decode() for s in (*a, *b)}
 
 
+_SINCE = FENCE_SINCE_FIELD.encode()
+
+
 def _buffered(raw_fence: dict[bytes, bytes]) -> list[Tick]:
-    since = FENCE_SINCE_FIELD.encode()
-    return [decode_tick(orjson.loads(v)) for k, v in raw_fence.items() if k != since]
+    return [decode_tick(orjson.loads(v)) for k, v in raw_fence.items() if k != _SINCE]
 
 
 class RebuildRequests:

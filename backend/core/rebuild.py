@@ -28,8 +28,15 @@ from backend.core.contract import Contract
 from backend.core.ticks import SYMBOL_RE, Tick
 
 # The fence hash's one field that is not a buffered tick (event ids are printable, so a NUL
-# never collides): when the fence was set, in epoch µs. It also makes an empty fence exist.
+# never collides): when the fence was set and by whom (`fence_stamp`). It makes an empty fence
+# exist, and it tells one fence from the next: a rebuild swaps only under the fence it read R in.
 FENCE_SINCE_FIELD = "\x00since"
+
+
+def fence_stamp(now_us: int, nonce: str) -> str:
+    """The fence's identity: set once, with the fence (HSETNX), so a fence lifted and set again
+    (another rebuild swapped in between) never looks like the one a rebuild read R under."""
+    return f"{now_us}:{nonce}"
 
 
 class CalcAction(StrEnum):

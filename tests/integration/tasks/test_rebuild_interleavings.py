@@ -31,7 +31,7 @@ from backend.bus import ledger
 from backend.bus.ingest import IngestScript
 from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
-from backend.bus.rebuild_store import SEAL_AFTER_ATTEMPTS, Rebuilt, SwapInput
+from backend.bus.rebuild_store import SEAL_AFTER_ATTEMPTS, FenceGone, Rebuilt, SwapInput
 from backend.core.rebuild import RebuildStatus
 from backend.core.ticks import Tick, decode_tick
 from backend.core.window import WindowState
@@ -133,7 +133,7 @@ def test_every_interleaving_counts_each_tick_once(parties: Parties, settings: Se
     p.redis.set(p.keys.state(SYMBOL), orjson.dumps(wrong))
 
     rebuilder = Rebuilder.from_settings(settings, p.redis)
-    rebuilder.store.open_fence(SYMBOL, time.time_ns() // 1_000)
+    stamp = rebuilder.store.open_fence(SYMBOL, time.time_ns() // 1_000)
     buffered_before_r = p.accept()
     p.apply(buffered_before_r)  # fenced: kept in the fence, not merged
     assert p.state().ticks_total == wrong["ticks_total"]
@@ -153,7 +153,8 @@ def test_every_interleaving_counts_each_tick_once(parties: Parties, settings: Se
         return rebuilt_state(read, swap_read, time.time_ns() // 1_000, settings.stale_after)
 
     _rebuilt, _read, tries = rebuilder.store.swap(
-        SYMBOL, during_swap, now_us=time.time_ns() // 1_000, calc_queue=settings.queue_name,
+        SYMBOL, during_swap, stamp=stamp, now_us=time.time_ns() // 1_000,
+        calc_queue=settings.queue_name,
         status=lambda _r, _s: RebuildStatus(symbol=SYMBOL, phase="done"), counters={},
     )  # fmt: skip
     assert tries == 2  # the calc commit during the first attempt aborted it
@@ -219,7 +220,7 @@ def test_a_swap_that_keeps_losing_to_calc_seals_the_symbol_and_gets_through(
     p.apply(p.accept())
     p.flush()
     rebuilder = Rebuilder.from_settings(settings, p.redis)
-    rebuilder.store.open_fence(SYMBOL, time.time_ns() // 1_000)
+    stamp = rebuilder.store.open_fence(SYMBOL, time.time_ns() // 1_000)
     with psycopg.connect(settings.pg_url) as conn:
         read = rebuilder.read_durable(conn, SYMBOL, RebuildStatus(symbol=SYMBOL, phase="fenced"))
     waiting: list[threading.Thread] = []
@@ -237,7 +238,8 @@ def test_a_swap_that_keeps_losing_to_calc_seals_the_symbol_and_gets_through(
         return rebuilt_state(read, swap_read, time.time_ns() // 1_000, settings.stale_after)
 
     _rebuilt, _read, tries = rebuilder.store.swap(
-        SYMBOL, busy_calc, now_us=time.time_ns() // 1_000, calc_queue=settings.queue_name,
+        SYMBOL, busy_calc, stamp=stamp, now_us=time.time_ns() // 1_000,
+        calc_queue=settings.queue_name,
         status=lambda _r, _s: RebuildStatus(symbol=SYMBOL, phase="done"), counters={},
     )  # fmt: skip
     assert tries == SEAL_AFTER_ATTEMPTS + 1
@@ -248,3 +250,36 @@ def test_a_swap_that_keeps_losing_to_calc_seals_the_symbol_and_gets_through(
     mine = [t for t in p.accepted.values() if t.symbol == SYMBOL]
     view = orjson.loads(p.redis.get(p.keys.view(SYMBOL)))
     assert view["ticks_total"] == reference.view(mine)["ticks_total"]
+
+
+def test_a_swap_under_a_fence_set_again_by_someone_else_starts_over(
+    parties: Parties, settings: Settings
+) -> None:
+    """Rebuild 1 reads R under a fence; rebuild 2 swaps (lifting it); calc merges unfenced;
+    calc or rebuild 3 fences the symbol again. Rebuild 1's R misses what calc merged in the
+    unfenced stretch, so it must not swap under the new fence: it starts over, and is exact."""
+    p = parties
+    p.apply(p.accept())
+    p.flush()
+    first, second = (Rebuilder.from_settings(settings, p.redis) for _ in range(2))
+    stamp = first.store.open_fence(SYMBOL, time.time_ns() // 1_000)
+    with psycopg.connect(settings.pg_url) as conn:
+        read = first.read_durable(conn, SYMBOL, RebuildStatus(symbol=SYMBOL, phase="fenced"))
+    second.rebuild([SYMBOL])  # shares the fence, swaps, lifts it
+    p.apply(p.accept())  # merged normally: not in the first rebuild's R
+    assert second.store.open_fence(SYMBOL, time.time_ns() // 1_000) != stamp
+
+    def build(swap_read: SwapInput) -> Rebuilt:
+        return rebuilt_state(read, swap_read, time.time_ns() // 1_000, settings.stale_after)
+
+    with pytest.raises(FenceGone):
+        first.store.swap(
+            SYMBOL, build, stamp=stamp, now_us=time.time_ns() // 1_000,
+            calc_queue=settings.queue_name,
+            status=lambda _r, _s: RebuildStatus(symbol=SYMBOL, phase="done"), counters={},
+        )  # fmt: skip
+    first.rebuild([SYMBOL])  # what the rebuild does on FenceGone: again, from the fence
+    mine = [t for t in p.accepted.values() if t.symbol == SYMBOL]
+    view = orjson.loads(p.redis.get(p.keys.view(SYMBOL)))
+    assert view["ticks_total"] == reference.view(mine)["ticks_total"]
+    assert not p.redis.exists(p.keys.rebuild_fence(SYMBOL))
