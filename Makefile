@@ -74,6 +74,10 @@ bench-overload: setup
 bench-gateway: setup
 	$(PY) -m tests.bench.gateway --json artifacts/bench/gateway.json
 
+## History import: a generated 1M-row CSV with 1 % bad rows; rows/s, bad rows by line, re-import.
+bench-import: setup
+	$(PY) -m tests.bench.import_bench
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
