@@ -245,9 +245,10 @@ def write_errors(path: Path, errors: list[RowError]) -> None:
 
 def rebuild_views(symbols: set[str]) -> None:
     """The CLI's `after_import`: the imported symbols' live views rebuilt from md_ticks by
-    `tasks.rebuild` (the seam: `rebuild_symbols(settings, symbols)`), if it is installed."""
+    `tasks.rebuild` (`rebuild_symbols(settings, symbols)`), if it is installed and Redis is up;
+    the import itself is committed either way."""
     try:
-        from tasks.rebuild import rebuild_symbols  # type: ignore[import-not-found, unused-ignore]
+        from tasks.rebuild import rebuild_symbols
     except ImportError:
         print(
             "views not rebuilt here (no tasks.rebuild): they catch up after "
@@ -255,10 +256,20 @@ def rebuild_views(symbols: set[str]) -> None:
             flush=True,
         )
         return
+    from redis import RedisError
+
     from backend.settings import get_worker_settings
 
-    rebuild_symbols(get_worker_settings(), sorted(symbols))
-    print(f"rebuilt the views of {len(symbols)} symbol(s)", flush=True)
+    try:
+        report = rebuild_symbols(get_worker_settings(), sorted(symbols))
+    except (RedisError, psycopg.Error) as exc:
+        print(
+            f"views not rebuilt ({type(exc).__name__}: {exc}); run `python -m tasks.rebuild "
+            f"--symbols {','.join(sorted(symbols))}` once Redis is up",
+            file=sys.stderr,
+        )
+        return
+    print(f"rebuilt the views of {len(report.symbols)} symbols", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

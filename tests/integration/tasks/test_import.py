@@ -13,9 +13,12 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from redis import Redis
 
+from backend.bus.keys import Keys
 from backend.core.history_import import PLACEHOLDER_ID, DerivedIds
 from backend.core.ticks import Tick, datetime_to_us
+from backend.core.view import View
 from backend.settings import Settings
 from tasks.history_import import import_file
 from tests import reference
@@ -90,9 +93,11 @@ def comparable(candles: dict[tuple[str, int], tuple[Any, ...]]) -> dict[Any, tup
     return {k: v[:6] for k, v in candles.items()}
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, rebuild: bool = False
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tasks.import", *args, "--no-rebuild"],
+        [sys.executable, "-m", "tasks.import", *args, *([] if rebuild else ["--no-rebuild"])],
         env=settings_env(settings), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -207,23 +212,23 @@ def test_a_resume_with_another_chunk_size_skips_nothing_it_has_not_stored(
     assert comparable(stored_candles(settings.psycopg_url)) == expected_candles(good)
 
 
-def test_after_import_gets_the_symbols_and_the_cli_falls_back_without_tasks_rebuild(
+def test_after_import_gets_the_symbols_of_the_file_also_when_resumed(
     settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "history.csv"
     path.write_text("ticker,timestamp,price,qty\nAAA,2001-01-01T00:00:00Z,1,1\nBBB,1000,2,2\n")
     calls: list[set[str]] = []
-    report = import_file(
-        lambda: psycopg.connect(settings.psycopg_url), path, fmt="csv", after_import=calls.append
-    )
-    assert report.inserted == 2 and calls == [{"AAA", "BBB"}]
 
-    done = subprocess.run(
-        [sys.executable, "-m", "tasks.import", str(path)],  # its one chunk: stored already
-        env=settings_env(settings), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "python -m tasks.rebuild" in done.stdout or "rebuilt the views" in done.stdout
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(settings.psycopg_url)
+
+    import_file(
+        connect, path, fmt="csv", chunk_rows=1, stop_after_chunks=1, after_import=calls.append
+    )
+    assert calls == []  # stopped: as if it had died
+    report = import_file(connect, path, fmt="csv", chunk_rows=1, after_import=calls.append)
+    assert (report.inserted, report.chunks_skipped) == (1, 1)
+    assert calls == [{"AAA", "BBB"}]  # AAA's chunk was stored by the run that died
 
 
 def test_an_unmappable_file_is_refused_before_anything_is_written(
@@ -234,3 +239,24 @@ def test_an_unmappable_file_is_refused_before_anything_is_written(
     done = run_cli(settings, str(path))
     assert done.returncode == 2 and "missing column(s) ts, volume" in done.stderr
     assert stored(settings.psycopg_url) == []
+
+
+def test_after_an_import_the_live_views_include_the_history(
+    settings: Settings, tmp_path: Path, redis_client: Redis
+) -> None:
+    path = tmp_path / "history.csv"
+    good, _ = write_history_csv(path, 2_000, seed=4)
+
+    done = run_cli(settings, str(path), rebuild=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt the views of 2 symbols" in done.stdout, done.stdout
+    keys = Keys.from_settings(settings)
+    ticks = stored(settings.psycopg_url)
+    for symbol in ("AAA", "BBB"):
+        view = View.model_validate_json(redis_client.get(keys.view(symbol)))
+        ref = reference.view([t for t in ticks if t.symbol == symbol])
+        assert (view.ticks_total, view.last_event_id, view.trades_1m) == (
+            ref["ticks_total"], ref["last_event_id"], ref["trades_1m"],
+        )  # fmt: skip
+    assert len(good) == len(ticks)
