@@ -186,6 +186,12 @@ def import_file(
     stopped = False
     with contextlib.ExitStack() as stack:
         conn = None if dry_run else stack.enter_context(connect())
+        if conn is not None:
+            # Each chunk's `conn.transaction()` must be a real BEGIN ... COMMIT. On a connection
+            # in transaction mode the first SELECT would open an outer transaction and every
+            # chunk would be a mere savepoint in it: nothing durable until the end, so a crash
+            # would lose every chunk instead of the one in flight.
+            conn.autocommit = True
         done = set() if conn is None or force else committed_chunks(conn, digest, options)
         if done and say is not None:
             say(

@@ -24,6 +24,7 @@ from tasks.history_import import import_file
 from tests import reference
 from tests.support.history import write_history_csv
 from tests.support.processes import settings_env
+from tests.support.waiting import wait_for
 
 
 def stored(pg_url: str) -> list[Tick]:
@@ -122,10 +123,13 @@ def test_an_import_stores_every_good_row_once_and_reports_every_bad_one_by_line(
     candles = stored_candles(settings.psycopg_url)
     assert comparable(candles) == expected_candles(good)
 
-    again = run_cli(settings, str(path), "--chunk-rows", "4000", "--force")
-    assert again.returncode == 0 and " 0 inserted" in again.stdout, again.stdout
-    assert f"{len(good)} already stored" in again.stdout
+    again = import_file(  # in-process: one subprocess run above is enough
+        lambda: psycopg.connect(settings.psycopg_url), path, fmt="csv", chunk_rows=4_000,
+        force=True,
+    )  # fmt: skip
+    assert (again.inserted, again.already_stored, again.bad) == (0, len(good), len(bad_lines))
     assert stored_candles(settings.psycopg_url) == candles
+    assert len(stored(settings.psycopg_url)) == len(good)
 
 
 def test_a_parquet_file_of_the_same_rows_gives_the_same_ticks(
@@ -192,6 +196,38 @@ def test_a_stopped_import_resumes_after_its_last_committed_chunk(
     assert rest.returncode == 0, rest.stderr
     assert "2 chunk(s) of this file already imported" in rest.stdout, rest.stdout
     assert "7 chunks (2 already imported, skipped)" in rest.stdout
+    assert stored_by_id(settings.psycopg_url) == expected_ticks(good)
+    assert comparable(stored_candles(settings.psycopg_url)) == expected_candles(good)
+
+
+def test_a_killed_import_keeps_its_committed_chunks_and_a_rerun_completes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.csv"
+    good, _ = write_history_csv(path, 20_000, seed=5)
+    cli = [sys.executable, "-m", "tasks.import", str(path), "--chunk-rows", "500", "--no-rebuild"]
+    proc = subprocess.Popen(
+        cli, env=settings_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    def committed() -> list[tuple[int, int]]:
+        with psycopg.connect(settings.psycopg_url) as conn:
+            return conn.execute("SELECT chunk_no, inserted FROM md_imports ORDER BY 1").fetchall()
+
+    try:
+        wait_for(lambda: len(committed()) >= 2, timeout=60, interval=0.02, what="2 chunks")
+    finally:
+        proc.kill()  # SIGKILL: no cleanup, no final commit
+        proc.wait(timeout=30)
+    chunks = committed()
+    assert 2 <= len(chunks) < 41, "the import must have been killed mid-way"
+    assert [c for c, _ in chunks] == list(range(len(chunks)))
+    # Exactly the committed chunks' ticks are stored: each chunk committed on its own.
+    assert len(stored(settings.psycopg_url)) == sum(inserted for _, inserted in chunks)
+
+    rest = run_cli(settings, str(path), "--chunk-rows", "500")
+    assert rest.returncode == 0, rest.stderr
+    assert f"41 chunks ({len(chunks)} already imported, skipped)" in rest.stdout, rest.stdout
     assert stored_by_id(settings.psycopg_url) == expected_ticks(good)
     assert comparable(stored_candles(settings.psycopg_url)) == expected_candles(good)
 
