@@ -1,4 +1,4 @@
-"""The replay benchmark's whole code path, tiny: 20,000 stored ticks, one round of 2 s phases.
+"""The replay benchmark's whole code path, tiny: 20,000 stored ticks, one round of 1 s phases.
 
 The real run is `make bench-replay` (10M ticks, 30 s phases, 3 rounds). Here the seed, the
 replay at max with its sampled curve, and one latency round without / with a replay must all
@@ -28,7 +28,7 @@ def test_replay_bench_prints_its_tables(
     base = Settings().model_copy(update={"redis_url": servers.redis_url, "pg_url": servers.pg_url})
     argv = [
         *("--ticks", "20000", "--database", f"tickstream_replay_smoke_{secrets.token_hex(4)}"),
-        *("--drop", "--phase-s", "2", "--rounds", "1", "--live-tps", "200"),
+        *("--drop", "--phase-s", "1", "--rounds", "1", "--live-tps", "100"),
         *("--sample-s", "0.2", "--json", str(out)),
     ]
 

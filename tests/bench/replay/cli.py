@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--phase-s", type=float, default=d.phase_s, help="s of live ingest per phase")
     p.add_argument("--rounds", type=int, default=d.rounds)
     p.add_argument("--live-tps", type=float, default=d.live_tps)
+    p.add_argument("--live-mode", choices=("batch", "single"), default=d.live_mode)
+    p.add_argument("--batch-linger-ms", type=float, default=d.batch_linger_ms)
     p.add_argument("--skip-max", action="store_true", help="only the latency rounds")
     p.add_argument("--skip-latency", action="store_true", help="only the replay at max")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the history worker here")
@@ -101,12 +105,18 @@ def run(opts: Options, base: Settings | None = None) -> dict[str, Any]:
         if not opts.skip_max:
             say(f"replay at max over {seeded.ticks:,} ticks")
             out["max"] = replay_at_max(procs, settings, seeded, servers.admin_url, opts)
+            _write(opts, out)  # kept if the latency rounds are interrupted
+            print("\n".join(["", *report.render_max(out["max"]), ""]), flush=True)
         if not opts.skip_latency:
             out["rounds"] = latency_rounds(procs, seeded, opts, tmp)
             out["latency"] = summarize_latency(out["rounds"])
+    _write(opts, out)
+    return out
+
+
+def _write(opts: Options, out: dict[str, Any]) -> None:
     opts.json_path.parent.mkdir(parents=True, exist_ok=True)
     opts.json_path.write_text(json.dumps(out, indent=1, default=str))
-    return out
 
 
 def _delete_namespace(redis_url: str, namespace: str) -> None:
@@ -116,8 +126,14 @@ def _delete_namespace(redis_url: str, namespace: str) -> None:
             client.delete(*names[start : start + 500])
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the processes stop, the namespace is deleted
+
+
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     opts = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     out = run(opts, settings)
     print()
     print(report.render(out))

@@ -23,6 +23,8 @@ class Options:
     rounds: int = 3
     live_tps: float = 1_000.0
     live_symbols: int = 5
+    live_mode: str = "batch"  # the pipeline bench's modes: batch (POST /ingest/ticks) or single
+    batch_linger_ms: float = 50.0  # the pipeline bench's: a batch goes out at 500 ticks or 50 ms
     skip_max: bool = False  # only the latency rounds
     skip_latency: bool = False  # only the replay at max
     profile: Path | None = None  # py-spy the history worker during the replay at max

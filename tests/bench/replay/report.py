@@ -45,6 +45,12 @@ def render_max(m: dict[str, Any]) -> list[str]:
         f"server used_memory {fmt_bytes(red['used_memory_before'])} before → "
         f"{fmt_bytes(red['used_memory_after'])} after (shared server)"
     )
+    kinds = list(red.get("by_kind", {}).items())[:6]
+    if kinds:
+        lines.append(
+            "  biggest: "
+            + ", ".join(f"{k} ({v['keys']} keys) {fmt_bytes(v['bytes'])}" for k, v in kinds)
+        )
     if m.get("profile"):
         p = m["profile"]
         top = ", ".join(f"{f} {v}" for f, v in p["inclusive_pct"][:20])
@@ -53,9 +59,15 @@ def render_max(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _mode(params: dict[str, Any]) -> str:
+    if params["live_mode"] == "single":
+        return "POST /ingest/tick, one tick each"
+    return f"POST /ingest/ticks, up to 500 per batch or {params['batch_linger_ms']:g} ms"
+
+
 def render_latency(summary: dict[str, Any], rounds: int, params: dict[str, Any]) -> list[str]:
     lines = [
-        f"== Live ingest at {params['live_tps']:,.0f} ticks/s offered (single ticks), "
+        f"== Live ingest at {params['live_tps']:,.0f} ticks/s offered ({_mode(params)}), "
         f"{params['phase_s']:g} s per phase, medians of {rounds} round(s): without / with a "
         "replay at max"
     ]

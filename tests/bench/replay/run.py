@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +24,7 @@ from backend.core.ticks import parse_ts_us, us_to_iso
 from backend.settings import Settings
 from tests.bench.pipeline import bench as pipeline_bench
 from tests.bench.pipeline import report as pipeline_report
+from tests.bench.pipeline.counters import api_ack_buckets, bucket_quantiles
 from tests.bench.pipeline.options import Options as PipelineOptions
 from tests.bench.pipeline.procs import tree_cpu
 from tests.bench.replay.options import Options
@@ -41,10 +43,11 @@ WORKER_PROCESSES, WORKER_THREADS = 2, 4  # the Procfile's defaults
 def start_system(procs: Processes, settings: Settings, opts: Options) -> None:
     """API, gateway, live workers and the `history` service, as the Procfile runs them."""
     procs.env["API_KEY"] = API_KEY
-    procs.start_gateway()
-    procs.start_api()
+    # The workers first: they import while the gateway and the API are waited for.
     procs.start_worker(processes=WORKER_PROCESSES, threads=WORKER_THREADS)
     procs.start_history(threads=opts.history_threads)
+    procs.start_gateway()
+    procs.start_api()
     keys = Keys.from_settings(settings)
     with Redis.from_url(settings.effective_redis_url) as redis:
         # Two live worker processes and the history service's one all beat in the same set.
@@ -84,13 +87,29 @@ def postmaster_pid(pg_url: str) -> int | None:
         return None
 
 
-def namespace_memory(redis: Redis, settings: Settings, replay_id: str) -> dict[str, int]:
-    """Keys and bytes (MEMORY USAGE) of the replay's namespace, and of its record."""
+def namespace_memory(
+    redis: Redis, settings: Settings, replay_id: str, symbols: Sequence[str]
+) -> dict[str, Any]:
+    """Keys and bytes (MEMORY USAGE) of the replay's namespace, per kind of key (the symbol in
+    its name replaced by `*`), and of its record."""
     keys = Keys.from_settings(settings)
-    names = list(redis.scan_iter(match=keys.for_replay(replay_id).namespace + ":*", count=1000))
-    used = sum(int(redis.memory_usage(n) or 0) for n in names)
+    prefix = keys.for_replay(replay_id).namespace + ":"
+    by_kind: dict[str, list[int]] = {}
+    for raw in redis.scan_iter(match=prefix + "*", count=1000):
+        name = raw.decode()
+        size = int(redis.memory_usage(name) or 0)
+        kind = ":".join("*" if part in symbols else part for part in name[len(prefix) :].split(":"))
+        cell = by_kind.setdefault(kind, [0, 0])
+        cell[0] += 1
+        cell[1] += size
     record = int(redis.memory_usage(keys.replay_record(replay_id)) or 0)
-    return {"keys": len(names), "bytes": used, "record_bytes": record}
+    return {
+        "keys": sum(c[0] for c in by_kind.values()),
+        "bytes": sum(c[1] for c in by_kind.values()),
+        "record_bytes": record,
+        "by_kind": {k: {"keys": c[0], "bytes": c[1]}
+                    for k, c in sorted(by_kind.items(), key=lambda kv: -kv[1][1])},
+    }  # fmt: skip
 
 
 # --- the replay at max ---------------------------------------------------------------------------
@@ -128,7 +147,7 @@ def replay_at_max(
         final = status(client, replay_id)
         if timed_out:
             client.post(f"/replays/{replay_id}/cancel")
-        memory = namespace_memory(redis, settings, replay_id)
+        memory = namespace_memory(redis, settings, replay_id, seeded.symbols)
         used_after = int(redis.info("memory")["used_memory"])
         backends.close()
     assert first is not None
@@ -225,6 +244,7 @@ def summarize_max(
             "namespace_keys": memory["keys"],
             "namespace_bytes": memory["bytes"],
             "record_bytes": memory["record_bytes"],
+            "by_kind": memory["by_kind"],
             "used_memory_before": used_before,
             "used_memory_after": used_after,
         },
@@ -236,12 +256,18 @@ def live_phase(procs: Processes, opts: Options, seed: int, work: Path, name: str
     """The pipeline benchmark's feeder (single ticks at `live_tps`, its ack and ingest→view
     latencies) for `phase_s`; CPU per process group over the phase."""
     popts = PipelineOptions(duration=opts.phase_s, single_tps=opts.live_tps,
+                            batch_tps=opts.live_tps, batch_linger_ms=opts.batch_linger_ms,
                             symbols=opts.live_symbols)  # fmt: skip
     system = SimpleNamespace(url=procs.api_url, env=procs.env)
     groups = {g: procs.procs[g].pid for g in ("api", "worker", "gateway", "history")}
+    acks0 = api_ack_buckets(procs.api_url, HEADERS)
     cpu0, t0 = {g: tree_cpu(p) for g, p in groups.items()}, time.monotonic()
-    result, tail = pipeline_bench.run_feeder(system, "single", popts, seed, work / f"{name}.json")  # type: ignore[arg-type]
+    result, tail = pipeline_bench.run_feeder(
+        system, opts.live_mode, popts, seed, work / f"{name}.json"
+    )  # type: ignore[arg-type]
     wall = time.monotonic() - t0
+    # The API's own histogram (received → acked): tells a slow server from a starved client.
+    api_ack = bucket_quantiles(acks0, api_ack_buckets(procs.api_url, HEADERS))
     cpu = {g: round((tree_cpu(p) - cpu0[g]) / wall, 3) for g, p in groups.items()}
     if result is None:
         return {"ok": False, "error": tail, "cpu_cores": cpu}
@@ -250,6 +276,7 @@ def live_phase(procs: Processes, opts: Options, seed: int, work: Path, name: str
         "accepted": result["accepted"],
         "accepted_tps": result["achieved_tps"],
         "ack_ms": result["ack_ms"],
+        "api_ack_ms": api_ack,
         "view_ms": result["view_ms"],
         "errors": result["errors"],
         "cpu_cores": cpu,
@@ -306,6 +333,8 @@ LATENCY_METRICS = {
     "ack_p99": ("ack ms p99", lambda p: p["ack_ms"]["p99"]),
     "view_p50": ("ingest→view ms p50", lambda p: p["view_ms"]["p50"]),
     "view_p95": ("ingest→view ms p95", lambda p: p["view_ms"]["p95"]),
+    "api_ack_p50": ("ack ms p50 in the API ≤", lambda p: p["api_ack_ms"]["p50_le_ms"]),
+    "api_ack_p99": ("ack ms p99 in the API ≤", lambda p: p["api_ack_ms"]["p99_le_ms"]),
     "accepted_tps": ("accepted ticks/s", lambda p: p["accepted_tps"]),
 }
 
