@@ -1,0 +1,70 @@
+"""Pure parts of the replay benchmark: the RSS curve and rates of the replay at max, and the
+medians and ratios of the latency rounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bench.replay.run import summarize_latency, summarize_max
+from tests.bench.replay.sampler import MB, CpuCounters, Sampled
+
+
+def _sample(t: float, applied: int, rss_mb: float, state: str = "running") -> Sampled:
+    cpu = CpuCounters(history=t * 0.8, redis=t * 0.1, postgres_db=t * 0.2, postgres_all=t * 0.5)
+    children = int((rss_mb - 40) * MB)
+    return Sampled(t=t, state=state, ticks_applied=applied, ticks_total=1_000, rate=0.0,
+                   rss_parent=int(40 * MB), rss_children=children, cpu=cpu)  # fmt: skip
+
+
+def test_the_curve_takes_the_first_sample_past_each_tenth_and_rates_are_per_second() -> None:
+    first = _sample(0.0, 0, 100.0)
+    # 100 ticks/s for 10 s, then 200 ticks/s; RSS 150 MB, one bump to 160.
+    samples = [_sample(float(t), 100 * t, 160.0 if t == 4 else 150.0) for t in range(1, 9)]
+    samples += [_sample(9.0, 1_000, 150.0, "done")]
+    final = {"state": "done", "ticks_total": 1_000, "ticks_applied": 1_000, "rate": 111.1,
+             "started_at": "2026-01-01T00:00:00Z",
+             "finished_at": "2026-01-01T00:00:10Z"}  # fmt: skip
+    memory = {"keys": 3, "bytes": 1_000, "record_bytes": 10, "by_kind": {}}
+
+    m = summarize_max(samples, first, final, memory, 5_000, 6_000, timed_out=False)
+
+    assert [c["pct"] for c in m["curve"]] == list(range(10, 101, 10))
+    assert [c["ticks_applied"] for c in m["curve"]][:3] == [100, 200, 300]
+    assert m["curve"][-1]["ticks_applied"] == 1_000
+    assert m["curve"][3]["rss_mb"] == 160.0
+    assert m["rss_mb"]["max"] == 160.0 and m["rss_mb"]["growth_10pct_to_end"] == 0.0
+    # Per-second rates while running (the last pair, into "done", is left out): all 100/s.
+    assert m["rate_median"] == 100.0
+    assert m["rate_overall"] == 100.0  # 1,000 ticks over started_at → finished_at (10 s)
+    assert m["cpu_cores"]["history"] == 0.8
+
+
+def _phase(ack50: float, view95: float, ok: bool = True) -> dict[str, Any]:
+    return {
+        "ok": ok, "accepted_tps": 1_000.0,
+        "ack_ms": {"p50": ack50, "p99": ack50 * 2}, "view_ms": {"p50": view95 / 2, "p95": view95},
+        "api_ack_ms": {"p50_le_ms": 5.0, "p99_le_ms": 25.0}, "cpu_cores": {"api": 0.1},
+    }  # fmt: skip
+
+
+def test_latency_is_the_median_over_rounds_and_the_ratio_of_the_medians() -> None:
+    rounds = [
+        {"without": _phase(10, 100), "with": _phase(20, 150) | {"replay": {
+            "rate_during": 5_000.0, "running_at_end": True}}},
+        {"without": _phase(12, 120), "with": _phase(30, 300) | {"replay": {
+            "rate_during": 7_000.0, "running_at_end": True}}},
+        {"without": _phase(11, 110), "with": _phase(24, 240) | {"replay": {
+            "rate_during": 6_000.0, "running_at_end": True}}},
+    ]  # fmt: skip
+
+    s = summarize_latency(rounds)
+
+    assert s["ack_p50"] == {"without": 11, "with": 24, "ratio": 24 / 11}
+    assert s["view_p95"]["without"] == 110 and s["view_p95"]["with"] == 240
+    assert s["replay_rate_during"] == 6_000.0 and s["replay_running_at_end"]
+    assert s["ok"]
+    rounds[1]["with"]["replay"]["running_at_end"] = False
+    rounds[2]["without"] = _phase(0, 0, ok=False)  # a failed phase counts in no median
+    s = summarize_latency(rounds)
+    assert not s["replay_running_at_end"] and not s["ok"]
+    assert s["ack_p50"]["without"] == 11  # median of 10 and 12
