@@ -37,6 +37,11 @@ def render_max(m: dict[str, Any]) -> list[str]:
         "CPU (cores, mean over the run): "
         + ", ".join(f"{k} {_num(v, '{:.2f}')}" for k, v in m["cpu_cores"].items()),
     ]
+    per_1k = m.get("cpu_s_per_1k", {})
+    lines.append(
+        "CPU s per 1,000 ticks replayed: "
+        + ", ".join(f"{k} {_num(v, '{:.3f}')}" for k, v in per_1k.items())
+    )
     red = m["redis"]
     lines.append(
         f"Redis kept by the replay: {red['namespace_keys']} keys, "

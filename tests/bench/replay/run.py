@@ -216,6 +216,11 @@ def summarize_max(
         a, b = get(first.cpu), get(last.cpu)
         return round((b - a) / wall, 3) if a is not None and b is not None and wall > 0 else None
 
+    def cpu_per_1k(get: Any) -> float | None:
+        a, b = get(first.cpu), get(last.cpu)
+        done = last.ticks_applied - first.ticks_applied
+        return round((b - a) / done * 1000, 4) if a is not None and b is not None and done else None
+
     return {
         "state": final["state"],
         "timed_out": timed_out,
@@ -237,6 +242,11 @@ def summarize_max(
             "redis-server (whole server)": cpu_share(lambda c: c.redis),
             "postgres (this database's backends, ≥)": cpu_share(lambda c: c.postgres_db),
             "postgres (whole server, ≤)": cpu_share(lambda c: c.postgres_all),
+        },
+        # CPU seconds per 1,000 ticks replayed: what noise on a shared box does not change much.
+        "cpu_s_per_1k": {
+            "history": cpu_per_1k(lambda c: c.history),
+            "postgres (this database's backends, ≥)": cpu_per_1k(lambda c: c.postgres_db),
         },
         "curve": curve,
         "samples": [sample_json(s, first.t) for s in samples],

@@ -37,6 +37,7 @@ def test_the_curve_takes_the_first_sample_past_each_tenth_and_rates_are_per_seco
     assert m["rate_median"] == 100.0
     assert m["rate_overall"] == 100.0  # 1,000 ticks over started_at → finished_at (10 s)
     assert m["cpu_cores"]["history"] == 0.8
+    assert m["cpu_s_per_1k"]["history"] == 7.2  # 7.2 s of CPU (0.8 x 9 s) for 1,000 ticks
 
 
 def _phase(ack50: float, view95: float, ok: bool = True) -> dict[str, Any]:
