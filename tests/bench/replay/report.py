@@ -32,7 +32,7 @@ def render_max(m: dict[str, Any]) -> list[str]:
         f"history RSS: {r['first']:,.1f} MB at its first sample, max {r['max']:,.1f} MB, "
         f"{r['last']:,.1f} MB at the end; growth from 10 % to the end "
         f"{r['growth_10pct_to_end']:+,.1f} MB",
-        f"rate: median {_num(m['rate_median'], '{:,.0f}')} ticks/s (per-second samples), "
+        f"rate: median {_num(m['rate_median'], '{:,.0f}')} ticks/s (over 10 s windows), "
         f"overall {_num(m['rate_overall'], '{:,.0f}')} ticks/s (started_at → finished_at)",
         "CPU (cores, mean over the run): "
         + ", ".join(f"{k} {_num(v, '{:.2f}')}" for k, v in m["cpu_cores"].items()),
@@ -58,9 +58,9 @@ def render_max(m: dict[str, Any]) -> list[str]:
         )
     if m.get("profile"):
         p = m["profile"]
-        top = ", ".join(f"{f} {v}" for f, v in p["inclusive_pct"][:20])
-        lines.append(f"py-spy, the driving thread ({p['samples']} samples, idle included), "
-                     f"inclusive %: {top}")  # fmt: skip
+        parts = ", ".join(f"{k} {v} %" for k, v in p["breakdown_pct"].items())
+        lines.append(f"py-spy, the thread driving the replay ({p['samples']} samples, idle "
+                     f"included): {parts}")  # fmt: skip
     return lines
 
 

@@ -4,7 +4,6 @@ live-latency rounds (without / with a replay running)."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import statistics
 import subprocess
 import sys
@@ -174,7 +173,61 @@ def _profile(procs: Processes, opts: Options, sampler: ReplaySampler) -> dict[st
     if not out.exists():
         return None
     driving = "\n".join(line for line in out.read_text().splitlines() if "run_slice" in line)
-    return pipeline_report.top_functions(driving, n=25) | {"raw": str(out)}
+    top = pipeline_report.top_functions(driving, n=12)
+    return {"samples": top["samples"], "breakdown_pct": profile_breakdown(driving),
+            "self_pct": top["self_pct"], "raw": str(out)}  # fmt: skip
+
+
+# (part of the driver, frames that place a stack in it), first match wins.
+PARTS = (
+    ("read md_ticks", ("ticks_after", "_symbol_ticks")),
+    ("candles merge (commit)", ("_merged_candles",)),
+    ("commit, other", ("ReplayProgressStore.commit", "ReplayProgressStore.begin")),
+    ("calc apply_batch", ("apply_batch",)),
+)
+
+
+def profile_breakdown(raw: str) -> dict[str, float]:
+    """% of the driving thread's samples (idle included) per part of the driver and what it
+    was doing there: waiting on PostgreSQL, waiting on Redis, or running Python."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = stack.split(";")
+        part = next((p for p, names in PARTS if any(x in stack for x in names)), "other")
+        leaf = frames[-1]
+        if "Connection.wait" in leaf:
+            doing = "waiting on PostgreSQL"
+        elif "read_from_socket" in leaf or "send_packed_command" in leaf:
+            doing = "waiting on Redis"
+        else:
+            doing = "CPU"
+        key = f"{part}: {doing}"
+        counts[key] = counts.get(key, 0) + int(n)
+        total += int(n)
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+    return {k: round(100 * v / total, 1) for k, v in ordered} if total else {}
+
+
+RATE_WINDOW_S = 10.0
+
+
+def window_rates(samples: list[Any], window_s: float) -> list[float]:
+    """Ticks/s from each sample to the first one `window_s` later. The status moves a group
+    (up to 5,000 ticks) at a time, so per-second differences are mostly 0 or a whole group."""
+    out = []
+    j = 0
+    for a in samples:
+        while j < len(samples) and samples[j].t < a.t + window_s:
+            j += 1
+        if j == len(samples):
+            break
+        b = samples[j]
+        out.append((b.ticks_applied - a.ticks_applied) / (b.t - a.t))
+    return out
 
 
 def summarize_max(
@@ -186,14 +239,11 @@ def summarize_max(
     used_after: int,
     timed_out: bool,
 ) -> dict[str, Any]:
-    total = int(final["ticks_total"]) or 1
+    # Deciles of what was replayed: of everything, or of what a cancelled run got through.
+    total = int(final["ticks_applied"] if final["state"] != "done" else final["ticks_total"]) or 1
     running = [s for s in samples if s.ticks_applied > 0]
-    rates = [
-        (b.ticks_applied - a.ticks_applied) / (b.t - a.t)
-        for a, b in itertools.pairwise(running)
-        if b.t > a.t and b.state == "running"
-    ]
-    # The curve: the sample nearest each 10 % of the run.
+    rates = window_rates([s for s in running if s.state == "running"], RATE_WINDOW_S)
+    # The curve: the first sample past each 10 % of the run.
     curve = []
     for decile in range(1, 11):
         target = total * decile / 10

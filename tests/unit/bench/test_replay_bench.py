@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.bench.replay.run import summarize_latency, summarize_max
+from tests.bench.replay.run import (
+    profile_breakdown,
+    summarize_latency,
+    summarize_max,
+    window_rates,
+)
 from tests.bench.replay.sampler import MB, CpuCounters, Sampled
 
 
@@ -33,8 +38,8 @@ def test_the_curve_takes_the_first_sample_past_each_tenth_and_rates_are_per_seco
     assert m["curve"][-1]["ticks_applied"] == 1_000
     assert m["curve"][3]["rss_mb"] == 160.0
     assert m["rss_mb"]["max"] == 160.0 and m["rss_mb"]["growth_10pct_to_end"] == 0.0
-    # Per-second rates while running (the last pair, into "done", is left out): all 100/s.
-    assert m["rate_median"] == 100.0
+    # Rates over 10 s windows while running: the run is too short for one.
+    assert m["rate_median"] is None
     assert m["rate_overall"] == 100.0  # 1,000 ticks over started_at → finished_at (10 s)
     assert m["cpu_cores"]["history"] == 0.8
     assert m["cpu_s_per_1k"]["history"] == 7.2  # 7.2 s of CPU (0.8 x 9 s) for 1,000 ticks
@@ -69,3 +74,38 @@ def test_latency_is_the_median_over_rounds_and_the_ratio_of_the_medians() -> Non
     s = summarize_latency(rounds)
     assert not s["replay_running_at_end"] and not s["ok"]
     assert s["ack_p50"]["without"] == 11  # median of 10 and 12
+
+
+def test_window_rates_span_at_least_the_window() -> None:
+    # A group of 5,000 ticks every 2 s: per-second differences would be 0 or 5,000.
+    samples = [_sample(float(t), 5_000 * (t // 2), 150.0) for t in range(0, 31)]
+    rates = window_rates(samples, 10.0)
+    assert len(rates) == 21  # every sample with another 10 s later
+    assert all(2_000 <= r <= 3_000 for r in rates), rates
+
+
+def test_a_cancelled_run_is_cut_in_tenths_of_what_it_replayed() -> None:
+    first = _sample(0.0, 0, 100.0)
+    samples = [_sample(float(t), 50 * t, 150.0) for t in range(1, 11)]
+    final = {"state": "cancelled", "ticks_total": 1_000, "ticks_applied": 500, "rate": 50.0,
+             "started_at": None, "finished_at": None}  # fmt: skip
+    memory = {"keys": 0, "bytes": 0, "record_bytes": 0, "by_kind": {}}
+    m = summarize_max(samples, first, final, memory, 0, 0, timed_out=False)
+    assert [c["ticks_applied"] for c in m["curve"]] == list(range(50, 501, 50))
+
+
+def test_the_profile_is_split_by_part_of_the_driver_and_by_waiting_or_running() -> None:
+    raw = "\n".join([
+        "run_slice;_drive;ticks_after;_symbol_ticks;Connection.wait (psycopg/connection.py:495) 30",
+        "run_slice;_drive;ticks_after;_symbol_ticks;_fetch_gen 10",
+        "run_slice;_apply_group;apply_batch;transact;read_from_socket (redis/hiredis.py:211) 20",
+        "run_slice;_apply_group;apply_batch;merge 30",
+        "run_slice;commit;ReplayProgressStore._merged_candles;from_ticks 10",
+    ])  # fmt: skip
+    assert profile_breakdown(raw) == {
+        "read md_ticks: waiting on PostgreSQL": 30.0,
+        "calc apply_batch: CPU": 30.0,
+        "calc apply_batch: waiting on Redis": 20.0,
+        "read md_ticks: CPU": 10.0,
+        "candles merge (commit): CPU": 10.0,
+    }
