@@ -30,7 +30,7 @@ from tests.bench.replay.options import Options
 from tests.bench.replay.sampler import MB, BackendCpu, ReplaySampler, sample_json
 from tests.bench.replay.seed import Seeded
 from tests.bench.text import fmt_int, say
-from tests.support.processes import Processes
+from tests.support.processes import Processes, answers_ok, uvicorn_command
 from tests.support.waiting import wait_for
 
 API_KEY = "replay-bench-key"
@@ -42,11 +42,15 @@ WORKER_PROCESSES, WORKER_THREADS = 2, 4  # the Procfile's defaults
 def start_system(procs: Processes, settings: Settings, opts: Options) -> None:
     """API, gateway, live workers and the `history` service, as the Procfile runs them."""
     procs.env["API_KEY"] = API_KEY
-    # The workers first: they import while the gateway and the API are waited for.
+    # Everything spawned at once, then waited for: they import side by side.
     procs.start_worker(processes=WORKER_PROCESSES, threads=WORKER_THREADS)
     procs.start_history(threads=opts.history_threads)
-    procs.start_gateway()
-    procs.start_api()
+    gateway = ["--host", "127.0.0.1", "--port", str(procs.gateway_port)]
+    procs.spawn("gateway", [sys.executable, "-m", "backend.gateway", *gateway])
+    api = uvicorn_command("backend.api.app:create_app", procs.api_port)
+    procs.spawn("api", api, {"GATEWAY_PUBLIC_URL": procs.gateway_url})
+    for url in (procs.gateway_url + "/health/readiness", procs.api_url + "/health/liveness"):
+        wait_for(lambda url=url: answers_ok(url), 60, what=url)
     keys = Keys.from_settings(settings)
     with Redis.from_url(settings.effective_redis_url) as redis:
         # Two live worker processes and the history service's one all beat in the same set.
