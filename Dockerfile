@@ -7,6 +7,7 @@
 #   gateway: python -m backend.gateway --host 0.0.0.0 --port ${PORT:-8001}
 #   worker:  python -m tasks worker --processes ${WORKER_PROCESSES:-2} --threads ${WORKER_THREADS:-4}
 #   alerts:  python -m tasks alerts --processes 1 --threads ${ALERT_DELIVERY_THREADS:-8}
+#   history: python -m tasks history --processes 1 --threads ${HISTORY_THREADS:-4}
 #   feeder:  python -m feeder
 #   ui:      python -m ui --server.port ${PORT:-8501} --server.address 0.0.0.0
 #   migrate: python -m backend.storage.migrate   (one-shot, before the others start)
@@ -48,8 +49,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 USER 10001:10001
-# api, gateway, ui, and the /metrics + /health ports of worker, alerts and feeder.
-EXPOSE 8000 8001 8501 9191 9192 9193
+# api, gateway, ui, and the /metrics + /health ports of worker, alerts, feeder and history.
+EXPOSE 8000 8001 8501 9191 9192 9193 9194
 # Each service sets HEALTHCHECK_URL to its own liveness endpoint (compose does; see
 # docs/services/); the default is the API's. Through `sh -c` so the variables expand at run time.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

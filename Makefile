@@ -78,6 +78,10 @@ bench-gateway: setup
 bench-replay: setup
 	$(PY) -m tests.bench.replay --json artifacts/bench/replay.json
 
+## History import: a generated 1M-row CSV with 1 % bad rows; rows/s, bad rows by line, re-import.
+bench-import: setup
+	$(PY) -m tests.bench.import_bench
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

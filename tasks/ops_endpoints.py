@@ -1,4 +1,5 @@
-"""/metrics and /health/* of a Dramatiq service (`worker`, `alerts`), for all its worker processes.
+"""/metrics and /health/* of a Dramatiq service (`worker`, `alerts`, `history`), for all its worker
+processes.
 
 A service runs N worker processes; Prometheus wants one target. Dramatiq's own Prometheus
 middleware already counts messages in multiprocess mode and serves them from a *fork* (a process
@@ -11,7 +12,9 @@ Readiness is the fork's own view of the bus: a service whose Redis does not answ
 the deadline cannot take messages, whatever its workers are doing. The `worker` service also
 reports PostgreSQL, as information only (`degraded`): without it calc and the views go on and the
 outbox keeps the rows until it is back, so a lost Postgres must not take the workers out of
-rotation. `alerts` never touches PostgreSQL and does not report it.
+rotation. `history` reports it the same way: its replays read the stored ticks and wait for
+PostgreSQL to come back, but taking it out of rotation would not bring it back sooner.
+`alerts` never touches PostgreSQL and does not report it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # imported for real only once the multiprocess environment is
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 1.0  # how stale a worker's CPU/RSS may be at scrape
+READS_POSTGRES = frozenset({"worker", "history"})  # reported as information, never readiness
 OPS_HOST = "0.0.0.0"  # Prometheus may scrape from another host; /metrics applies the access rule
 
 
@@ -142,7 +146,7 @@ def _serve(service: str) -> int:
         app = build_ops_app(
             service=service,
             checks={"redis": redis_ping},
-            info_checks={"postgres": postgres_ping} if service == "worker" else {},
+            info_checks={"postgres": postgres_ping} if service in READS_POSTGRES else {},
             render_metrics=lambda: generate_latest(registry),
             access=MetricsAccess.from_settings(settings),
         )
@@ -169,4 +173,10 @@ def serve_alerts_ops() -> int:
     return _serve("alerts")
 
 
-FORKS = {"worker": serve_worker_ops, "alerts": serve_alerts_ops}
+def serve_history_ops() -> int:
+    return _serve("history")
+
+
+# One per service of `python -m tasks` (tasks.__main__.SERVICES): a service without its fork
+# would crash every worker process at boot whenever its metrics port is set.
+FORKS = {"worker": serve_worker_ops, "alerts": serve_alerts_ops, "history": serve_history_ops}

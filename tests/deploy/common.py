@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESSES = ("api", "gateway", "worker", "alerts", "feeder", "ui")
+PROCESSES = ("api", "gateway", "worker", "alerts", "history", "feeder", "ui")
 BIN = Path(sys.executable).parent
 
 

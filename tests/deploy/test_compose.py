@@ -97,9 +97,11 @@ def test_each_app_service_health_checks_its_own_liveness_port() -> None:
         "gateway": "http://127.0.0.1:8001/health/readiness",
         "worker": "http://127.0.0.1:9191/health/liveness",
         "alerts": "http://127.0.0.1:9192/health/liveness",
+        "history": "http://127.0.0.1:9194/health/liveness",
         "feeder": "http://127.0.0.1:9193/health/liveness",
         "ui": "http://127.0.0.1:8501/_stcore/health",
     }
+    assert set(expected) == set(PROCESSES)
     for name, url in expected.items():
         assert services[name]["environment"]["HEALTHCHECK_URL"] == url, name
 
@@ -110,7 +112,14 @@ def test_prometheus_scrapes_every_process_by_service_name() -> None:
     config = load_yaml("deploy/prometheus/prometheus.compose.yml")
     jobs = config["scrape_configs"]
     targets = {t for job in jobs for static in job["static_configs"] for t in static["targets"]}
-    assert targets == {"api:8000", "gateway:8001", "worker:9191", "alerts:9192", "feeder:9193"}
+    assert targets == {
+        "api:8000",
+        "gateway:8001",
+        "worker:9191",
+        "alerts:9192",
+        "history:9194",
+        "feeder:9193",
+    }
 
 
 def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard() -> None:
@@ -133,6 +142,7 @@ def test_metrics_ports_agree_across_env_healthcheck_and_prometheus() -> None:
     for name, variable in (
         ("worker", "WORKER_METRICS_PORT"),
         ("alerts", "ALERTS_METRICS_PORT"),
+        ("history", "HISTORY_METRICS_PORT"),
         ("feeder", "FEEDER_METRICS_PORT"),
         ("api", "PORT"),
         ("gateway", "PORT"),

@@ -18,7 +18,15 @@ KUBE_VERSION = "1.30.0"
 HELM = ROOT / "deploy" / "helm"
 SECRETS = {"REDIS_URL", "PG_URL", "INGEST_PASSWORD", "API_KEY", "INTERNAL_TOKEN", "UI_PASSWORD"}
 HPA = {"api", "gateway", "worker"}
-LISTENS = {"api": 8000, "gateway": 8001, "worker": 9191, "alerts": 9192, "feeder": 9193, "ui": 8501}
+LISTENS = {
+    "api": 8000,
+    "gateway": 8001,
+    "worker": 9191,
+    "alerts": 9192,
+    "history": 9194,
+    "feeder": 9193,
+    "ui": 8501,
+}
 
 
 def render(process: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -75,7 +83,7 @@ def test_production_mode_and_secrets_only_from_secret_refs(
     env = {e["name"]: e for e in _container(objects)["env"]}
     assert env["TICKSTREAM_ENV"]["value"] == "production"
     assert "API_KEY" in env, "production refuses to start without API_KEY"
-    if process in {"api", "worker", "alerts"}:
+    if process in {"api", "worker", "alerts", "history"}:
         assert {"REDIS_URL", "PG_URL"} <= set(env), process
     if process == "gateway":  # the ring is in Redis; the gateway never reads PostgreSQL
         assert "REDIS_URL" in env and "PG_URL" not in env
@@ -151,6 +159,7 @@ def test_the_process_is_told_to_listen_on_the_declared_port(
         "ui": "PORT",
         "worker": "WORKER_METRICS_PORT",
         "alerts": "ALERTS_METRICS_PORT",
+        "history": "HISTORY_METRICS_PORT",
         "feeder": "FEEDER_METRICS_PORT",
     }[process]
     env = {e["name"]: e.get("value") for e in container["env"]}

@@ -9,6 +9,7 @@ SERVICE = {
     "tickstream-gateway": "gateway",
     "tickstream-worker": "worker",
     "tickstream-alerts": "alerts",
+    "tickstream-history": "history",
     "tickstream-feeder": "feeder",
     "tickstream-ui": "ui",
 }

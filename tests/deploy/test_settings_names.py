@@ -32,6 +32,7 @@ SETTINGS: dict[str, type[SettingsBase]] = {
     "gateway": GatewaySettings,
     "worker": WorkerSettings,
     "alerts": WorkerSettings,
+    "history": WorkerSettings,
     "feeder": FeederSettings,
     "ui": UiSettings,
 }

@@ -27,7 +27,7 @@ def settings(servers: Servers) -> Iterator[Settings]:
     """Fresh namespace in Redis and an empty md_ticks for every test."""
     with psycopg.connect(servers.pg_url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE md_ticks, md_candles_1m, md_candles_1h, "
+            "TRUNCATE md_ticks, md_candles_1m, md_candles_1h, md_imports, "
             "alert_rules, alert_events, alert_deliveries"
         )
     s = make_settings(servers.redis_url, servers.pg_url)

@@ -84,12 +84,14 @@ def start_system(settings: Settings, procs: Processes) -> dict[str, int]:
     procs.start_gateway()
     procs.start_worker(processes=2, threads=2)
     procs.start_delivery_worker(threads=2)
+    procs.start_history(threads=1)
     procs.start_feeder(TPS="0")  # paused: its ticks would blur the count (it stays a target)
     ports = {
         "api": procs.api_port,
         "gateway": procs.gateway_port,
         "worker": settings.worker_metrics_port,
         "alerts": settings.alerts_metrics_port,
+        "history": settings.history_metrics_port,
         "feeder": settings.feeder_metrics_port,
     }
     for job, port in ports.items():
@@ -106,6 +108,7 @@ def test_prometheus_scrapes_every_process_and_counts_what_was_sent(
         update={
             "worker_metrics_port": free_port(),
             "alerts_metrics_port": free_port(),
+            "history_metrics_port": free_port(),
             "feeder_metrics_port": free_port(),
         }
     )
@@ -174,6 +177,8 @@ def test_prometheus_scrapes_every_process_and_counts_what_was_sent(
                 what="Dramatiq's message counter from the worker processes",
             )
             assert query(prom, 'count(process_resident_memory_bytes{job="feeder"})') == 1
+            # The history service's one worker process, through its own fork and job.
+            assert query(prom, 'count(tickstream_worker_cpu_seconds{job="history"})') == 1
             # The gateway read the events the load caused from the ring.
             wait_for(
                 lambda: (query(prom, 'sum(tickstream_gateway_ring_events_total{job="gateway"})')

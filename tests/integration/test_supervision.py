@@ -2,11 +2,11 @@
 
 The launcher runs as `make run` does, against the test's servers, with the feeder sending at a
 modest rate and recording every answered tick. Each kind of process is killed in turn (a Dramatiq
-worker *child* of `worker`, then `alerts`, the feeder, the API, the gateway, the UI). After each
-kill: every other process kept its pid and start time and stayed answering, the killed one is back
-(new pid, answering or consuming again), and `/stats` counted the restart. At the end the feeder
-is paused, the pipeline drains, the launcher is stopped with SIGTERM (exit 0, nothing left behind)
-and every tick the feeder saw accepted is in PostgreSQL exactly once.
+worker *child* of `worker`, then `alerts`, `history`, the feeder, the API, the gateway, the UI).
+After each kill: every other process kept its pid and start time and stayed answering, the killed
+one is back (new pid, answering or consuming again), and `/stats` counted the restart. At the end
+the feeder is paused, the pipeline drains, the launcher is stopped with SIGTERM (exit 0, nothing
+left behind) and every tick the feeder saw accepted is in PostgreSQL exactly once.
 
 The seconds until each process was back are recorded, not asserted (speed belongs in
 benchmarks): the table is printed (run with `-s`) and written to `artifacts/supervision.json`.
@@ -36,8 +36,9 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 ARTIFACT = REPO_ROOT / "artifacts" / "supervision.json"
-ORDER = ("worker", "alerts", "feeder", "api", "gateway", "ui")  # `worker`: a Dramatiq child
-START_S = 90  # a cold start of six Python processes on a busy 2-core machine
+# `worker`: a Dramatiq child
+ORDER = ("worker", "alerts", "history", "feeder", "api", "gateway", "ui")
+START_S = 90  # a cold start of seven Python processes on a busy 2-core machine
 BACK_S = 60
 
 
@@ -77,6 +78,8 @@ def all_up(run: Launched, api: httpx.Client) -> bool:
     if not (answers(f"{run.api_url}/health/liveness") and answers(f"{run.ui_url}/_stcore/health")):
         return False
     if not answers(f"{run.gateway_url}/health/readiness"):
+        return False
+    if not answers(f"{run.history_url}/health/readiness"):
         return False
     body = stats(api)
     return bool(body and body["gauges"]["workers"] >= 2 and body["counters"]["calc_ticks"] > 0)
@@ -278,7 +281,8 @@ def test_sigterm_stops_every_child_and_exits_0(settings: Settings, tmp_path: Pat
     ):
         wait_for(lambda: all_up(run, api), START_S, interval=0.3, what="every process up")
         tree = run.descendants()
-        assert len(tree) >= 6 + 2 + 1  # the six, and Dramatiq's worker processes
+        # The seven, and Dramatiq's worker processes (2 of worker, 1 of alerts, 1 of history).
+        assert len(tree) >= 7 + 2 + 1 + 1
         os.kill(run.proc.pid, signal.SIGTERM)
         assert run.proc.wait(60) == 0
         assert [p.pid for p in tree if alive(p)] == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import psycopg
 
@@ -51,3 +53,41 @@ def store(pg_url: str, ticks: Sequence[Tick], chunk: int = 20_000) -> int:
         for start in range(0, len(ticks), chunk):
             inserted += write_ticks(conn, ticks[start : start + chunk])
     return inserted
+
+
+# --- history files for `python -m tasks.import` ------------------------------------------
+HEADER = ["Ticker", "timestamp", "price", "qty", "exchange", "seq"]
+BAD_KINDS = [
+    ("price", "abc"), ("price", "nan"), ("price", "-2"), ("Ticker", "bad symbol"),
+    ("timestamp", ""), ("timestamp", "2026-13-45T00:00:00Z"), ("qty", "1e40"), ("seq", "x"),
+]  # fmt: skip
+
+
+def write_history_csv(path: Path, rows: int, seed: int = 1) -> tuple[list[list[str]], set[int]]:
+    """`rows` data rows, 1 % bad (every kind of `BAD_KINDS`), one good trade written twice; the
+    good rows and the (physical) line numbers of the bad ones."""
+    rng = random.Random(seed)
+    good: list[list[str]] = []
+    bad_lines: set[int] = set()
+    line = 1  # the header
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for i in range(rows):
+            row = [
+                rng.choice(["AAA", "BBB"]),
+                str(1_600_000_000_000 + i * 37 + rng.randint(0, 30)),  # epoch ms, out of order
+                f"{rng.uniform(90, 110):.2f}", f"{rng.uniform(0.01, 5):.3f}",
+                rng.choice(["x", "y"]), str(i),
+            ]  # fmt: skip
+            copies = 2 if i == 10 else 1  # an identical trade, twice: two ticks
+            for _ in range(copies):
+                line += 1
+                if i % 100 == 50:
+                    column, value = BAD_KINDS[(i // 100) % len(BAD_KINDS)]
+                    row[HEADER.index(column)] = value
+                    bad_lines.add(line)
+                else:
+                    good.append(row)
+                writer.writerow(row)
+    return good, bad_lines

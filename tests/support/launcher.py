@@ -32,6 +32,7 @@ SIGNATURES = {
     "gateway": "-m backend.gateway",
     "worker": "-m tasks worker",
     "alerts": "-m tasks alerts",
+    "history": "-m tasks history",
     "feeder": "-m feeder",
     "ui": "-m ui",
 }
@@ -43,6 +44,7 @@ class Launched:
     api_url: str
     ui_url: str
     gateway_url: str
+    history_url: str  # the history service's ops port (/health/*, /metrics)
     log_path: Path
     record_path: Path
 
@@ -91,6 +93,7 @@ def launcher_env(
         "GATEWAY_PORT": str(gateway_port),
         "WORKER_METRICS_PORT": str(free_port()),
         "ALERTS_METRICS_PORT": str(free_port()),
+        "HISTORY_METRICS_PORT": str(free_port()),
         "FEEDER_METRICS_PORT": str(free_port()),
         "VAR_DIR": str(tmp / "var"),
         "FEEDER_RECORD_PATH": str(tmp / "feeder.jsonl"),
@@ -121,6 +124,7 @@ def launched(settings: Settings, tmp: Path, **extra: str) -> Iterator[Launched]:
         api_url=f"http://127.0.0.1:{api_port}",
         ui_url=f"http://127.0.0.1:{ui_port}",
         gateway_url=f"http://127.0.0.1:{gateway_port}",
+        history_url=f"http://127.0.0.1:{env['HISTORY_METRICS_PORT']}",
         log_path=log_path,
         record_path=Path(env["FEEDER_RECORD_PATH"]),
     )

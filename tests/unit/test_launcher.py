@@ -33,7 +33,7 @@ def test_every_process_gets_the_settings_and_the_servers(
     live: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_KEY", "from-the-shell")  # not in `live`: a child must not see it
-    for name in ("api", "gateway", "worker", "alerts", "feeder", "ui"):
+    for name in ("api", "gateway", "worker", "alerts", "history", "feeder", "ui"):
         env = process_env(name, live, SERVERS)
         assert env["REDIS_URL"] == SERVERS.redis_url and env["PG_URL"] == SERVERS.pg_url
         assert env["MAX_BACKLOG"] == "5" and env["SYMBOLS"] == "AAA,BBB"
@@ -48,7 +48,19 @@ def test_port_is_the_api_s_the_gateway_s_or_the_ui_s(live: Settings) -> None:
     assert process_env("api", live, SERVERS)["PORT"] == "9100"
     assert process_env("gateway", live, SERVERS)["PORT"] == "9102"
     assert process_env("ui", live, SERVERS)["PORT"] == "9101"
-    assert "PORT" not in process_env("worker", live, SERVERS)
+    for name in ("worker", "alerts", "history", "feeder"):
+        assert "PORT" not in process_env(name, live, SERVERS), name
+
+
+def test_the_history_service_gets_its_port_and_the_replay_settings(live: Settings) -> None:
+    """Its ops port and the replay settings reach it like every setting (`to_env`); the
+    command's HISTORY_THREADS is the shell's, passed through untouched."""
+    tuned = live.model_copy(
+        update={"history_metrics_port": 9301, "replay_ttl": 3_600, "replay_nice": 5}
+    )
+    env = process_env("history", tuned, SERVERS)
+    assert env["HISTORY_METRICS_PORT"] == "9301"
+    assert (env["REPLAY_TTL"], env["REPLAY_NICE"], env["REPLAY_SLICE_S"]) == ("3600", "5", "5.0")
 
 
 def test_explicit_urls_and_secrets_pass_through(live: Settings) -> None:
@@ -102,6 +114,17 @@ def test_webhook_delivery_runs_in_a_process_of_its_own() -> None:
     assert SERVICES["worker"] != SERVICES["alerts"]
 
 
+def test_replays_run_in_a_process_of_their_own() -> None:
+    """`make run` starts the history service: a replay at full speed runs niced in its own
+    process, never in calc's threads."""
+    processes = load_procfile()
+    assert processes["history"] == (
+        "python -m tasks history --processes 1 --threads ${HISTORY_THREADS:-4}"
+    )
+    assert SERVICES["history"] == "tasks.history_worker"
+    assert SERVICES["history"] not in {SERVICES["worker"], SERVICES["alerts"]}
+
+
 def test_every_procfile_command_is_one_program_the_supervisor_can_exec() -> None:
     """The supervisor runs `sh -c "exec <command>"`, so the pid it watches (and the status it
     reports) is the program's; a compound command would defeat that."""
@@ -122,7 +145,7 @@ def test_the_launcher_supervises_every_procfile_process_in_order(live: Settings)
         return process_env(name, live, SERVERS)
 
     sup = Supervisor(processes, env_for, cwd=REPO_ROOT, grace_s=SHUTDOWN_GRACE_SECONDS)
-    assert list(sup.pids()) == ["api", "gateway", "worker", "alerts", "feeder", "ui"]
+    assert list(sup.pids()) == ["api", "gateway", "worker", "alerts", "history", "feeder", "ui"]
     assert all(pid is None for pid in sup.pids().values())  # nothing runs before start_all
     assert seen == []
     assert SHUTDOWN_GRACE_SECONDS == 15
@@ -132,5 +155,5 @@ def test_the_banner_names_the_gateway(live: Settings) -> None:
     from backend.launcher import _banner
 
     banner = _banner(live, SERVERS, list(load_procfile()))
-    assert "Tickstream is starting: api, gateway, worker, alerts, feeder, ui" in banner
+    assert "Tickstream is starting: api, gateway, worker, alerts, history, feeder, ui" in banner
     assert "Gateway   http://127.0.0.1:9102/stream" in banner

@@ -121,10 +121,16 @@ def test_a_replay_at_max_equals_the_reference_and_its_sandbox_fires_what_the_ref
     assert got == {(e.rule_id, e.ts_us, e.event_id, e.observed) for e in expected}
     assert len(firings) == len(got) == status["firings"] > 0
 
+    # Everything the replay wrote expires (REPLAY_TTL): no key of its namespace is forever.
+    live = Keys.from_settings(settings)
+    prefix = live.for_replay(replay_id).namespace
+    written = list(redis_client.scan_iter(match=f"{prefix}:*", count=1000))
+    assert written and all(0 < redis_client.ttl(k) <= settings.replay_ttl for k in written)
+    assert 0 < redis_client.ttl(live.replay_record(replay_id)) <= settings.replay_ttl
+
     # Nothing reached the live side: no live view, no live firing, no delivery, no event but
     # the replay's own progress.
     assert client.get("/symbols").json()["symbols"] == []
-    live = Keys.from_settings(settings)
     for queue in (ALERTS_EVALUATE_QUEUE, ALERTS_DELIVER_QUEUE):
         assert redis_client.llen(live.queue_list(queue)) == 0
     assert redis_client.xlen(live.alert_history) == 0
