@@ -26,7 +26,8 @@ SPEED_HINT = f"a number from {SPEED_MIN} to {SPEED_MAX} (× real time), or max"
 
 @dataclass(frozen=True, slots=True)
 class InlineRule:
-    """The one rule the form can write in place (never stored: it lives in the replay only)."""
+    """The one rule the form can write in place (never stored: it lives in the replay only).
+    A blank `symbol` is the first symbol replayed."""
 
     symbol: str
     field: str = "last_price"
@@ -73,12 +74,13 @@ def parse_speed(text: str) -> float | str | None:
     return number if math.isfinite(number) and SPEED_MIN <= number <= SPEED_MAX else None
 
 
-def inline_body(rule: InlineRule) -> dict[str, Any]:
+def inline_body(rule: InlineRule, symbols: Sequence[str]) -> dict[str, Any]:
     """An `AlertRuleSpec` body for the inline rule, named after what it watches."""
+    symbol = rule.symbol.strip().upper() or (symbols[0] if symbols else "")
     summary = rule_summary(rule.field, rule.condition, rule.value, rule.value2)
     body: dict[str, Any] = {
-        "name": f"{rule.symbol} {summary}"[:120],
-        "symbol": rule.symbol,
+        "name": f"{symbol} {summary}"[:120],
+        "symbol": symbol,
         "field": rule.field,
         "condition": rule.condition,
         "trigger": rule.trigger,
@@ -103,8 +105,9 @@ def request_body(form: ReplayForm) -> dict[str, Any] | list[FieldError]:
     if missing:
         return [{"field": name, "reason": "pick a date"} for name in missing]
     assert start is not None and end is not None
+    symbols = sorted({s.strip().upper() for s in form.symbols if s.strip()})
     body: dict[str, Any] = {
-        "symbols": [s.strip().upper() for s in form.symbols if s.strip()],
+        "symbols": symbols,
         "from": start.isoformat().replace("+00:00", "Z"),
         "to": end.isoformat().replace("+00:00", "Z"),
         "speed": speed,
@@ -112,7 +115,7 @@ def request_body(form: ReplayForm) -> dict[str, Any] | list[FieldError]:
     }
     if form.alerts == "sandbox":
         body["rule_ids"] = list(form.rule_ids)
-        body["rules"] = [inline_body(form.inline)] if form.inline is not None else []
+        body["rules"] = [inline_body(form.inline, symbols)] if form.inline is not None else []
     return body
 
 

@@ -1,8 +1,8 @@
 """The replay form: symbols, the UTC range, the speed, and the backtest's rules.
 
-Plain widgets rather than an `st.form`: the inline rule's symbol picker follows the symbols
-chosen above it. The live panel refreshes in its own fragment, so it never resets what the
-analyst types here.
+One `st.form`: typing never reruns anything (a form input is sent with Start), and the live
+panel, a fragment of its own, never resets it. Hence every input is always shown: the rules are
+read only for a sandbox, and the inline rule's symbol defaults to the first symbol replayed.
 """
 
 from __future__ import annotations
@@ -32,38 +32,40 @@ def replay_form(settings: UiSettings) -> None:
     state = st.session_state
     known = fetch_symbols(settings)
     chosen = list(state.get(key("symbols"), []) or [])
+    options = sorted({*known.symbols, *chosen})
     today = datetime.now(UTC).date()
-
-    symbols_col, speed_col = st.columns([4, 1])
-    symbols_col.multiselect(
-        "Symbols",
-        sorted({*known.symbols, *chosen}),
-        key=key("symbols"),
-        accept_new_options=True,
-        placeholder="Pick live symbols, or type any stored one",
-        help="GET /symbols lists the live symbols; history may hold others: type them.",
-    )
-    speed_col.text_input("Speed", value="max", key=key("speed"), help=SPEED_HINT)
-    from_col, from_t_col, to_col, to_t_col = st.columns(4)
-    from_col.date_input("From (UTC date)", value=today - timedelta(days=1), key=key("from_date"))
-    from_t_col.time_input("From (UTC time)", value=time(0, 0), key=key("from_time"))
-    to_col.date_input("To (UTC date)", value=today, key=key("to_date"))
-    to_t_col.time_input("To (UTC time)", value=time(0, 0), key=key("to_time"))
-
-    alerts = st.radio(
-        "Alerts",
-        ["off", "sandbox"],
-        key=key("alerts"),
-        horizontal=True,
-        format_func=lambda a: "off" if a == "off" else "sandbox (backtest rules, never delivered)",
-    )
-    if alerts == "sandbox":
-        _rules(settings, chosen)
-
-    errors = state.get(ERRORS_KEY) or []
-    if errors:
-        st.error("  \n".join(error_lines(errors)), icon=":material/error:")
-    st.button("Start replay", type="primary", on_click=start, args=(settings,), key=key("start"))
+    with st.form("replay_form", border=False):
+        symbols_col, speed_col = st.columns([4, 1])
+        symbols_col.multiselect(
+            "Symbols",
+            options,
+            key=key("symbols"),
+            accept_new_options=True,
+            placeholder="Pick live symbols, or type any stored one",
+            help="GET /symbols lists the live symbols; history may hold others: type them.",
+        )
+        speed_col.text_input("Speed", value="max", key=key("speed"), help=SPEED_HINT)
+        from_col, from_t_col, to_col, to_t_col = st.columns(4)
+        from_col.date_input(
+            "From (UTC date)", value=today - timedelta(days=1), key=key("from_date")
+        )
+        from_t_col.time_input("From (UTC time)", value=time(0, 0), key=key("from_time"))
+        to_col.date_input("To (UTC date)", value=today, key=key("to_date"))
+        to_t_col.time_input("To (UTC time)", value=time(0, 0), key=key("to_time"))
+        st.radio(
+            "Alerts",
+            ["off", "sandbox"],
+            key=key("alerts"),
+            horizontal=True,
+            format_func=lambda a: "off" if a == "off" else "sandbox (backtest the rules below)",
+            help="A sandbox evaluates the rules on the replay and lists what would have fired;"
+            " nothing is ever delivered. With 'off', the rules below are ignored.",
+        )
+        _rules(settings, options)
+        errors = state.get(ERRORS_KEY) or []
+        if errors:
+            st.error("  \n".join(error_lines(errors)), icon=":material/error:")
+        st.form_submit_button("Start replay", type="primary", on_click=start, args=(settings,))
 
 
 def _rules(settings: UiSettings, symbols: list[str]) -> None:
@@ -81,12 +83,14 @@ def _rules(settings: UiSettings, symbols: list[str]) -> None:
     )
     if rules.error is not None:
         st.caption(f"Stored rules unavailable: {rules.error}")
-    if not st.checkbox("Add an inline rule", key=key("inline")):
-        return
+    st.checkbox("Add an inline rule", key=key("inline"), help="Backtested, never stored.")
     sym_col, field_col, cond_col, value_col, value2_col, trigger_col = st.columns(
         [1.3, 1.3, 1.3, 1, 1, 1.3]
     )
-    sym_col.selectbox("Rule symbol", symbols, key=key("rule_symbol"), index=0 if symbols else None)
+    sym_col.selectbox(
+        "Rule symbol", symbols, key=key("rule_symbol"), index=None, accept_new_options=True,
+        placeholder="First replayed",
+    )  # fmt: skip
     field_col.selectbox(
         "Field", FIELDS, key=key("rule_field"), format_func=lambda f: FIELD_LABELS.get(f, f)
     )
