@@ -5,26 +5,34 @@ PostgreSQL, with stored ticks seeded straight into md_ticks.
 A backtest started from the form at `max` with an inline sandbox rule reaches `done`; its candles
 and its would-have-fired markers and rows are drawn (as many rows as `GET /replays/{id}/alerts`
 lists); a slow replay is paused, resumed and cancelled with the buttons. Every wait is on the DOM
-or the API.
+or the API. And, in Streamlit's AppTest with nothing behind it: a dead backend is a banner, and the
+form names a bad field before anything is sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import streamlit as st
 from playwright.sync_api import Page, sync_playwright
+from streamlit.testing.v1 import AppTest
 
-from backend.settings import Settings
+from backend.settings import Settings, UiSettings
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
+from tests.integration.ui.gateway_events import dead_url
 from tests.support.history import make_history, store
 from tests.support.processes import Processes
 from tests.support.servers import free_port
+from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration
+
+APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
 
 API_KEY = "replay-page-key"
 SYMBOL = "RPLAY"  # stored history only: never live, so it is typed into the picker
@@ -141,3 +149,31 @@ def test_a_backtest_from_the_form_runs_to_done_draws_its_firings_and_pauses_and_
     assert slow["ticks_applied"] < len(ticks)
     assert page.get_by_test_id("stException").count() == 0
     api.close()
+
+
+def test_with_the_backend_down_the_page_says_so_and_the_form_names_bad_fields() -> None:
+    at = AppTest.from_file(str(APP), default_timeout=20)
+    at.session_state[SETTINGS_OVERRIDE_KEY] = UiSettings(
+        gateway_url=dead_url(), backend_url=dead_url(), api_key=None
+    )
+    try:
+        at.run()
+        at.switch_page("app_pages/replay.py").run()
+        assert not at.exception, at.exception
+        assert [t.value for t in at.title] == ["Replay"]
+        assert any("Replays unavailable" in w.value for w in at.warning)
+        at.text_input(key="replay_form_speed").input("fast")
+        at.button(key="FormSubmitter:replay_form-Start replay").click().run()
+        assert not at.exception, at.exception
+        assert [e.value for e in at.error] == [
+            "speed: a number from 1 to 1000 (× real time), or max"
+        ]
+        # A well-formed request reaches the (dead) backend: its failure is a field-named line.
+        at.text_input(key="replay_form_speed").input("max")
+        at.multiselect(key="replay_form_symbols").set_value(["AAA"])
+        at.button(key="FormSubmitter:replay_form-Start replay").click().run()
+        [error] = [e.value for e in at.error]
+        assert error.startswith("backend: not started — Cannot reach the backend"), error
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
