@@ -14,10 +14,6 @@ from backend.core.replay import TERMINAL_STATES, Replay
 from backend.core.view import View
 from ui.alerts_text import CONDITION_LABELS, format_number, threshold_text
 
-STATE_ICONS = {
-    "queued": "⏳", "running": "▶️", "paused": "⏸️", "done": "✅", "cancelled": "⏹️",
-    "failed": "❌",
-}  # fmt: skip
 VIEW_FIELDS = (
     "last_price", "last_ts", "ticks_total", "sma_10", "vwap_1m", "volume_1m", "trades_1m",
     "high_1m", "low_1m", "change_1m_pct", "gaps_open",
@@ -98,8 +94,9 @@ def speed_text(speed: float | str) -> str:
 def replay_label(replay: Replay) -> str:
     """One line per replay in the picker: state, symbols, range start, short id."""
     symbols = ", ".join(replay.symbols[:3]) + (" …" if len(replay.symbols) > 3 else "")
-    icon = STATE_ICONS.get(replay.state, "")
-    return f"{icon} {replay.state} · {symbols} · {replay.from_} → {replay.to} · {replay.id[:8]}"
+    # Plain text: a picker's options cannot render Material icons, and emoji need a font the
+    # analyst's machine may lack.
+    return f"{replay.state} · {symbols} · {replay.from_} → {replay.to} · {replay.id[:8]}"
 
 
 def replay_rows(replays: Iterable[Replay]) -> list[dict[str, Any]]:

@@ -26,12 +26,13 @@ from backend.settings import Settings, UiSettings
 from tests.integration.ui.chromium import CHROMIUM_FLAGS, INSTALL_HINT, find_chromium
 from tests.integration.ui.gateway_events import dead_url
 from tests.support.history import make_history, store
-from tests.support.processes import Processes
+from tests.support.processes import ROOT, Processes
 from tests.support.servers import free_port
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration
 
+ARTIFACTS = ROOT / "artifacts" / "ui"  # screenshots, as test_browser.py leaves them
 APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
 
 API_KEY = "replay-page-key"
@@ -132,6 +133,8 @@ def test_a_backtest_from_the_form_runs_to_done_draws_its_firings_and_pauses_and_
     table = page.get_by_test_id("stDataFrame").filter(has_text=firings[0]["tick"]["event_id"])
     assert table.locator("table tbody tr").count() == len(firings), table.inner_text()
     assert page.get_by_test_id("stException").count() == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "replay.png"), full_page=True)
 
     # A slow replay (real speed, alerts off): Pause, Resume, then Cancel, by the buttons.
     start_form(page, "1", sandbox=False)
