@@ -31,6 +31,8 @@ from backend.bus.keys import (
     CALC_ACTOR,
     CALC_B_ACTOR,
     CALC_B_QUEUE,
+    REBUILD_ACTOR,
+    REBUILD_QUEUE,
     Keys,
 )
 from backend.bus.realtime import Ring
@@ -39,6 +41,7 @@ from backend.log_context import log_context, trace_fields
 from backend.settings import WorkerSettings
 from tasks.alerts_evaluate import EvaluateContext, evaluate_symbols
 from tasks.calc import CalcContext, apply_batch, build_views
+from tasks.rebuild import Rebuilder
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,11 @@ class Actors:
     calc_ticks: dramatiq.Actor[Any, Any]
     calc_view: dramatiq.Actor[Any, Any]
     alerts_evaluate: dramatiq.Actor[Any, Any]
+    rebuild_symbols: dramatiq.Actor[Any, Any]
 
+
+# A rebuild reads a symbol's whole history: far longer than a calc step may take.
+REBUILD_TIME_LIMIT_MS = 3_600_000
 
 REDIS_OUTAGE_WAIT_S = 30.0  # below TimeLimit (60 s); longer outages go through Dramatiq's retries
 
@@ -138,6 +145,15 @@ def register_actors(
         """Evaluate the symbols' new observations against their rules (queue alerts.evaluate)."""
         ride_out_redis_outage(evaluate_symbols)(alerts, symbols, clock_us)
 
+    rebuilder = Rebuilder.from_settings(settings, redis)
+
+    def rebuild_symbols(symbols: list[str] | None = None) -> None:
+        """Rebuild these symbols' state, window and view from PostgreSQL + the outbox (None:
+        every symbol); sent by calc when it finds a known symbol's state lost, and by
+        POST /admin/rebuild. Safe to redeliver: a rebuild only ever replaces a state by the
+        exact one."""
+        rebuilder.rebuild(symbols)
+
     options = {"broker": broker, "max_retries": settings.calc_max_retries}
     return Actors(
         calc_ticks=dramatiq.actor(
@@ -150,6 +166,13 @@ def register_actors(
             alerts_evaluate,
             actor_name=ALERTS_EVALUATE_ACTOR,
             queue_name=ALERTS_EVALUATE_QUEUE,
+            **options,
+        ),
+        rebuild_symbols=dramatiq.actor(
+            rebuild_symbols,
+            actor_name=REBUILD_ACTOR,
+            queue_name=REBUILD_QUEUE,
+            time_limit=REBUILD_TIME_LIMIT_MS,
             **options,
         ),
     )

@@ -24,7 +24,7 @@ import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation
 from backend.core.alerts.observations import tick_observations, view_observation
+from backend.core.rebuild import CalcAction, calc_action, drop_skipped
 from backend.core.ticks import Tick
 from backend.core.view import View, build_view
 from backend.core.window import Entry, WindowState, merge, to_entry
@@ -99,6 +100,9 @@ class CalcContext:
     # False: observations are recorded but no `alerts.evaluate` message is sent (a replay
     # evaluates its own sandbox, in its driver, right after each group).
     notify_evaluation: bool = True
+    # True (live): a known symbol without state is fenced and rebuilt from PostgreSQL + the outbox
+    # (tasks/rebuild.py). A replay has no rebuild to ask for: its namespace starts empty.
+    rebuild_lost_state: bool = True
     states: StateCache = field(default_factory=StateCache)
     locks: SymbolLocks = field(default_factory=SymbolLocks)
     store: CalcStore = field(init=False)
@@ -178,8 +182,19 @@ def _apply_symbol(
         read = txn.read_marker_and_state(message_id)
         if read.already_applied:
             return False
+        action = calc_action(
+            fenced=read.fenced,
+            has_state=read.raw_state is not None,
+            known=read.known and ctx.rebuild_lost_state,
+        )
+        if action is not CalcAction.MERGE:
+            return _buffer_for_rebuild(txn, ctx, message_id, ticks, now_us, counts_batch, action)
         prior = ctx.states.decode(read.raw_state, symbol)
-        state, delta, merge_stats = merge(prior, txn.window, ticks, now_us)
+        # Ticks a rebuild already counted while this message was queued are dropped, once.
+        fresh, skip_left, skipped = drop_skipped(prior.skip, ticks)
+        state, delta, merge_stats = merge(prior, txn.window, fresh, now_us)
+        if skipped:
+            state = replace(state, skip=skip_left, version=state.version + 1)
         txn.begin()
         txn.apply_delta(delta)
         raw_state = state.to_json()
@@ -187,11 +202,11 @@ def _apply_symbol(
         counters = {
             ledger.CALC_BATCHES: int(counts_batch), ledger.CALC_TICKS: len(ticks),
             ledger.LATE_TICKS: merge_stats.late, ledger.GAPS_OPENED: merge_stats.gaps.opened,
-            ledger.GAPS_CLOSED: merge_stats.gaps.closed,
+            ledger.GAPS_CLOSED: merge_stats.gaps.closed, ledger.REBUILD_SKIPPED: skipped,
         }  # fmt: skip
         view = None if ctx.split else _write_view(txn, ctx, state, now_us)
-        if view is not None:
-            counters |= stats.view_latency_fields([now_us - t.received_us for t in ticks])
+        if view is not None and fresh:
+            counters |= stats.view_latency_fields([now_us - t.received_us for t in fresh])
         if ctx.split:
             txn.enqueue_calc_b([symbol])
         if watched:
@@ -213,6 +228,32 @@ def _apply_symbol(
         return True
 
     return ctx.store.transact(symbol, step)
+
+
+def _buffer_for_rebuild(
+    txn: SymbolTxn,
+    ctx: CalcContext,
+    message_id: str,
+    ticks: list[Tick],
+    now_us: int,
+    counts_batch: bool,
+    action: CalcAction,
+) -> bool:
+    """A rebuild fences the symbol (or must: its state is lost): keep the ticks in the fence,
+    merge nothing, publish nothing, and mark the message done, all in one MULTI. The rebuild's
+    swap merges the buffer into the state it read (tasks/rebuild.py); the ticks count as
+    applied (`calc_ticks`) now, because this message will never bring them again."""
+    txn.begin()
+    opening = action is CalcAction.OPEN_FENCE
+    txn.buffer_in_fence(ticks, open_since_us=now_us if opening else None)
+    if opening:
+        txn.request_rebuild()
+        log.warning("calc: no state for known symbol %s; fenced, rebuild requested", txn.symbol)
+    txn.mark_done(message_id, ctx.done_ttl_s)
+    txn.add_counters({ledger.CALC_BATCHES: int(counts_batch), ledger.CALC_TICKS: len(ticks),
+                      ledger.REBUILD_BUFFERED: len(ticks)})  # fmt: skip
+    txn.commit()
+    return True
 
 
 def build_views(ctx: CalcContext, symbols: Sequence[str], now_us: int) -> None:

@@ -127,6 +127,7 @@ def _drive(env: ReplayEnv, store: ReplayProgressStore, record: ReplayRecord) -> 
         stale_after_s=env.stale_after_s,
         rules=sandbox,
         notify_evaluation=False,
+        rebuild_lost_state=False,
     )
     evaluation = (
         AlertEvaluationStore(env.redis, replay_keys, ring, on_firing=record_sandbox_firing)

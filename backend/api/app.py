@@ -54,6 +54,7 @@ from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
 from backend.bus.realtime import Ring
+from backend.bus.rebuild_store import RebuildRequests
 from backend.bus.replays import Replays
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
@@ -125,6 +126,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             alert_firings=AlertFirings(redis, keys, ring),
             alert_sync=alert_sync,
             restarts=ProcessRestartsReader(redis, keys),
+            rebuilds=RebuildRequests(redis, keys),
             replays=Replays(redis, keys, ring, settings.replay_ttl),
         )
         try:

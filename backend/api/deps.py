@@ -36,6 +36,7 @@ from backend.bus.ledger import LedgerReader
 from backend.bus.outbox_reader import OutboxReader
 from backend.bus.probes import Probes
 from backend.bus.process_restarts import ProcessRestartsReader
+from backend.bus.rebuild_store import RebuildRequests
 from backend.bus.replays import Replays
 from backend.bus.samples import SamplesStore
 from backend.bus.views import ViewStore
@@ -67,6 +68,7 @@ class AppState:
     alert_firings: AlertFirings
     alert_sync: RuleMirrorSync
     restarts: ProcessRestartsReader  # the launcher's restart counter (`make run`)
+    rebuilds: RebuildRequests  # POST/GET /admin/rebuild
     replays: Replays
 
 

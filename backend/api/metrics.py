@@ -53,7 +53,16 @@ _CALC_TOTALS: _GaugeTable = (
     ),
     (ledger.GAPS_OPENED, "tickstream_gaps_opened_total", "Sequence gaps opened"),
     (ledger.GAPS_CLOSED, "tickstream_gaps_closed_total", "Sequence gaps closed"),
-)
+    (ledger.REBUILDS_STARTED, "tickstream_rebuilds_started_total", "Symbol state rebuilds begun"),
+    (ledger.REBUILDS_FINISHED, "tickstream_rebuilds_finished_total",
+     "Symbol state rebuilds swapped in"),
+    (ledger.REBUILD_TICKS_READ, "tickstream_rebuild_ticks_read_total",
+     "Ticks read from PostgreSQL + the outbox by rebuilds"),
+    (ledger.REBUILD_BUFFERED, "tickstream_rebuild_buffered_total",
+     "Ticks calc kept in a rebuild fence instead of merging"),
+    (ledger.REBUILD_SKIPPED, "tickstream_rebuild_skipped_total",
+     "Ticks calc dropped because a rebuild had already counted them"),
+)  # fmt: skip
 
 _ALERT_TOTALS: _GaugeTable = (
     ("alerts_observations", "tickstream_alert_observations_total", "Observations evaluated"),

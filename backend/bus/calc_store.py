@@ -14,6 +14,8 @@ sorted sets.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,12 +30,16 @@ from backend.bus.keys import (
     ALERTS_EVALUATE_QUEUE,
     CALC_B_ACTOR,
     CALC_B_QUEUE,
+    REBUILD_ACTOR,
+    REBUILD_QUEUE,
     Keys,
 )
 from backend.bus.lua import CalcStepRead, read_calc_step
 from backend.bus.realtime import Ring
 from backend.core.alerts.conditions import Observation
 from backend.core.alerts.observations import encode_observations
+from backend.core.rebuild import FENCE_SINCE_FIELD, fence_stamp
+from backend.core.ticks import Tick, encode_tick
 from backend.core.view import View
 from backend.core.window import Entry, WindowDelta
 
@@ -44,6 +50,10 @@ T = TypeVar("T")
 # Approximate cap of a symbol's observation stream (entries: one per committed transaction): far
 # above what evaluation ever lags behind, a bound on memory if evaluation stops altogether.
 OBSERVATIONS_MAXLEN = 100_000
+
+# How calc waits while a rebuild's swap has sealed the symbol (`Keys.rebuild_seal`).
+SEAL_POLL_S = 0.002
+SEAL_WAIT_MAX_S = 5.0
 
 
 class RedisWindowStore:
@@ -102,11 +112,26 @@ class SymbolTxn:
 
     # --- reads (under WATCH) -----------------------------------------------------------------
     def read_marker_and_state(self, message_id: str) -> CalcStepRead:
-        """WATCH the batch's marker and the state; whether the batch applied the symbol, and the
-        state, in one round trip."""
+        """WATCH the batch's marker, the state and the rebuild fence; whether the batch applied
+        the symbol, the state, whether a rebuild fences it and whether it has a view, in one
+        round trip. The fence is watched so that a rebuild setting it (or swapping its state
+        in) aborts a merge begun without it: after the fence is set, nothing merges."""
         marker, state_key = self._keys.calc_done(message_id), self._keys.state(self.symbol)
-        self._pipe.watch(marker, state_key)
-        return read_calc_step(self._pipe, done_marker=marker, state=state_key, symbol=self.symbol)
+        fence, seal = self._keys.rebuild_fence(self.symbol), self._keys.rebuild_seal(self.symbol)
+        waited_s = 0.0
+        while True:
+            self._pipe.watch(marker, state_key, fence)
+            read = read_calc_step(
+                self._pipe, done_marker=marker, state=state_key, fence=fence,
+                view_order=self._keys.view_order, seal=seal, symbol=self.symbol,
+            )  # fmt: skip
+            if not read.sealed or waited_s >= SEAL_WAIT_MAX_S:
+                return read
+            # A rebuild's swap kept losing to calc's buffering: let it through (ms), then read
+            # again. The seal expires by itself, and the wait is bounded in any case.
+            self._pipe.unwatch()
+            time.sleep(SEAL_POLL_S)
+            waited_s += SEAL_POLL_S
 
     def read_state(self) -> bytes | None:
         """WATCH the state and read it."""
@@ -135,6 +160,24 @@ class SymbolTxn:
             pipe.zremrangebyscore(key, "-inf", delta.cutoff_us)
         if delta.evict:
             pipe.zrem(prices_key, *(RedisWindowStore.member(e) for e in delta.evict))
+
+    def buffer_in_fence(self, ticks: list[Tick], *, open_since_us: int | None = None) -> None:
+        """Keep `ticks` in the symbol's rebuild fence instead of merging them (HSETNX: the first
+        write of an event id wins, as everywhere). `open_since_us`: set the fence too (calc found
+        the state lost), stamped with that time."""
+        fence = self._keys.rebuild_fence(self.symbol)
+        if open_since_us is not None:
+            stamp = fence_stamp(open_since_us, uuid.uuid4().hex)
+            self._pipe.hsetnx(fence, FENCE_SINCE_FIELD, stamp)
+        for tick in ticks:
+            self._pipe.hsetnx(fence, tick.event_id, encode_tick(tick))
+
+    def request_rebuild(self) -> None:
+        """Enqueue a `rebuild_symbols` message for this symbol, inside our MULTI: a fence that
+        calc sets always has its rebuild coming."""
+        queue_message(
+            self._pipe, self._keys, REBUILD_QUEUE, REBUILD_ACTOR, [orjson.dumps(self.symbol)]
+        )
 
     def put_state(self, raw_state: bytes) -> None:
         self._pipe.set(self._keys.state(self.symbol), raw_state)

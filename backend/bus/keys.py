@@ -21,6 +21,10 @@ ALERTS_DELIVER_RETRY_QUEUE = "alerts.deliver.retry"
 ALERT_HISTORY_GROUP = "persist"
 REPLAY_ACTOR = "replay_run"
 REPLAY_QUEUE = "replays"
+# Rebuilding a symbol's calc state from PostgreSQL + the outbox (tasks/rebuild.py); runs in the
+# worker service, which has PostgreSQL.
+REBUILD_ACTOR = "rebuild_symbols"
+REBUILD_QUEUE = "rebuilds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +73,16 @@ class Keys:
         return f"{self.namespace}:outbox"
 
     def state(self, symbol: str) -> str:
-        # v3: the window is also indexed by price (`window_prices()`); older states (v2 had no
-        # price index, v1 kept the ticks inline) are ignored, not misread.
+        """calc's window state of `symbol` (JSON of `WindowState`).
+
+        v3: the window is also indexed by price (`window_prices()`); older states (v2 had no
+        price index, v1 kept the ticks inline) are ignored, not misread.
+
+        Bumping the version (or losing the key) does NOT reset the symbol's view to empty: when
+        calc finds no state for a symbol the view-order hash knows, it fences the symbol and
+        enqueues a `rebuild_symbols` message (tasks/rebuild.py), which rebuilds the state from
+        PostgreSQL + the outbox, exactly (docs/services/rebuild.md).
+        """
         return f"{self.namespace}:calc:v3:{symbol}"
 
     def window(self, symbol: str) -> str:
@@ -83,6 +95,23 @@ class Keys:
 
     def view(self, symbol: str) -> str:
         return f"{self.namespace}:view:{symbol}"
+
+    def rebuild_fence(self, symbol: str) -> str:
+        """Hash that exists while `symbol`'s state is being rebuilt: calc merges nothing then and
+        buffers each tick here instead (event_id -> encoded tick; field `\\x00since`: when the
+        fence was set). The rebuild's swap merges the buffer and deletes the fence."""
+        return f"{self.namespace}:rebuild:fence:{symbol}"
+
+    def rebuild_seal(self, symbol: str) -> str:
+        """Short-lived marker (SET PX) a rebuild's swap sets when calc keeps beating it to the
+        fence: calc waits while it exists instead of buffering, so the swap gets through. A
+        liveness device only (it changes nothing calc writes); it expires by itself."""
+        return f"{self.namespace}:rebuild:seal:{symbol}"
+
+    @property
+    def rebuild_status(self) -> str:
+        """Hash symbol -> JSON `RebuildStatus` of its last rebuild (GET /admin/rebuild)."""
+        return f"{self.namespace}:rebuild:status"
 
     @property
     def view_order(self) -> str:

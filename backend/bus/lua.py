@@ -244,9 +244,42 @@ def queue_view_write(
 class CalcStepRead:
     already_applied: bool
     raw_state: bytes | None
+    fenced: bool = False  # a rebuild of the symbol is under way
+    known: bool = False  # the symbol has a view (the view-order hash names it)
+    sealed: bool = False  # a rebuild's swap asks calc to wait
 
 
-def read_calc_step(pipe: Any, *, done_marker: str, state: str, symbol: str) -> CalcStepRead:
-    """On a WATCHing pipeline (immediate mode): the batch's marker for `symbol` and the state."""
-    done, raw = pipe.eval(source("calc_read_step"), 2, done_marker, state, symbol)
-    return CalcStepRead(already_applied=bool(done), raw_state=raw)
+def read_calc_step(
+    pipe: Any,
+    *,
+    done_marker: str,
+    state: str,
+    fence: str,
+    view_order: str,
+    seal: str,
+    symbol: str,
+) -> CalcStepRead:
+    """On a WATCHing pipeline (immediate mode): the batch's marker for `symbol`, the state, the
+    rebuild fence's existence, whether the symbol has a view and whether a swap sealed it."""
+    done, raw, fenced, known, sealed = pipe.eval(
+        source("calc_read_step"), 5, done_marker, state, fence, view_order, seal, symbol
+    )
+    return CalcStepRead(
+        already_applied=bool(done), raw_state=raw, fenced=bool(fenced), known=bool(known),
+        sealed=bool(sealed),
+    )  # fmt: skip
+
+
+def read_rebuild_swap(
+    pipe: Any, *, fence: str, message_hashes: Sequence[str]
+) -> tuple[dict[bytes, bytes] | None, list[bytes]]:
+    """On a WATCHing pipeline (immediate mode), at one instant: the rebuild fence (None if it
+    is gone) and the bodies of every message in `message_hashes` (a queue's msgs, its delay
+    queue's and its dead letters'). One script, because a message moves between those hashes
+    (a retry, a delayed message coming due) and two reads could miss it in both."""
+    raw_fence, bodies = pipe.eval(source("rebuild_swap_read"), 1 + len(message_hashes), fence,
+                                  *message_hashes)  # fmt: skip
+    if not raw_fence:
+        return None, list(bodies)
+    it = iter(raw_fence)
+    return dict(zip(it, it, strict=True)), list(bodies)

@@ -105,6 +105,9 @@ class WindowState:
     last_received_us: int = 0  # latest arrival: a function of the set (first write wins)
     seqs: dict[str, SeqTrack] = field(default_factory=dict)  # by source
     version: int = 0  # bumped on every change
+    # Ticks a rebuild already counted while their calc message was still queued: calc drops
+    # them when that message comes (`backend.core.rebuild.drop_skipped`). Usually empty.
+    skip: frozenset[str] = frozenset()
 
     @property
     def last(self) -> Entry | None:
@@ -116,17 +119,18 @@ class WindowState:
         return self.latest[-1][0] - WINDOW_US if self.latest else None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "symbol": self.symbol,
-                "ticks_total": self.ticks_total,
-                "last_received_us": self.last_received_us,
-                "version": self.version,
-                "latest": self.latest,
-                "window": self.window.to_json(),
-                "seqs": {source: t.to_json() for source, t in self.seqs.items()},
-            }
-        )
+        data: dict[str, Any] = {
+            "symbol": self.symbol,
+            "ticks_total": self.ticks_total,
+            "last_received_us": self.last_received_us,
+            "version": self.version,
+            "latest": self.latest,
+            "window": self.window.to_json(),
+            "seqs": {source: t.to_json() for source, t in self.seqs.items()},
+        }
+        if self.skip:  # absent when empty: the usual state keeps its bytes
+            data["skip"] = sorted(self.skip)
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str | None, symbol: str) -> WindowState:
@@ -141,6 +145,7 @@ class WindowState:
             last_received_us=int(data.get("last_received_us", 0)),
             seqs={s: SeqTrack.from_json(s, t) for s, t in data.get("seqs", {}).items()},
             version=int(data.get("version", 0)),
+            skip=frozenset(data.get("skip", ())),
         )
 
 
@@ -198,6 +203,7 @@ def merge(
         last_received_us=max(state.last_received_us, *(t.received_us for t in fresh.values())),
         seqs=seqs,
         version=state.version + 1,
+        skip=state.skip,
     )
     return (
         new_state,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from backend.core.ticks import Tick, us_to_datetime
+from backend.core.ticks import Tick, datetime_to_us, us_to_datetime
 
 COLUMNS = "event_id, symbol, ts, price, volume, source, seq, received_at"
 
@@ -104,3 +104,50 @@ async def read_history(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(HISTORY_SQL, (symbol, limit))
         return await cur.fetchall()
+
+
+# --- rebuilds (tasks/rebuild.py) ------------------------------------------------------------------
+SYMBOL_TICKS_SQL = f"SELECT {COLUMNS} FROM md_ticks WHERE symbol = %s {_ORDER}"
+
+# SELECT DISTINCT symbol, cheaply: a recursive skip scan that jumps from one symbol to the next
+# through ix_md_ticks_symbol_ts (one index probe per symbol instead of a scan of every row).
+DISTINCT_SYMBOLS_SQL = """
+WITH RECURSIVE s(symbol) AS (
+  (SELECT symbol FROM md_ticks ORDER BY symbol LIMIT 1)
+  UNION ALL
+  SELECT (SELECT m.symbol FROM md_ticks m WHERE m.symbol > s.symbol ORDER BY m.symbol LIMIT 1)
+  FROM s WHERE s.symbol IS NOT NULL
+)
+SELECT symbol FROM s WHERE symbol IS NOT NULL
+"""
+
+
+def _row_tick(row: Sequence[Any]) -> Tick:
+    event_id, symbol, ts, price, volume, source, seq, received_at = row
+    return Tick(
+        event_id, symbol, datetime_to_us(ts), float(price), float(volume), source, seq,
+        datetime_to_us(received_at),
+    )  # fmt: skip
+
+
+def iter_symbol_ticks(
+    conn: psycopg.Connection[Any], symbol: str, chunk: int = 5_000
+) -> Iterator[list[Tick]]:
+    """Every stored tick of `symbol` in (ts, event_id) order, `chunk` at a time, through a
+    server-side cursor: one statement, so one snapshot, and memory bounded by the chunk."""
+    with conn.transaction(), conn.cursor(name="rebuild_symbol_ticks") as cur:
+        cur.itersize = chunk
+        cur.execute(SYMBOL_TICKS_SQL, (symbol,))
+        while rows := cur.fetchmany(chunk):
+            yield [_row_tick(row) for row in rows]
+
+
+def distinct_symbols(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every symbol with a stored tick, sorted (skip scan, see DISTINCT_SYMBOLS_SQL)."""
+    return [row[0] for row in conn.execute(DISTINCT_SYMBOLS_SQL).fetchall()]
+
+
+async def distinct_symbols_async(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    """`distinct_symbols` for the API's pool."""
+    cur = await conn.execute(DISTINCT_SYMBOLS_SQL)
+    return [row[0] for row in await cur.fetchall()]

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 Backend = Literal["redis", "postgres"]
 API_KEY = "backend-down-key"
 SYMBOL = "BTCUSDT"
-PATH_VALUES = {"symbol": SYMBOL, "rule_id": "no-such-rule"}
+PATH_VALUES = {"symbol": SYMBOL, "rule_id": "no-such-rule", "replay_id": "0000000000"}
+_REPLAY = {"symbols": [SYMBOL], "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 
 
 # --- what a route is sent, and what it may answer -------------------------------------------
@@ -121,6 +122,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/stats/history"): Expect(Call(params={"minutes": "1"}), OK, _REDIS, OK),
     ("GET", "/admin/dead-letters"): Expect(Call(), OK, _REDIS, OK),
     ("POST", "/admin/dead-letters/requeue"): Expect(Call(json={}), OK, _REDIS, OK),
+    # Every symbol: Redis's hashes and PostgreSQL's distinct symbols, so it needs both.
+    ("POST", "/admin/rebuild"): Expect(Call(json={}), Works(202), _REDIS, _PG),
+    ("GET", "/admin/rebuild"): Expect(Call(), OK, _REDIS, OK),
     # Alert rules live in PostgreSQL (the rule here does not exist: 404 when it can be read).
     # A rule stored while Redis is down is created: its mirror is resynced when Redis returns.
     ("POST", "/alerts/rules"): Expect(
@@ -144,6 +148,23 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ),
     ("DELETE", "/alerts/rules/{rule_id}"): Expect(Call(), Works(404), Works(404), _PG),
     ("GET", "/alerts/events"): Expect(Call(), OK, OK, _PG),
+    # Replays live in Redis (record, namespace) and read PostgreSQL only in the history service,
+    # or to resolve stored rules (none here).
+    ("POST", "/replays"): Expect(Call(json=_REPLAY), Works(202), _REDIS, Works(202)),
+    ("GET", "/replays"): Expect(Call(), OK, _REDIS, OK),
+    **{
+        (method, f"/replays/{{replay_id}}{tail}"): Expect(Call(), Works(404), _REDIS, Works(404))
+        for method, tail in [
+            ("GET", ""),
+            ("POST", "/pause"),
+            ("POST", "/resume"),
+            ("POST", "/cancel"),
+            ("GET", "/symbols/{symbol}"),
+            ("GET", "/symbols/{symbol}/candles"),
+            ("GET", "/symbols/{symbol}/gaps"),
+            ("GET", "/alerts"),
+        ]
+    },
     # A test-fire reads the rule from the workers' mirror and queues in Redis only.
     ("POST", "/alerts/rules/{rule_id}/test"): Expect(Call(), Works(404), _REDIS, Works(404)),
     # Special on purpose: /metrics serves this process's own metrics when Redis is down, the

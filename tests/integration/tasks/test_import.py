@@ -13,9 +13,12 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from redis import Redis
 
+from backend.bus.keys import Keys
 from backend.core.candles import from_ticks
 from backend.core.ticks import Tick, datetime_to_us
+from backend.core.view import View
 from backend.settings import Settings
 from tasks.history_import import import_file
 from tests import reference
@@ -47,9 +50,11 @@ def content(row: list[str]) -> tuple[Any, ...]:
     return (row[0], int(row[1]) * 1000, float(row[2]), float(row[3]), row[4], int(row[5]))
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, rebuild: bool = False
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tasks.import", *args, "--no-rebuild"],
+        [sys.executable, "-m", "tasks.import", *args, *([] if rebuild else ["--no-rebuild"])],
         env=settings_env(settings), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -151,3 +156,24 @@ def test_an_unmappable_file_is_refused_before_anything_is_written(
     done = run_cli(settings, str(path))
     assert done.returncode == 2 and "missing column(s) ts, volume" in done.stderr
     assert stored(settings.psycopg_url) == []
+
+
+def test_after_an_import_the_live_views_include_the_history(
+    settings: Settings, tmp_path: Path, redis_client: Redis
+) -> None:
+    path = tmp_path / "history.csv"
+    good, _ = write_history_csv(path, 2_000, seed=4)
+
+    done = run_cli(settings, str(path), rebuild=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt the views of 2 symbols" in done.stdout, done.stdout
+    keys = Keys.from_settings(settings)
+    ticks = stored(settings.psycopg_url)
+    for symbol in ("AAA", "BBB"):
+        view = View.model_validate_json(redis_client.get(keys.view(symbol)))
+        ref = reference.view([t for t in ticks if t.symbol == symbol])
+        assert (view.ticks_total, view.last_event_id, view.trades_1m) == (
+            ref["ticks_total"], ref["last_event_id"], ref["trades_1m"],
+        )  # fmt: skip
+    assert len(good) == len(ticks)

@@ -14,7 +14,7 @@ from backend.bus import lua
 SCRIPTS = ("ingest", "outbox_ack", "dead_letter_requeue", "hash_compare_and_delete",
            "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire", "host_slot_release",
            "alert_rule_put", "alert_rules_replace", "realtime_tail",
-           "realtime_read_after")  # fmt: skip
+           "realtime_read_after", "rebuild_swap_read")  # fmt: skip
 
 
 class RecordingPipe:
@@ -114,10 +114,28 @@ def test_outbox_ack_and_view_write_map_named_arguments_to_their_slots():
 
 
 def test_calc_read_step_is_typed():
-    read = lua.read_calc_step(RecordingPipe([1, b"state"]), done_marker="m", state="s", symbol="X")
-    assert read == lua.CalcStepRead(already_applied=True, raw_state=b"state")
-    read = lua.read_calc_step(RecordingPipe([0, None]), done_marker="m", state="s", symbol="X")
-    assert read == lua.CalcStepRead(already_applied=False, raw_state=None)
+    names = {"done_marker": "m", "state": "s", "fence": "f", "view_order": "vo", "seal": "se"}
+    pipe = RecordingPipe([1, b"state", 1, 0, 1])
+    read = lua.read_calc_step(pipe, **names, symbol="X")
+    assert read == lua.CalcStepRead(
+        already_applied=True, raw_state=b"state", fenced=True, known=False, sealed=True
+    )
+    assert pipe.calls[0][1:] == (5, "m", "s", "f", "vo", "se", "X")
+    read = lua.read_calc_step(RecordingPipe([0, None, 0, 1, 0]), **names, symbol="X")
+    assert read == lua.CalcStepRead(
+        already_applied=False, raw_state=None, fenced=False, known=True, sealed=False
+    )
+
+
+def test_rebuild_swap_read_pairs_the_fence_and_keeps_the_bodies():
+    pipe = RecordingPipe([[b"\x00since", b"1", b"e1", b"[1]"], [b"m1", b"m2"]])
+    fence, bodies = lua.read_rebuild_swap(pipe, fence="f", message_hashes=["q", "dq", "xq"])
+    assert fence == {b"\x00since": b"1", b"e1": b"[1]"}
+    assert bodies == [b"m1", b"m2"]
+    assert pipe.calls[0][1:] == (4, "f", "q", "dq", "xq")
+    assert lua.read_rebuild_swap(RecordingPipe([[], []]), fence="f", message_hashes=[]) == (
+        None, [],
+    )  # fmt: skip
 
 
 def test_view_order_as_a_string_sorts_like_ts_then_event_id():
