@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser prometheus run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-gateway bench-alerts bench-alerts-stall lint fmt clean
+.PHONY: setup browser prometheus run test test-quick test-unit test-system-servers bench-candles soak-ui chaos bench bench-scaling bench-overload bench-gateway bench-replay bench-alerts bench-alerts-stall lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-overload: setup
 ## Realtime gateway: 1,000 SSE clients at 2,000 events/s, healthy vs 10 % stalled, vs the old broadcaster (≈ 8 min).
 bench-gateway: setup
 	$(PY) -m tests.bench.gateway --json artifacts/bench/gateway.json
+
+## Replays: 10M stored ticks (seeded once, kept) at max: rate, history RSS over the run; live latency without/with a replay (≈ 30 min).
+bench-replay: setup
+	$(PY) -m tests.bench.replay --json artifacts/bench/replay.json
 
 ## History import: a generated 1M-row CSV with 1 % bad rows; rows/s, bad rows by line, re-import.
 bench-import: setup

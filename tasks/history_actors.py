@@ -30,6 +30,7 @@ def register_history_actors(
         ttl_s=settings.replay_ttl,
         slice_s=settings.replay_slice_s,
         stale_after_s=settings.stale_after,
+        yield_backlog=settings.replay_yield_backlog,
         clock_us=clock_us,
         sleep=time.sleep,
     )

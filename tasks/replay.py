@@ -86,6 +86,7 @@ class ReplayEnv:
     ttl_s: int
     slice_s: float
     stale_after_s: float
+    yield_backlog: int  # live ticks waiting for calc above which a replay gives way (0: never)
     clock_us: Callable[[], int]
     sleep: Callable[[float], None]
 
@@ -149,6 +150,8 @@ def _drive(env: ReplayEnv, store: ReplayProgressStore, record: ReplayRecord) -> 
         width = group_width_us(record.speed)
         for group in groups(stream, record.from_us, width):
             record, go_on = _wait_until_due(env, store, record, group, deadline)
+            if go_on:
+                record, go_on = _give_way_to_live(env, store, record, deadline)
             if not go_on:
                 return record
             record = _apply_group(env, store, calc, evaluation, sandbox, record, group, read[0])
@@ -179,6 +182,26 @@ def _wait_until_due(
         if now >= deadline:  # hand over: the next message waits out the rest
             return store.commit(record, {}, send_next=True, now_us=now), False
         env.sleep(min(CONTROL_POLL_S, (due - now) / 1_000_000))
+        latest = store.load(record.id)
+        if latest is not None and latest.wanted in ("paused", "cancelled"):
+            return store.commit(record, {}, now_us=env.clock_us()), False
+    return record, True
+
+
+def _give_way_to_live(
+    env: ReplayEnv, store: ReplayProgressStore, record: ReplayRecord, deadline: int
+) -> tuple[ReplayRecord, bool]:
+    """Wait while live calc is behind (more than `yield_backlog` live ticks waiting for it): a
+    replay is never why live views are late. `REPLAY_NICE` gives live the CPU; this gives it
+    Redis and PostgreSQL, which a niced process still loads at full priority. (the record,
+    whether to apply the next group now)"""
+    if env.yield_backlog <= 0:
+        return record, True
+    while store.live_calc_backlog() > env.yield_backlog:
+        now = env.clock_us()
+        if now >= deadline:
+            return store.commit(record, {}, send_next=True, now_us=now), False
+        env.sleep(CONTROL_POLL_S / 5)
         latest = store.load(record.id)
         if latest is not None and latest.wanted in ("paused", "cancelled"):
             return store.commit(record, {}, now_us=env.clock_us()), False

@@ -18,6 +18,15 @@ from backend.core.alerts.history import AlertEventsResponse, TestFireResponse
 from backend.core.alerts.rules import AlertRuleOut, AlertRuleSpec, AlertRulesResponse
 from backend.core.candles import CandlesResponse
 from backend.core.gaps import GapsResponse
+from backend.core.replay import (
+    Control,
+    Replay,
+    ReplayCandles,
+    ReplayCreated,
+    ReplayFirings,
+    ReplayRequest,
+    ReplaysResponse,
+)
 from backend.core.validation import FieldError
 from backend.core.view import SymbolEntry, View
 
@@ -233,6 +242,47 @@ class BackendClient:
         body = self._get_json("/alerts/events", params=params)
         return _parse(AlertEventsResponse, body, "alert history")
 
+    # --- replays ---------------------------------------------------------------------------
+    def start_replay(self, request: ReplayRequest) -> str:
+        """`POST /replays` → the new replay's id; a 422 raises `BackendRejected` (fields)."""
+        body = self._send_json("POST", "/replays", replay_json(request))
+        return _parse(ReplayCreated, body, "new replay").id
+
+    def list_replays(self, limit: int = 100) -> list[Replay]:
+        """`GET /replays` → every replay still kept, newest first."""
+        body = self._get_json("/replays", params={"limit": limit})
+        return _parse(ReplaysResponse, body, "replays").replays
+
+    def get_replay(self, replay_id: str) -> Replay | None:
+        """`GET /replays/{id}` → its state and progress, or None once it expired."""
+        body = self._get_json(f"/replays/{quote(replay_id, safe='')}", allow_404=True)
+        return None if body is None else _parse(Replay, body, "replay")
+
+    def control_replay(self, replay_id: str, control: Control) -> Replay:
+        """`POST /replays/{id}/pause|resume|cancel` → the replay after it (HTTP 409, a state
+        that does not allow it, raises `BackendError` with the API's reason)."""
+        path = f"/replays/{quote(replay_id, safe='')}/{control}"
+        return _parse(Replay, self._send_json("POST", path, None), f"replay after {control}")
+
+    def get_replay_view(self, replay_id: str, symbol: str) -> View | None:
+        """`GET /replays/{id}/symbols/{symbol}` → the replay's W, or None before its first tick."""
+        path = f"/replays/{quote(replay_id, safe='')}/symbols/{quote(symbol, safe='')}"
+        body = self._get_json(path, allow_404=True)
+        return None if body is None else _parse(View, body, f"replay view of {symbol}")
+
+    def get_replay_candles(
+        self, replay_id: str, symbol: str, interval: str = "1m"
+    ) -> ReplayCandles:
+        """`GET /replays/{id}/symbols/{symbol}/candles` → the replay's candles, oldest first."""
+        path = f"/replays/{quote(replay_id, safe='')}/symbols/{quote(symbol, safe='')}/candles"
+        body = self._get_json(path, params={"interval": interval})
+        return _parse(ReplayCandles, body, f"replay candles of {symbol}")
+
+    def get_replay_firings(self, replay_id: str) -> ReplayFirings:
+        """`GET /replays/{id}/alerts` → what the sandboxed rules would have fired, in order."""
+        body = self._get_json(f"/replays/{quote(replay_id, safe='')}/alerts")
+        return _parse(ReplayFirings, body, "replay firings")
+
     def _get_json(
         self,
         path: str,
@@ -306,6 +356,15 @@ def spec_json(spec: AlertRuleSpec) -> dict[str, Any]:
         secret = getattr(channel, "secret", None)
         if secret is not None:
             out["secret"] = secret.get_secret_value()
+    return data
+
+
+def replay_json(request: ReplayRequest) -> dict[str, Any]:
+    """The `POST /replays` body: `from` by its alias, inline rules without their channels (a
+    sandbox never delivers; the API drops them anyway)."""
+    data = request.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for rule in data["rules"]:
+        rule.pop("channels", None)
     return data
 
 

@@ -32,6 +32,7 @@ PAGES = [
     ),
     st.Page("app_pages/feeder.py", title="Feeder", icon=":material/tune:", url_path="feeder"),
     st.Page("app_pages/pipeline.py", title="Pipeline", icon=":material/lan:", url_path="pipeline"),
+    st.Page("app_pages/replay.py", title="Replay", icon=":material/replay:", url_path="replay"),
     st.Page(
         "app_pages/alerts.py",
         title="Alerts",

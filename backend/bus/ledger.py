@@ -67,6 +67,17 @@ def backlog_ticks(counters: Mapping[str, float]) -> int:
     return round(max(waiting_calc, 0) + max(counters.get(OUTBOX_TICKS, 0), 0))
 
 
+def calc_backlog_ticks(counters: Mapping[str, float]) -> int:
+    """Live ticks accepted and not yet applied by calc (dead letters excluded): what a replay
+    checks before each group, to give way to live calc."""
+    waiting = (
+        counters.get(INGEST_ACCEPTED, 0)
+        - counters.get(CALC_TICKS, 0)
+        - counters.get(CALC_DEAD_TICKS, 0)
+    )
+    return round(max(waiting, 0))
+
+
 @dataclass(frozen=True, slots=True)
 class Gauges:
     """The pipeline at one moment: its counters and what is waiting where."""

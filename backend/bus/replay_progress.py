@@ -20,6 +20,7 @@ from typing import Any
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
+from backend.bus import ledger
 from backend.bus.enqueue import queue_message
 from backend.bus.keys import REPLAY_ACTOR, REPLAY_QUEUE, Keys
 from backend.bus.realtime import Ring
@@ -42,6 +43,13 @@ class ReplayProgressStore:
         self._keys = keys
         self._ring = ring
         self._ttl_s = ttl_s
+
+    def live_calc_backlog(self) -> int:
+        """Live ticks waiting for calc (the live stats hash): a replay gives way while it grows."""
+        fields = (ledger.INGEST_ACCEPTED, ledger.CALC_TICKS, ledger.CALC_DEAD_TICKS)
+        values = self._redis.hmget(self._keys.stats, fields)
+        counters = {f: float(v) for f, v in zip(fields, values, strict=True) if v is not None}
+        return ledger.calc_backlog_ticks(counters)
 
     def load(self, replay_id: str) -> ReplayRecord | None:
         raw = self._redis.get(self._keys.replay_record(replay_id))

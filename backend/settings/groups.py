@@ -192,3 +192,6 @@ class ReplaySettings(SettingsBase):
     # The `history` service runs at this niceness: on a shared machine the OS favours live
     # ingest and calc over a replay at `max`.
     replay_nice: int = Field(default=10, ge=0, le=19, validation_alias="REPLAY_NICE")
+    # Live calc goes first: while more live ticks than this wait for calc, a replay applies
+    # nothing (checked before every group). 0: never give way.
+    replay_yield_backlog: int = Field(default=1_000, ge=0, validation_alias="REPLAY_YIELD_BACKLOG")

@@ -117,6 +117,7 @@ EVERY_FIELD_SET: dict[str, Any] = {
     "replay_ttl": 3_600,
     "replay_slice_s": 2.0,
     "replay_nice": 0,
+    "replay_yield_backlog": 50,
 }
 OPTIONAL_NONE = {
     "redis_url": None,

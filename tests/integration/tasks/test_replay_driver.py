@@ -44,7 +44,11 @@ class FakeTime:
 
 
 def _env(
-    settings: Settings, redis: Redis, time: FakeTime, slice_s: float = 3600
+    settings: Settings,
+    redis: Redis,
+    time: FakeTime,
+    slice_s: float = 3600,
+    yield_backlog: int = 1_000,
 ) -> driver.ReplayEnv:
     return driver.ReplayEnv(
         redis=redis,
@@ -54,6 +58,7 @@ def _env(
         ttl_s=600,
         slice_s=slice_s,
         stale_after_s=10,
+        yield_backlog=yield_backlog,
         clock_us=time.clock,
         sleep=time.sleep,
     )
@@ -172,3 +177,25 @@ def test_pacing_on_a_fake_clock_is_never_early_and_hands_over_at_the_slice_end(
     assert span_us // 4 <= elapsed <= span_us // 4 + 300_000
     assert slices >= 3  # 3 s slices over ~10 s
     assert max(time.slept) <= driver.CONTROL_POLL_S
+
+
+def test_a_replay_gives_way_while_live_calc_is_behind(
+    settings: Settings, redis_client: Redis
+) -> None:
+    ticks = make_history(["AAA"], ticks_per_symbol=300, span_s=30, seed=6)
+    store(settings.psycopg_url, ticks)
+    _create(redis_client, settings, ticks)
+    live = Keys.from_settings(settings)
+    # 600 live ticks accepted, 100 applied by calc: 500 waiting, above the 200 allowed.
+    redis_client.hset(live.stats, mapping={"ingest_accepted": 600, "calc_ticks": 100})
+    time = FakeTime()
+    env = _env(settings, redis_client, time, slice_s=2.0, yield_backlog=200)
+
+    waited = driver.run_slice(env, "r1", 0, 0)
+
+    assert waited is not None and waited.state == "running"
+    assert waited.ticks_applied == 0 and waited.step == 1  # the slice passed, handed over
+    assert sum(time.slept) >= 2.0
+    redis_client.hset(live.stats, "calc_ticks", 450)  # live caught up: 150 waiting
+    done = driver.run_slice(env, "r1", 0, 1)
+    assert done is not None and done.state == "done" and done.ticks_applied == len(ticks)

@@ -1,0 +1,3 @@
+from tests.bench.replay.cli import main
+
+raise SystemExit(main())
