@@ -14,7 +14,7 @@ from backend.bus.keys import Keys
 from backend.bus.realtime import Ring
 from backend.bus.replay_progress import ReplayProgressStore
 from backend.core.candles import from_ticks
-from backend.core.replay import ReplayRecord
+from backend.core.replay import GROUP_MAX_TICKS, ReplayRecord
 from backend.core.ticks import Tick
 from backend.core.view import View
 from backend.core.window import WindowState
@@ -129,7 +129,7 @@ def test_a_driver_that_died_after_calc_but_before_its_commit_is_redone_exactly(
     # What a dead driver left behind: the first group applied by calc for one symbol only (the
     # marker of its cursor names it), no commit.
     env = _env(settings, redis_client, FakeTime())
-    first_group = sorted(ticks, key=lambda t: (t.ts_us, t.event_id))[:5_000]
+    first_group = sorted(ticks, key=lambda t: (t.ts_us, t.event_id))[:GROUP_MAX_TICKS]
     calc = driver.CalcContext(
         redis=redis_client, keys=env.keys.for_replay("r1"),
         ring=Ring(key=env.keys.for_replay("r1").private_ring, max_events=100),
