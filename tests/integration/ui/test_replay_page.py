@@ -28,6 +28,7 @@ from tests.integration.ui.gateway_events import dead_url
 from tests.support.history import make_history, store
 from tests.support.processes import ROOT, Processes
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 from ui.resources import SETTINGS_OVERRIDE_KEY
 
 pytestmark = pytest.mark.integration
@@ -131,7 +132,10 @@ def test_a_backtest_from_the_form_runs_to_done_draws_its_firings_and_pauses_and_
     # The table: as many rows as the API lists.
     page.get_by_text(f"Would have fired: {len(firings):,}").wait_for(timeout=TIMEOUT_MS)
     table = page.get_by_test_id("stDataFrame").filter(has_text=firings[0]["tick"]["event_id"])
-    assert table.locator("table tbody tr").count() == len(firings), table.inner_text()
+    # The grid fills in after its heading: wait for its rows, then compare.
+    rows = table.locator("table tbody tr")
+    wait_for(lambda: rows.count() >= len(firings), TIMEOUT_MS / 1000, what="firing rows")
+    assert rows.count() == len(firings), table.inner_text()
     assert page.get_by_test_id("stException").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "replay.png"), full_page=True)
