@@ -138,7 +138,7 @@ def replay_at_max(
         deadline = time.monotonic() + opts.replay_timeout_s
         last_said = 0.0
         while sampler.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.5)
+            sampler.join(timeout=0.5)  # returns as soon as the sampler saw the replay finish
             if sampler.samples and time.monotonic() - last_said >= 30:
                 s = sampler.samples[-1]
                 say(f"  replay {s.state}: {fmt_int(s.ticks_applied)} / {fmt_int(s.ticks_total)} "
