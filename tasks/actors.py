@@ -25,6 +25,7 @@ from tenacity import (
 
 from backend.bus.alert_evaluation import AlertEvaluationStore
 from backend.bus.alert_rules import AlertRuleMirror, RulesCache
+from backend.bus.calc_claims import CalcClaims
 from backend.bus.keys import (
     ALERTS_EVALUATE_ACTOR,
     ALERTS_EVALUATE_QUEUE,
@@ -36,11 +37,12 @@ from backend.bus.keys import (
     Keys,
 )
 from backend.bus.realtime import Ring
-from backend.core.ticks import Tick, decode_tick
+from backend.core.ticks import decode_tick
 from backend.log_context import log_context, trace_fields
 from backend.settings import WorkerSettings
 from tasks.alerts_evaluate import EvaluateContext, evaluate_symbols
-from tasks.calc import CalcContext, apply_batch, build_views
+from tasks.calc import Batch, CalcContext, build_views
+from tasks.calc_coalescing import Coalescer
 from tasks.rebuild import Rebuilder
 
 
@@ -82,8 +84,8 @@ class MissingCurrentMessage(RuntimeError):
     """calc ran without Dramatiq's CurrentMessage middleware, so it cannot name its batch."""
 
 
-def current_message_id() -> str:
-    """The running message's id: the name of its batch's done-marker.
+def current_message() -> dramatiq.Message[Any]:
+    """The running message: its id names its batch's done-marker.
 
     Without it every batch would share one marker and a later batch would be skipped as already
     applied, silently; so a broker built without CurrentMessage is an error, not a default.
@@ -95,7 +97,7 @@ def current_message_id() -> str:
             "(tasks.broker.build_broker adds it): without the message id, batches cannot be "
             "applied exactly once"
         )
-    return str(message.message_id)
+    return message
 
 
 def register_actors(
@@ -124,18 +126,32 @@ def register_actors(
         store=AlertEvaluationStore(redis, keys, Ring.from_settings(settings)), rules=rules
     )
 
+    claims = CalcClaims(
+        redis, keys, max_messages=settings.calc_coalesce_messages,
+        max_bytes=settings.calc_coalesce_bytes,
+    )  # fmt: skip
+    coalescer = Coalescer(
+        ctx, claims, broker, ride_out_redis_outage, clock_ms=lambda: clock_us() // 1_000
+    )
+
     def calc_ticks(ticks: list[list[Any]], trace_ids: list[str] | None = None) -> None:
-        """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks; `trace_ids`:
-        the distinct trace ids of the requests they came in (the ingest script's)."""
-        message_id = current_message_id()
-        decoded = [decode_tick(raw) for raw in ticks]
+        """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks, and the calc
+        messages queued behind it (tasks/calc_coalescing.py); `trace_ids`: the distinct trace
+        ids of the requests they came in (the ingest script's)."""
+        message = current_message()
+        main = Batch(str(message.message_id), [decode_tick(raw) for raw in ticks])
+        redis_id = message.options.get("redis_message_id")
         traces = trace_fields(trace_ids or ())
         with log_context(
-            message_id=message_id, trace_ids=traces["trace_ids"], trace_id=traces.get("trace_id")
-        ):
+            message_id=main.message_id, trace_ids=traces["trace_ids"],
+            trace_id=traces.get("trace_id"),
+        ):  # fmt: skip
             started = time.perf_counter()
-            applied = ride_out_redis_outage(apply_batch)(ctx, message_id, decoded, clock_us())
-            log_calc_batch(decoded, applied, time.perf_counter() - started, traces)
+            step = coalescer.apply(main, redis_id, clock_us())
+            if step.trace_ids:  # the step's line names every request it took in
+                traces = trace_fields(dict.fromkeys([*(trace_ids or ()), *step.trace_ids]))
+            with log_context(trace_ids=traces["trace_ids"], trace_id=traces.get("trace_id")):
+                log_calc_batch(step.batches, step.applied, time.perf_counter() - started, traces)
 
     def calc_view(symbols: list[str]) -> None:
         """calc-b (CALC_SPLIT only): rebuild and publish W for these symbols."""
@@ -179,15 +195,20 @@ def register_actors(
 
 
 def log_calc_batch(
-    ticks: Sequence[Tick], applied: bool, seconds: float, traces: dict[str, Any]
+    batches: Sequence[Batch], applied: bool, seconds: float, traces: dict[str, Any]
 ) -> None:
-    """calc's one INFO line per message (the message id and trace ids come from the context)."""
+    """calc's one INFO line per step: the message in hand and those taken with it (the message
+    id and trace ids come from the context)."""
     if not log.isEnabledFor(logging.INFO):
         return
+    ticks = [tick for batch in batches for tick in batch.ticks]
     symbols = sorted({tick.symbol for tick in ticks})
+    taken = [batch.message_id for batch in batches[1:]]
     log.info(
-        "calc batch: %d ticks, %d symbols%s",
-        len(ticks), len(symbols), "" if applied else " (redelivery: already applied)",
+        "calc batch: %d ticks, %d symbols%s%s",
+        len(ticks), len(symbols), f", {len(taken)} queued messages taken with it" if taken else "",
+        "" if applied else " (redelivery: already applied)",
         extra={"ticks": len(ticks), "symbols": symbols, "applied": applied,
-               "ms": round(seconds * 1000, 2), **traces},
+               "ms": round(seconds * 1000, 2), **({"coalesced": taken} if taken else {}),
+               **traces},
     )  # fmt: skip

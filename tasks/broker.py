@@ -57,14 +57,19 @@ class RecoveringRedisBroker(RedisBroker):
             try:
                 return dispatch(queue_name, *args)
             except (redis.ConnectionError, redis.TimeoutError):
-                old, self.broker_id = self.broker_id, str(uuid4())
-                log.warning(
-                    "lost Redis during %s; broker id %s → %s: what %s held is redelivered",
-                    command, old, self.broker_id, old,
-                )  # fmt: skip
+                self.renew_identity(command)
                 raise
 
         return dispatch_or_renew_identity
+
+    def renew_identity(self, during: str) -> None:
+        """Take a fresh id: whatever the old one holds is redelivered once its heartbeat stops
+        (also used by calc coalescing, whose claims live in the same ack sets)."""
+        old, self.broker_id = self.broker_id, str(uuid4())
+        log.warning(
+            "lost Redis during %s; broker id %s → %s: what %s held is redelivered",
+            during, old, self.broker_id, old,
+        )  # fmt: skip
 
 
 def redis_client(settings: WorkerSettings) -> Redis:

@@ -125,32 +125,63 @@ def _watched(ctx: CalcContext, symbol: str) -> bool:
     return ctx.rules is not None and ctx.rules.watched(symbol)
 
 
-def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us: int) -> bool:
-    """calc-a (and calc-b unless split) for one batch, once per symbol; False if nothing was left
-    to apply (a redelivery of a batch already applied).
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One calc message: its id (the name of its done-marker) and its ticks."""
 
-    Each symbol is its own optimistic transaction, so concurrent workers only collide when they
-    touch the same symbol at the same moment, and a collision re-does one symbol, not the batch.
-    (One transaction over every symbol of a batch collided on almost every batch as soon as two
-    workers ran, and retries ate most of the throughput.) Workers start at a different symbol per
-    message and, within a process, take turns per symbol.
+    message_id: str
+    ticks: Sequence[Tick]
+
+
+def apply_batch(ctx: CalcContext, message_id: str, ticks: Sequence[Tick], now_us: int) -> bool:
+    """`apply_batches` for one message."""
+    return apply_batches(ctx, [Batch(message_id, ticks)], now_us)
+
+
+def apply_batches(ctx: CalcContext, batches: Sequence[Batch], now_us: int) -> bool:
+    """calc-a (and calc-b unless split) for several messages at once, once per symbol; False if
+    nothing was left to apply (each was a redelivery of a batch already applied).
+
+    Each symbol is its own optimistic transaction over every batch that carries it, so what is
+    queued together costs one read, one merge and one write per symbol, however many messages
+    it came in; each batch's done-marker names the symbols it applied, so any of them
+    redelivered alone later is recognised. Concurrent workers only collide when they touch the
+    same symbol at the same moment, and a collision re-does one symbol, not the batches.
+    (One transaction over every symbol collided on almost every batch as soon as two workers
+    ran, and retries ate most of the throughput.) Workers start at a different symbol per step
+    and, within a process, take turns per symbol.
     """
-    by_symbol: dict[str, list[Tick]] = defaultdict(list)
-    for tick in ticks:
-        by_symbol[tick.symbol].append(tick)
-    symbols = sorted(by_symbol)
+    unique: dict[str, Batch] = {}
+    for batch in batches:  # a message requeued while in hand can be claimed beside itself
+        unique.setdefault(batch.message_id, batch)
+    batches = list(unique.values())
+    parts: dict[str, list[tuple[Batch, list[Tick]]]] = defaultdict(list)
+    for batch in batches:
+        by_symbol: dict[str, list[Tick]] = defaultdict(list)
+        for tick in batch.ticks:
+            by_symbol[tick.symbol].append(tick)
+        for symbol, ticks in by_symbol.items():
+            parts[symbol].append((batch, ticks))
+    symbols = sorted(parts)
     if not symbols:
         return False
-    start = zlib.crc32(message_id.encode()) % len(symbols)
+    # calc_batches counts each message once: with the first of its symbols.
+    counted = {
+        batch.message_id: min(tick.symbol for tick in batch.ticks)
+        for batch in batches
+        if batch.ticks
+    }
+    start = zlib.crc32(batches[0].message_id.encode()) % len(symbols)
     applied = False
     failed: list[tuple[str, Exception]] = []
     for symbol in symbols[start:] + symbols[:start]:
+        symbol_parts = [
+            _Part(batch.message_id, ticks, counted[batch.message_id] == symbol)
+            for batch, ticks in parts[symbol]
+        ]
         try:
             with ctx.locks.hold(symbol):
-                counts_batch = symbol == symbols[0]  # calc_batches: once, with one symbol
-                applied |= _apply_symbol(
-                    ctx, message_id, symbol, by_symbol[symbol], now_us, counts_batch
-                )
+                applied |= _apply_symbol(ctx, symbol, symbol_parts, now_us)
         except RedisError:
             raise  # Redis is gone: no other symbol would fare better
         except Exception as exc:  # a poison symbol must not hold back the others
@@ -166,29 +197,36 @@ class SymbolsFailed(Exception):
     message, then dead-letters it; either way only the failed symbols are left to apply."""
 
 
-def _apply_symbol(
-    ctx: CalcContext,
-    message_id: str,
-    symbol: str,
-    ticks: list[Tick],
-    now_us: int,
-    counts_batch: bool,
-) -> bool:
-    """Merge one symbol's ticks of a batch into its state, once (the marker hash names the
-    symbols of the batch already applied); False if they were."""
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One message's ticks of one symbol."""
+
+    message_id: str
+    ticks: list[Tick]
+    counts_batch: bool  # this symbol counts the message in calc_batches
+
+
+def _apply_symbol(ctx: CalcContext, symbol: str, parts: list[_Part], now_us: int) -> bool:
+    """Merge one symbol's ticks of some batches into its state, once per batch (each batch's
+    marker hash names the symbols it already applied); False if every batch had."""
     watched = _watched(ctx, symbol)  # outside the WATCH: a rules reload must not widen it
+    message_ids = [part.message_id for part in parts]
 
     def step(txn: SymbolTxn) -> bool:
-        read = txn.read_marker_and_state(message_id)
-        if read.already_applied:
+        read = txn.read_markers_and_state(message_ids)
+        todo = [part for part, done in zip(parts, read.applied, strict=True) if not done]
+        if not todo:
             return False
+        ticks = [tick for part in todo for tick in part.ticks]
+        batches_counted = sum(part.counts_batch for part in todo)
+        done_ids = [part.message_id for part in todo]
         action = calc_action(
             fenced=read.fenced,
             has_state=read.raw_state is not None,
             known=read.known and ctx.rebuild_lost_state,
         )
         if action is not CalcAction.MERGE:
-            return _buffer_for_rebuild(txn, ctx, message_id, ticks, now_us, counts_batch, action)
+            return _buffer_for_rebuild(txn, ctx, done_ids, ticks, now_us, batches_counted, action)
         prior = ctx.states.decode(read.raw_state, symbol)
         # Ticks a rebuild already counted while this message was queued are dropped, once.
         fresh, skip_left, skipped = drop_skipped(prior.skip, ticks)
@@ -200,7 +238,8 @@ def _apply_symbol(
         raw_state = state.to_json()
         txn.put_state(raw_state)
         counters = {
-            ledger.CALC_BATCHES: int(counts_batch), ledger.CALC_TICKS: len(ticks),
+            ledger.CALC_BATCHES: batches_counted, ledger.CALC_TICKS: len(ticks),
+            ledger.CALC_STEPS: 1,
             ledger.LATE_TICKS: merge_stats.late, ledger.GAPS_OPENED: merge_stats.gaps.opened,
             ledger.GAPS_CLOSED: merge_stats.gaps.closed, ledger.REBUILD_SKIPPED: skipped,
         }  # fmt: skip
@@ -210,8 +249,8 @@ def _apply_symbol(
         if ctx.split:
             txn.enqueue_calc_b([symbol])
         if watched:
-            # Every tick of the batch after the prior latest became the latest in turn, also one
-            # already out of the window when the batch ends (`delta.add` leaves those out).
+            # Every tick of the batches after the prior latest became the latest in turn, also
+            # one already out of the window when they end (`delta.add` leaves those out).
             observations = tick_observations(prior.last, map(to_entry, ticks))
             opened = merge_stats.gaps.opened > 0
             if view is not None and state.last is not None:
@@ -221,7 +260,7 @@ def _apply_symbol(
                 # observed here, and calc-b's view observation (gap_opened 0) re-arms it.
                 observations.append(_gap_opened(state.last))
             txn.queue_observations(observations, notify=ctx.notify_evaluation)
-        txn.mark_done(message_id, ctx.done_ttl_s)
+        txn.mark_done(done_ids, ctx.done_ttl_s)
         txn.add_counters(counters)
         txn.commit()
         ctx.states.remember(raw_state, state)
@@ -233,25 +272,25 @@ def _apply_symbol(
 def _buffer_for_rebuild(
     txn: SymbolTxn,
     ctx: CalcContext,
-    message_id: str,
+    message_ids: list[str],
     ticks: list[Tick],
     now_us: int,
-    counts_batch: bool,
+    batches_counted: int,
     action: CalcAction,
 ) -> bool:
     """A rebuild fences the symbol (or must: its state is lost): keep the ticks in the fence,
-    merge nothing, publish nothing, and mark the message done, all in one MULTI. The rebuild's
+    merge nothing, publish nothing, and mark the messages done, all in one MULTI. The rebuild's
     swap merges the buffer into the state it read (tasks/rebuild.py); the ticks count as
-    applied (`calc_ticks`) now, because this message will never bring them again."""
+    applied (`calc_ticks`) now, because these messages will never bring them again."""
     txn.begin()
     opening = action is CalcAction.OPEN_FENCE
     txn.buffer_in_fence(ticks, open_since_us=now_us if opening else None)
     if opening:
         txn.request_rebuild()
         log.warning("calc: no state for known symbol %s; fenced, rebuild requested", txn.symbol)
-    txn.mark_done(message_id, ctx.done_ttl_s)
-    txn.add_counters({ledger.CALC_BATCHES: int(counts_batch), ledger.CALC_TICKS: len(ticks),
-                      ledger.REBUILD_BUFFERED: len(ticks)})  # fmt: skip
+    txn.mark_done(message_ids, ctx.done_ttl_s)
+    txn.add_counters({ledger.CALC_BATCHES: batches_counted, ledger.CALC_TICKS: len(ticks),
+                      ledger.CALC_STEPS: 1, ledger.REBUILD_BUFFERED: len(ticks)})  # fmt: skip
     txn.commit()
     return True
 

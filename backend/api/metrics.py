@@ -45,6 +45,8 @@ _FLUSH_TOTALS: _GaugeTable = (
 _CALC_TOTALS: _GaugeTable = (
     (ledger.CALC_BATCHES, "tickstream_calc_batches_total", "Batches applied by calc"),
     (ledger.CALC_TICKS, "tickstream_calc_ticks_total", "Ticks applied by calc"),
+    (ledger.CALC_STEPS, "tickstream_calc_steps_total",
+     "calc transactions committed (one per symbol of a step over the messages taken together)"),
     (ledger.LATE_TICKS, "tickstream_late_ticks_total", "Ticks older than the latest held"),
     (
         ledger.CALC_CONFLICTS,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import orjson
@@ -111,18 +111,19 @@ class SymbolTxn:
         self.window = RedisWindowStore(pipe, keys.window(symbol), keys.window_prices(symbol))
 
     # --- reads (under WATCH) -----------------------------------------------------------------
-    def read_marker_and_state(self, message_id: str) -> CalcStepRead:
-        """WATCH the batch's marker, the state and the rebuild fence; whether the batch applied
-        the symbol, the state, whether a rebuild fences it and whether it has a view, in one
-        round trip. The fence is watched so that a rebuild setting it (or swapping its state
+    def read_markers_and_state(self, message_ids: Sequence[str]) -> CalcStepRead:
+        """WATCH the batches' markers, the state and the rebuild fence; which batches already
+        applied the symbol, the state, whether a rebuild fences it and whether it has a view, in
+        one round trip. The fence is watched so that a rebuild setting it (or swapping its state
         in) aborts a merge begun without it: after the fence is set, nothing merges."""
-        marker, state_key = self._keys.calc_done(message_id), self._keys.state(self.symbol)
+        markers = [self._keys.calc_done(message_id) for message_id in message_ids]
+        state_key = self._keys.state(self.symbol)
         fence, seal = self._keys.rebuild_fence(self.symbol), self._keys.rebuild_seal(self.symbol)
         waited_s = 0.0
         while True:
-            self._pipe.watch(marker, state_key, fence)
+            self._pipe.watch(*markers, state_key, fence)
             read = read_calc_step(
-                self._pipe, done_marker=marker, state=state_key, fence=fence,
+                self._pipe, done_markers=markers, state=state_key, fence=fence,
                 view_order=self._keys.view_order, seal=seal, symbol=self.symbol,
             )  # fmt: skip
             if not read.sealed or waited_s >= SEAL_WAIT_MAX_S:
@@ -212,11 +213,12 @@ class SymbolTxn:
                 [orjson.dumps(self.symbol)],
             )  # fmt: skip
 
-    def mark_done(self, message_id: str, ttl_s: int) -> None:
-        """Record that batch `message_id` applied this symbol (a redelivery then skips it)."""
-        marker = self._keys.calc_done(message_id)
-        self._pipe.hset(marker, self.symbol, b"1")
-        self._pipe.expire(marker, ttl_s)
+    def mark_done(self, message_ids: Sequence[str], ttl_s: int) -> None:
+        """Record that batches `message_ids` applied this symbol (a redelivery then skips it)."""
+        for message_id in message_ids:
+            marker = self._keys.calc_done(message_id)
+            self._pipe.hset(marker, self.symbol, b"1")
+            self._pipe.expire(marker, ttl_s)
 
     def add_counters(self, counters: dict[str, int]) -> None:
         stats.add_counters(self._pipe, self._keys.stats, counters)

@@ -58,6 +58,17 @@ class Keys:
         """Hash message_id -> JSON {error, traceback, failed_at_ms}: why each was dead-lettered."""
         return f"{self.namespace}:dlq:reasons"
 
+    def worker_acks(self, worker_id: str, queue: str | None = None) -> str:
+        """Dramatiq's set of the messages worker `worker_id` fetched from `queue`, not yet acked:
+        given back to the queue when the worker's heartbeat stops."""
+        return f"{self.dramatiq_namespace}:__acks__.{worker_id}.{queue or self.queue_name}"
+
+    @property
+    def calc_solo(self) -> str:
+        """Set of calc messages (Redis message ids) that failed in a coalesced step: each next
+        runs on its own (backend/bus/calc_claims.py)."""
+        return f"{self.namespace}:calc:solo"
+
     @property
     def heartbeats(self) -> str:
         """Dramatiq's sorted set of worker heartbeats (score: last beat, epoch ms)."""

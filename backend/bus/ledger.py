@@ -36,6 +36,9 @@ INGEST_CONFLICT = "ingest_conflict"
 INGEST_SHED = "ingest_shed"  # refused at MAX_BACKLOG
 CALC_BATCHES = "calc_batches"
 CALC_TICKS = "calc_ticks"  # ticks applied by calc, in the transaction that applies them
+# calc transactions committed (one per symbol per step; a step takes every message queued
+# together): calc_batches / calc_steps × symbols is how much coalescing saves.
+CALC_STEPS = "calc_steps"
 CALC_DEAD_TICKS = "calc_dead_ticks"  # ticks of dead-lettered calc batches, until requeued
 CALC_CONFLICTS = "calc_conflicts"  # calc transactions redone after a concurrent write
 LATE_TICKS = "late_ticks"

@@ -108,6 +108,63 @@ async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[by
     return int(await script(keys=[key], args=args))
 
 
+# --- calc coalescing (standalone, EVALSHA; sync: calc runs in Dramatiq threads) ------------------
+class CalcClaimTake:
+    """Claim up to `max_messages` calc messages (at most `max_bytes` of bodies) queued at the
+    head of the queue into `acks`, stopping at a solo one; (main message is solo, [(redis id,
+    body)]). See calc_claim.lua."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(source("calc_claim"))
+
+    def __call__(
+        self,
+        *,
+        queue_list: str,
+        queue_messages: str,
+        acks: str,
+        heartbeats: str,
+        solo: str,
+        now_ms: int,
+        worker_id: str,
+        main_redis_id: str,
+        max_messages: int,
+        max_bytes: int,
+    ) -> tuple[bool, list[tuple[str, bytes]]]:
+        flag, *flat = self._script(
+            keys=[queue_list, queue_messages, acks, heartbeats, solo],
+            args=[now_ms, worker_id, main_redis_id, max_messages, max_bytes],
+        )
+        it = iter(flat)
+        return bool(flag), [
+            (redis_id.decode(), body) for redis_id, body in zip(it, it, strict=True)
+        ]
+
+
+class CalcClaimSettle:
+    """Ack (`release=False`: delete) or release (back on the queue, marked solo for `solo_ttl_s`)
+    claimed calc messages still in `acks`. See calc_claim_settle.lua."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(source("calc_claim_settle"))
+
+    def __call__(
+        self,
+        *,
+        acks: str,
+        queue_messages: str,
+        queue_list: str,
+        solo: str,
+        release: bool,
+        solo_ttl_s: int,
+        redis_ids: Sequence[str],
+    ) -> None:
+        self._script(
+            keys=[acks, queue_messages, queue_list, solo],
+            args=["release" if release else "ack", solo_ttl_s, *redis_ids],
+        )
+
+
 # --- webhook host slots (standalone, EVALSHA; sync: the delivery worker is a Dramatiq thread) ----
 class HostSlotAcquire:
     """Take one of a host's `limit` delivery slots as a lease until `expires_ms` (expired leases
@@ -242,31 +299,37 @@ def queue_view_write(
 # --- under WATCH, immediate (EVAL) ----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class CalcStepRead:
-    already_applied: bool
+    applied: tuple[bool, ...]  # per batch of the step: has it already applied the symbol?
     raw_state: bytes | None
     fenced: bool = False  # a rebuild of the symbol is under way
     known: bool = False  # the symbol has a view (the view-order hash names it)
     sealed: bool = False  # a rebuild's swap asks calc to wait
 
+    @property
+    def already_applied(self) -> bool:
+        """Every batch of the step has applied the symbol: nothing is left to do."""
+        return all(self.applied)
+
 
 def read_calc_step(
     pipe: Any,
     *,
-    done_marker: str,
+    done_markers: Sequence[str],
     state: str,
     fence: str,
     view_order: str,
     seal: str,
     symbol: str,
 ) -> CalcStepRead:
-    """On a WATCHing pipeline (immediate mode): the batch's marker for `symbol`, the state, the
+    """On a WATCHing pipeline (immediate mode): each batch's marker for `symbol`, the state, the
     rebuild fence's existence, whether the symbol has a view and whether a swap sealed it."""
-    done, raw, fenced, known, sealed = pipe.eval(
-        source("calc_read_step"), 5, done_marker, state, fence, view_order, seal, symbol
-    )
+    raw, fenced, known, sealed, *done = pipe.eval(
+        source("calc_read_step"), 4 + len(done_markers), state, fence, view_order, seal,
+        *done_markers, symbol,
+    )  # fmt: skip
     return CalcStepRead(
-        already_applied=bool(done), raw_state=raw, fenced=bool(fenced), known=bool(known),
-        sealed=bool(sealed),
+        applied=tuple(bool(d) for d in done), raw_state=raw, fenced=bool(fenced),
+        known=bool(known), sealed=bool(sealed),
     )  # fmt: skip
 
 

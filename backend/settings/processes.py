@@ -96,6 +96,15 @@ class WorkerFields(SettingsBase):
     )
     calc_max_retries: int = Field(default=5, ge=0, validation_alias="CALC_MAX_RETRIES")
     calc_split: bool = Field(default=False, validation_alias="CALC_SPLIT")
+    # calc coalescing: a worker applying a calc message also takes up to this many messages
+    # queued behind it (and at most CALC_COALESCE_BYTES of them) and applies them all in one
+    # transaction per symbol. 0 turns it off: one message per step.
+    calc_coalesce_messages: int = Field(
+        default=200, ge=0, le=10_000, validation_alias="CALC_COALESCE_MESSAGES"
+    )
+    calc_coalesce_bytes: int = Field(
+        default=1_048_576, ge=1_024, validation_alias="CALC_COALESCE_BYTES"
+    )
     # /metrics and /health/* of the two Dramatiq services (one port per service, served by a
     # fork of its Dramatiq process for all its worker processes); 0 serves none.
     worker_metrics_port: int = Field(

@@ -13,8 +13,8 @@ from backend.bus import lua
 
 SCRIPTS = ("ingest", "outbox_ack", "dead_letter_requeue", "hash_compare_and_delete",
            "hincrby_many", "calc_read_step", "view_write", "host_slot_acquire", "host_slot_release",
-           "alert_rule_put", "alert_rules_replace", "realtime_tail",
-           "realtime_read_after", "rebuild_swap_read")  # fmt: skip
+           "alert_rule_put", "alert_rules_replace", "realtime_tail", "realtime_read_after",
+           "rebuild_swap_read", "calc_claim", "calc_claim_settle")  # fmt: skip
 
 
 class RecordingPipe:
@@ -114,17 +114,20 @@ def test_outbox_ack_and_view_write_map_named_arguments_to_their_slots():
 
 
 def test_calc_read_step_is_typed():
-    names = {"done_marker": "m", "state": "s", "fence": "f", "view_order": "vo", "seal": "se"}
-    pipe = RecordingPipe([1, b"state", 1, 0, 1])
-    read = lua.read_calc_step(pipe, **names, symbol="X")
+    names = {"state": "s", "fence": "f", "view_order": "vo", "seal": "se"}
+    pipe = RecordingPipe([b"state", 1, 0, 1, 1, 0])
+    read = lua.read_calc_step(pipe, done_markers=["m1", "m2"], **names, symbol="X")
     assert read == lua.CalcStepRead(
-        already_applied=True, raw_state=b"state", fenced=True, known=False, sealed=True
+        applied=(True, False), raw_state=b"state", fenced=True, known=False, sealed=True
     )
-    assert pipe.calls[0][1:] == (5, "m", "s", "f", "vo", "se", "X")
-    read = lua.read_calc_step(RecordingPipe([0, None, 0, 1, 0]), **names, symbol="X")
+    assert not read.already_applied  # m2 has not applied X yet
+    assert pipe.calls[0][1:] == (6, "s", "f", "vo", "se", "m1", "m2", "X")
+    read = lua.read_calc_step(RecordingPipe([None, 0, 1, 0, 1]), done_markers=["m"], **names,
+                              symbol="X")  # fmt: skip
     assert read == lua.CalcStepRead(
-        already_applied=False, raw_state=None, fenced=False, known=True, sealed=False
+        applied=(True,), raw_state=None, fenced=False, known=True, sealed=False
     )
+    assert read.already_applied
 
 
 def test_rebuild_swap_read_pairs_the_fence_and_keeps_the_bodies():

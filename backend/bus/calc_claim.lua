@@ -1,0 +1,31 @@
+-- calc coalescing (calc_claims.py): a worker about to apply one calc message also takes the calc
+-- messages queued right behind it, into its own Dramatiq ack set (exactly what Dramatiq's fetch
+-- does), so that one step applies them all. Stops at MAX messages, at MAX_BYTES of bodies, and
+-- at a message marked solo (it failed in a shared step and must next run on its own, where its
+-- own retries and dead-lettering apply). A solo main message takes nothing.
+-- KEYS: queue list, queue msgs hash, this worker's ack set for the queue, heartbeats, solo set.
+-- ARGV: now ms, worker id, main message's redis id, max messages, max bytes.
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
+if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then
+  return {1}
+end
+local out = {0}
+local max_messages = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[5])
+local bytes = 0
+for _ = 1, max_messages do
+  local id = redis.call('LINDEX', KEYS[1], 0)
+  if not id or redis.call('SISMEMBER', KEYS[5], id) == 1 then
+    break
+  end
+  local body = redis.call('HGET', KEYS[2], id)
+  if not body or bytes + #body > max_bytes then
+    break -- an id without a body is left to Dramatiq's fetch, which reports it
+  end
+  redis.call('LPOP', KEYS[1])
+  redis.call('SADD', KEYS[3], id)
+  bytes = bytes + #body
+  out[#out + 1] = id
+  out[#out + 1] = body
+end
+return out
