@@ -131,8 +131,9 @@ def register_actors(
         max_bytes=settings.calc_coalesce_bytes,
     )  # fmt: skip
     coalescer = Coalescer(
-        ctx, claims, broker, ride_out_redis_outage, clock_ms=lambda: clock_us() // 1_000
-    )
+        ctx, claims, broker, ride_out_redis_outage, clock_us,
+        linger_s=settings.calc_linger_ms / 1_000,
+    )  # fmt: skip
 
     def calc_ticks(ticks: list[list[Any]], trace_ids: list[str] | None = None) -> None:
         """calc-a (+ calc-b unless CALC_SPLIT) for one batch of accepted ticks, and the calc
@@ -147,7 +148,7 @@ def register_actors(
             trace_id=traces.get("trace_id"),
         ):  # fmt: skip
             started = time.perf_counter()
-            step = coalescer.apply(main, redis_id, clock_us())
+            step = coalescer.apply(main, redis_id)
             if step.trace_ids:  # the step's line names every request it took in
                 traces = trace_fields(dict.fromkeys([*(trace_ids or ()), *step.trace_ids]))
             with log_context(trace_ids=traces["trace_ids"], trace_id=traces.get("trace_id")):

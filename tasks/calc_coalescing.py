@@ -1,26 +1,32 @@
-"""calc coalescing: one step applies the calc message in hand and the ones queued behind it.
+"""calc coalescing: one step applies the calc messages in hand and the ones queued behind them.
 
 Per tick, a calc message carries what one group commit of the API took together: one or two ticks
 at a steady 1,000 ticks/s. Each message applied on its own pays a fetch, a transaction per symbol
-(WATCH, a read, MULTI/EXEC with the window, state, view and ring writes) and an ack. When calc
-falls behind, the messages waiting are exactly what can be taken together: a step claims them
-(`backend.bus.calc_claims`, into the worker's own Dramatiq ack set, as Dramatiq's fetch does) and
-applies them all with `apply_batches`, one transaction per symbol. When calc keeps up, nothing
-is waiting and a step is one message, as before: latency is never traded for batching.
+(WATCH, a read, MULTI/EXEC with the window, state, view and ring writes) and an ack. So a worker
+process applies what it has together:
+- its threads' calc messages join one group; one thread (the leader) lingers `CALC_LINGER_MS` so
+  that messages arriving meanwhile join too, then runs one step for the group while the others
+  wait for its outcome (the API's group commit, on the other side of the queue);
+- the step also claims the messages queued in Redis behind them (`backend.bus.calc_claims`, into
+  the worker's own Dramatiq ack set, as Dramatiq's fetch does), up to `CALC_COALESCE_MESSAGES`;
+- and applies everything with `apply_batches`: one transaction per symbol.
+Under load the queue is long and steps are large; when idle a step is one message plus the linger.
 
 Exactness is calc's as before: each message's done-marker names the symbols it applied, so a
 worker dying anywhere leaves every claimed message to be redelivered (its heartbeat stops) and
 applied only where it was not. A step that fails releases its claimed messages to the queue
-marked solo, applies the main message on its own (so only its own failure counts against its
-retries), and each released message then runs on its own, through Dramatiq's retries and dead
-letters, never failing an innocent message's step again.
+marked solo, and each message in hand is then applied by its own thread, alone (so only its own
+failure counts against its retries); the released ones run alone too, through Dramatiq's retries
+and dead letters, never failing an innocent message's step again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -48,12 +54,31 @@ class Taken:
 @dataclass(frozen=True, slots=True)
 class StepResult:
     applied: bool
-    batches: list[Batch]  # the main message's first, then each claimed one applied with it
-    trace_ids: list[str]  # the claimed messages' (the main message's are the caller's)
+    batches: list[Batch]  # this message's first, then the others of its step when it led it
+    trace_ids: list[str]  # those others' (this message's own are the caller's)
+
+
+@dataclass(eq=False)
+class _InHand:
+    """A message a thread of this process holds, waiting for the step that applies it."""
+
+    batch: Batch
+    redis_id: str | None
+    ready: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False  # handed the lead: run the next step
+    alone: bool = False  # not applied by a shared step: apply it on its own
+    result: StepResult | None = None
+    error: BaseException | None = None
+
+    def settle(self, *, result: StepResult | None = None, error: BaseException | None = None,
+               alone: bool = False) -> None:  # fmt: skip
+        self.result, self.error, self.alone = result, error, alone
+        self.ready.set()
 
 
 class Coalescer:
-    """Applies a calc message together with the ones queued behind it (see the module doc)."""
+    """Applies the calc messages of a worker process's threads, and those queued behind them, in
+    shared steps (see the module doc). One per process."""
 
     def __init__(
         self,
@@ -61,46 +86,126 @@ class Coalescer:
         claims: CalcClaims,
         broker: dramatiq.Broker,
         retrying: Retrying,
-        clock_ms: Callable[[], int],
+        clock_us: Callable[[], int],
+        linger_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ctx = ctx
         self._claims = claims
         self._broker = broker
         self._retrying = retrying
-        self._clock_ms = clock_ms
+        self._clock_us = clock_us
+        self._linger_s = linger_s
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._waiting: list[_InHand] = []
+        self._leader = False  # a thread is leading a step (lingering or applying)
 
-    def apply(self, main: Batch, redis_id: str | None, now_us: int) -> StepResult:
+    @property
+    def waiting(self) -> int:
+        """Messages in hand waiting for a step to take them."""
+        with self._lock:
+            return len(self._waiting)
+
+    def apply(self, main: Batch, redis_id: str | None) -> StepResult:
+        """Apply `main` (the message this thread holds) in a step; raises what its own
+        application raised."""
+        if not self._claims.enabled:
+            return self._alone(main)
+        me = _InHand(main, redis_id)
+        with self._lock:
+            self._waiting.append(me)
+            lead = not self._leader
+            self._leader = True
+        if not lead:
+            me.ready.wait()
+            if me.leads:
+                me.ready.clear()
+                lead = True
+        if lead:
+            self._lead(me)
+        if me.error is not None:
+            raise me.error
+        if me.alone:
+            return self._alone(main)
+        assert me.result is not None
+        return me.result
+
+    def _alone(self, main: Batch) -> StepResult:
+        applied = self._retrying(apply_batches)(self._ctx, [main], self._clock_us())
+        return StepResult(applied, [main], [])
+
+    def _lead(self, me: _InHand) -> None:
+        group: list[_InHand] = []
+        try:
+            if self._linger_s > 0:
+                self._sleep(self._linger_s)  # let the messages arriving meanwhile join
+            with self._lock:
+                group, self._waiting = self._waiting, []
+            self._step(group, me)
+        except BaseException as exc:  # a time limit, shutdown: nobody may wait forever
+            with self._lock:
+                if me in self._waiting:
+                    self._waiting.remove(me)
+            for held in [me, *group]:
+                if not held.ready.is_set() or held is me:
+                    held.settle(error=exc)
+        finally:
+            with self._lock:
+                if self._waiting:  # arrived during the step: the first of them leads the next
+                    self._waiting[0].leads = True
+                    self._waiting[0].ready.set()
+                else:
+                    self._leader = False
+
+    def _step(self, group: list[_InHand], me: _InHand) -> None:
+        """Apply `group` and the queued messages behind it; settle every member."""
         worker_id = getattr(self._broker, "broker_id", None)
+        ids = [held.redis_id for held in group if held.redis_id]
+        solo: frozenset[str] = frozenset()
         taken: list[Taken] = []
-        if self._claims.enabled and redis_id and worker_id:
-            taken = self._take(worker_id, redis_id)
-        if not taken:
-            applied = self._retrying(apply_batches)(self._ctx, [main], now_us)
-            return StepResult(applied, [main], [])
-        assert worker_id is not None
-        batches = [main, *(t.batch for t in taken)]
-        ids = [t.claimed.redis_id for t in taken]
+        if worker_id:
+            solo, taken = self._take(worker_id, ids)
+        shared = [held for held in group if held.redis_id not in solo]
+        for held in group:
+            if held.redis_id in solo:
+                held.settle(alone=True)  # it failed in a shared step before
+        if not shared:
+            return
+        batches = [held.batch for held in shared] + [t.batch for t in taken]
+        claimed = [t.claimed.redis_id for t in taken]
+        if len(batches) == 1:
+            shared[0].settle(alone=True)  # nothing to share: as if never grouped
+            return
         try:
-            applied = self._retrying(apply_batches)(self._ctx, batches, now_us)
+            applied = self._retrying(apply_batches)(self._ctx, batches, self._clock_us())
         except SymbolsFailed:
-            # Some message of the step is poison: each claimed one will run alone; this one
-            # now runs alone too, so its retries count only its own failures.
-            self._settle(worker_id, "release", ids)
-            log.warning("calc: coalesced step failed; %d messages released to run alone", len(ids))
-            applied = self._retrying(apply_batches)(self._ctx, [main], now_us)
-            return StepResult(applied, [main], [])
+            # Some message of the step is poison: the claimed ones go back to run alone, and
+            # each thread applies its own alone, so its retries count only its own failures.
+            self._settle(worker_id, claimed, release=True)
+            log.warning("calc: shared step of %d messages failed; each runs alone", len(batches))
+            for held in shared:
+                held.settle(alone=True)
+            return
         except BaseException:  # Redis gone for good, a time limit, shutdown: give them back
-            self._settle(worker_id, "release", ids)
+            self._settle(worker_id, claimed, release=True)
             raise
-        self._settle(worker_id, "ack", ids)
-        return StepResult(applied, batches, [tid for t in taken for tid in t.trace_ids])
+        self._settle(worker_id, claimed, release=False)
+        others = [t.trace_ids for t in taken]
+        for held in shared:
+            if held is me:
+                rest = [h.batch for h in shared if h is not me] + [t.batch for t in taken]
+                traces = [tid for ids_ in others for tid in ids_]
+                held.settle(result=StepResult(applied, [held.batch, *rest], traces))
+            else:
+                held.settle(result=StepResult(applied, [held.batch], []))
 
-    def _take(self, worker_id: str, redis_id: str) -> list[Taken]:
+    def _take(self, worker_id: str, main_ids: list[str]) -> tuple[frozenset[str], list[Taken]]:
         try:
-            claim = self._claims.take(worker_id, redis_id, self._clock_ms())
+            claim = self._claims.take(worker_id, main_ids, self._clock_us() // 1_000)
         except RedisError:
             self._lost_claims("claim")  # a lost reply may have claimed some
-            return []
+            return frozenset(), []
         taken: list[Taken] = []
         foreign: list[str] = []
         for claimed in claim.messages:
@@ -110,19 +215,21 @@ class Coalescer:
             else:
                 taken.append(decoded)
         if foreign:  # not a calc message we can read: let Dramatiq's fetch have it, alone
-            self._settle(worker_id, "release", foreign)
-        return taken
+            self._settle(worker_id, foreign, release=True)
+        return claim.solo, taken
 
-    def _settle(self, worker_id: str, command: str, redis_ids: list[str]) -> None:
+    def _settle(self, worker_id: str | None, redis_ids: list[str], *, release: bool) -> None:
+        if not worker_id or not redis_ids:
+            return
         try:
-            if command == "ack":
-                self._claims.ack(worker_id, redis_ids)
-            else:
+            if release:
                 self._claims.release(worker_id, redis_ids)
+            else:
+                self._claims.ack(worker_id, redis_ids)
         except RedisError:
             # Unsettled claims sit in our ack set: under a fresh id they come back by maintenance
             # (already applied ones are then skipped by their done-markers).
-            self._lost_claims(command)
+            self._lost_claims("release" if release else "ack")
 
     def _lost_claims(self, during: str) -> None:
         renew = getattr(self._broker, "renew_identity", None)

@@ -35,7 +35,7 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    main_solo: bool  # the main message failed in a shared step before: it runs alone
+    solo: frozenset[str]  # the mains that failed in a shared step before: each runs alone
     messages: list[Claimed]
 
 
@@ -53,16 +53,17 @@ class CalcClaims:
     def enabled(self) -> bool:
         return self._max_messages > 0
 
-    def take(self, worker_id: str, main_redis_id: str, now_ms: int) -> Claim:
-        """Claim the calc messages queued right behind `main_redis_id` (see calc_claim.lua)."""
+    def take(self, worker_id: str, main_redis_ids: Sequence[str], now_ms: int) -> Claim:
+        """Claim the calc messages queued behind the mains in hand (see calc_claim.lua)."""
         keys = self._keys
-        main_solo, messages = self._take(
+        flags, messages = self._take(
             queue_list=keys.queue_list(), queue_messages=keys.queue_messages(),
             acks=keys.worker_acks(worker_id), heartbeats=keys.heartbeats, solo=keys.calc_solo,
-            now_ms=now_ms, worker_id=worker_id, main_redis_id=main_redis_id,
-            max_messages=self._max_messages, max_bytes=self._max_bytes,
+            now_ms=now_ms, worker_id=worker_id, max_messages=self._max_messages,
+            max_bytes=self._max_bytes, main_redis_ids=main_redis_ids,
         )  # fmt: skip
-        return Claim(main_solo, [Claimed(redis_id, body) for redis_id, body in messages])
+        solo = frozenset(i for i, flag in zip(main_redis_ids, flags, strict=True) if flag)
+        return Claim(solo, [Claimed(redis_id, body) for redis_id, body in messages])
 
     def ack(self, worker_id: str, redis_ids: Sequence[str]) -> None:
         """The messages were applied: delete them (Dramatiq's ack)."""

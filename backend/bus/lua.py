@@ -111,8 +111,8 @@ async def hdel_if_unchanged(redis: AsyncRedis, *, key: str, expected: Mapping[by
 # --- calc coalescing (standalone, EVALSHA; sync: calc runs in Dramatiq threads) ------------------
 class CalcClaimTake:
     """Claim up to `max_messages` calc messages (at most `max_bytes` of bodies) queued at the
-    head of the queue into `acks`, stopping at a solo one; (main message is solo, [(redis id,
-    body)]). See calc_claim.lua."""
+    head of the queue into `acks`, stopping at a solo one; (which of `main_redis_ids` are solo,
+    [(redis id, body)]). See calc_claim.lua."""
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(source("calc_claim"))
@@ -127,18 +127,17 @@ class CalcClaimTake:
         solo: str,
         now_ms: int,
         worker_id: str,
-        main_redis_id: str,
         max_messages: int,
         max_bytes: int,
-    ) -> tuple[bool, list[tuple[str, bytes]]]:
-        flag, *flat = self._script(
+        main_redis_ids: Sequence[str],
+    ) -> tuple[list[bool], list[tuple[str, bytes]]]:
+        flags, *flat = self._script(
             keys=[queue_list, queue_messages, acks, heartbeats, solo],
-            args=[now_ms, worker_id, main_redis_id, max_messages, max_bytes],
+            args=[now_ms, worker_id, max_messages, max_bytes, *main_redis_ids],
         )
         it = iter(flat)
-        return bool(flag), [
-            (redis_id.decode(), body) for redis_id, body in zip(it, it, strict=True)
-        ]
+        pairs = zip(it, it, strict=True)
+        return [bool(f) for f in flags], [(redis_id.decode(), body) for redis_id, body in pairs]
 
 
 class CalcClaimSettle:

@@ -105,6 +105,9 @@ class WorkerFields(SettingsBase):
     calc_coalesce_bytes: int = Field(
         default=1_048_576, ge=1_024, validation_alias="CALC_COALESCE_BYTES"
     )
+    # How long the thread leading a step waits for more calc messages to join it: the latency
+    # a view gives for far fewer transactions when ticks arrive one by one.
+    calc_linger_ms: float = Field(default=20.0, ge=0, le=1_000, validation_alias="CALC_LINGER_MS")
     # /metrics and /health/* of the two Dramatiq services (one port per service, served by a
     # fork of its Dramatiq process for all its worker processes); 0 serves none.
     worker_metrics_port: int = Field(

@@ -8,6 +8,7 @@ in a queue or an ack set.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,13 @@ from redis import Redis
 
 from backend.bus import ledger
 from backend.bus.calc_claims import CalcClaims
-from backend.bus.keys import Keys
+from backend.bus.keys import CALC_ACTOR, Keys
 from backend.bus.realtime import Ring
 from backend.core.ticks import Tick, decode_tick
 from backend.settings import Settings
 from tasks.calc import Batch, CalcContext, apply_batches
+from tasks.calc_coalescing import Coalescer, StepResult
+from tests.integration.tasks.test_calc import SYMBOLS, assert_views_exact, context, make_ticks
 from tests.support.load import Stream, as_tick
 from tests.support.processes import AUTH, Processes, running, settings_env
 from tests.support.verify import view_mismatches
@@ -151,7 +154,7 @@ def test_messages_claimed_by_a_worker_that_died_are_redelivered_and_applied_once
         acked = post_one_by_one(procs, stream.take(60))
         claims = CalcClaims(redis, keys, max_messages=1_000, max_bytes=10_000_000)
         long_ago_ms = int(time.time() * 1000) - 3_600_000  # its last heartbeat: an hour ago
-        claim = claims.take("dead-worker", "no-such-main", long_ago_ms)
+        claim = claims.take("dead-worker", ["no-such-main"], long_ago_ms)
         assert len(claim.messages) == len(acked) and not redis.llen(keys.queue_list())
         # It applied the first half, coalesced, then died holding every claim.
         half = [_batch(body) for _, body in _pairs(claim)[: len(acked) // 2]]
@@ -172,3 +175,68 @@ def _pairs(claim: Any) -> list[tuple[str, bytes]]:
 def _batch(body: bytes) -> Batch:
     message = dramatiq.Message.decode(body)
     return Batch(str(message.message_id), [decode_tick(raw) for raw in message.args[0]])
+
+
+class FakeBroker:
+    broker_id = "in-process-worker"
+
+
+def test_the_threads_of_a_process_and_the_queue_behind_them_share_one_step(
+    settings: Settings, redis_client: Redis
+) -> None:
+    """Three threads hold a message each while ten more wait in the queue: the first thread to
+    arrive leads, lingers until the others have joined, and applies all thirteen in one step,
+    one transaction per symbol; each thread gets its own message's outcome."""
+    keys = Keys.from_settings(settings)
+    ticks = make_ticks(seed=5, count=1_300)
+    batches = [Batch(f"m-{i}", ticks[i * 100 : (i + 1) * 100]) for i in range(13)]
+    with redis_client.pipeline() as pipe:  # ten queued, as the ingest script sends them
+        queued = [_enqueue(pipe, keys, batch) for batch in batches[3:]]
+        pipe.execute()
+    ctx = context(settings, redis_client)
+    claims = CalcClaims(redis_client, keys, max_messages=100, max_bytes=10_000_000)
+    joined = threading.Event()
+    coalescer = Coalescer(
+        ctx, claims, FakeBroker(), lambda f: f, lambda: T_NOW_US,
+        linger_s=1.0, sleep=lambda _s: joined.wait(30),
+    )  # fmt: skip
+    results: dict[str, StepResult] = {}
+
+    def hold(batch: Batch) -> None:
+        results[batch.message_id] = coalescer.apply(batch, f"r-{batch.message_id}")
+
+    threads = [threading.Thread(target=hold, args=(b,)) for b in batches[:3]]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: coalescer.waiting == 3, 10, what="three messages in hand")
+    joined.set()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["m-0", "m-1", "m-2"]
+    [led] = [r for r in results.values() if len(r.batches) > 1]
+    assert sorted(b.message_id for b in led.batches) == sorted(b.message_id for b in batches)
+    assert all(r.applied for r in results.values())
+    assert_views_exact(redis_client, keys, ticks)
+    assert counter(redis_client, keys, ledger.CALC_TICKS) == len(ticks)
+    assert counter(redis_client, keys, ledger.CALC_BATCHES) == len(batches)
+    assert counter(redis_client, keys, ledger.CALC_STEPS) == len(SYMBOLS)
+    # The claimed ten were acked (deleted); none waits in the queue or the ack set.
+    assert not redis_client.llen(keys.queue_list())
+    assert not any(redis_client.hmget(keys.queue_messages(), queued))
+    assert not redis_client.scard(keys.worker_acks(FakeBroker.broker_id))
+
+
+T_NOW_US = 1_700_000_100_000_000
+
+
+def _enqueue(pipe: Any, keys: Keys, batch: Batch) -> str:
+    """The calc message of `batch`, queued as the ingest script queues one (its redis id)."""
+    message = dramatiq.Message(
+        queue_name=keys.queue_name, actor_name=CALC_ACTOR,
+        args=([list(t) for t in batch.ticks], []), kwargs={}, options={},
+        message_id=batch.message_id,
+    )  # fmt: skip
+    redis_id = f"r-{batch.message_id}"
+    pipe.hset(keys.queue_messages(), redis_id, message.encode())
+    pipe.rpush(keys.queue_list(), redis_id)
+    return redis_id
