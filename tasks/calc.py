@@ -39,7 +39,7 @@ from backend.core.alerts.observations import tick_observations, view_observation
 from backend.core.rebuild import CalcAction, calc_action, drop_skipped
 from backend.core.ticks import Tick
 from backend.core.view import View, build_view
-from backend.core.window import Entry, WindowState, merge, to_entry
+from backend.core.window import WINDOW_US, Entry, WindowState, merge, to_entry
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +211,11 @@ def _apply_symbol(ctx: CalcContext, symbol: str, parts: list[_Part], now_us: int
     marker hash names the symbols it already applied); False if every batch had."""
     watched = _watched(ctx, symbol)  # outside the WATCH: a rules reload must not widen it
     message_ids = [part.message_id for part in parts]
+    # Where the window's cutoff goes if the newest tick of these batches becomes the latest.
+    cutoff_us = max(tick.ts_us for part in parts for tick in part.ticks) - WINDOW_US
 
     def step(txn: SymbolTxn) -> bool:
-        read = txn.read_markers_and_state(message_ids)
+        read = txn.read_markers_and_state(message_ids, cutoff_us)
         todo = [part for part, done in zip(parts, read.applied, strict=True) if not done]
         if not todo:
             return False

@@ -64,6 +64,9 @@ class RedisWindowStore:
         self.pipe = pipe  # in WATCH (immediate) mode: reads run now, under the watch
         self.key = key
         self.prices_key = prices_key  # the same members, scored by price: high/low in O(log n)
+        self._prefetch_cutoff: int | None = None
+        self._prefetch_upto: list[tuple[bytes, float]] = []
+        self._prefetch_first: list[tuple[bytes, float]] = []
 
     @staticmethod
     def member(entry: Entry) -> bytes:
@@ -78,13 +81,25 @@ class RedisWindowStore:
             out.append((int(score), event_id.decode(), float(price), float(volume), source))
         return out
 
+    def prefetched(self, read: CalcStepRead) -> None:
+        """Answer `upto` and `first_after` at `read.cutoff_us` from what the step's read already
+        fetched (the store before this batch, like a live read), saving two round trips."""
+        self._prefetch_cutoff = read.cutoff_us
+        self._prefetch_upto = read.upto
+        self._prefetch_first = read.first_after
+
     def upto(self, cutoff_us: int) -> list[Entry]:
+        if cutoff_us == self._prefetch_cutoff:
+            return self.decode(self._prefetch_upto)
         return self.decode(self.pipe.zrangebyscore(self.key, "-inf", cutoff_us, withscores=True))
 
     def first_after(self, cutoff_us: int) -> Entry | None:
-        raw = self.pipe.zrangebyscore(
-            self.key, f"({cutoff_us}", "+inf", start=0, num=1, withscores=True
-        )
+        if cutoff_us == self._prefetch_cutoff:
+            raw = self._prefetch_first
+        else:
+            raw = self.pipe.zrangebyscore(
+                self.key, f"({cutoff_us}", "+inf", start=0, num=1, withscores=True
+            )
         entries = self.decode(raw)
         return entries[0] if entries else None
 
@@ -111,11 +126,17 @@ class SymbolTxn:
         self.window = RedisWindowStore(pipe, keys.window(symbol), keys.window_prices(symbol))
 
     # --- reads (under WATCH) -----------------------------------------------------------------
-    def read_markers_and_state(self, message_ids: Sequence[str]) -> CalcStepRead:
+    def read_markers_and_state(
+        self, message_ids: Sequence[str], window_cutoff_us: int | None = None
+    ) -> CalcStepRead:
         """WATCH the batches' markers, the state and the rebuild fence; which batches already
         applied the symbol, the state, whether a rebuild fences it and whether it has a view, in
         one round trip. The fence is watched so that a rebuild setting it (or swapping its state
-        in) aborts a merge begun without it: after the fence is set, nothing merges."""
+        in) aborts a merge begun without it: after the fence is set, nothing merges.
+
+        `window_cutoff_us`: the window's cutoff if the batch's newest tick becomes the latest
+        (when it does not, the cutoff does not move and the merge evicts nothing); the window
+        around it is read in the same round trip and the merge's reads answered from it."""
         markers = [self._keys.calc_done(message_id) for message_id in message_ids]
         state_key = self._keys.state(self.symbol)
         fence, seal = self._keys.rebuild_fence(self.symbol), self._keys.rebuild_seal(self.symbol)
@@ -124,9 +145,11 @@ class SymbolTxn:
             self._pipe.watch(*markers, state_key, fence)
             read = read_calc_step(
                 self._pipe, done_markers=markers, state=state_key, fence=fence,
-                view_order=self._keys.view_order, seal=seal, symbol=self.symbol,
+                view_order=self._keys.view_order, seal=seal, window=self.window.key,
+                symbol=self.symbol, cutoff_us=window_cutoff_us,
             )  # fmt: skip
             if not read.sealed or waited_s >= SEAL_WAIT_MAX_S:
+                self.window.prefetched(read)
                 return read
             # A rebuild's swap kept losing to calc's buffering: let it through (ms), then read
             # again. The seal expires by itself, and the wait is bounded in any case.

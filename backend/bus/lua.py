@@ -12,7 +12,7 @@ Two ways to run a script:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -303,6 +303,11 @@ class CalcStepRead:
     fenced: bool = False  # a rebuild of the symbol is under way
     known: bool = False  # the symbol has a view (the view-order hash names it)
     sealed: bool = False  # a rebuild's swap asks calc to wait
+    # The window read at `cutoff_us` (None: not read): its (member, score) pairs at or before the
+    # cutoff, and the first one after it.
+    cutoff_us: int | None = None
+    upto: list[tuple[bytes, float]] = field(default_factory=list)
+    first_after: list[tuple[bytes, float]] = field(default_factory=list)
 
     @property
     def already_applied(self) -> bool:
@@ -318,18 +323,28 @@ def read_calc_step(
     fence: str,
     view_order: str,
     seal: str,
+    window: str,
     symbol: str,
+    cutoff_us: int | None = None,
 ) -> CalcStepRead:
     """On a WATCHing pipeline (immediate mode): each batch's marker for `symbol`, the state, the
-    rebuild fence's existence, whether the symbol has a view and whether a swap sealed it."""
-    raw, fenced, known, sealed, *done = pipe.eval(
-        source("calc_read_step"), 4 + len(done_markers), state, fence, view_order, seal,
-        *done_markers, symbol,
+    rebuild fence's existence, whether the symbol has a view, whether a swap sealed it, and the
+    window around `cutoff_us`."""
+    raw, fenced, known, sealed, upto, first, *done = pipe.eval(
+        source("calc_read_step"), 5 + len(done_markers), state, fence, view_order, seal, window,
+        *done_markers, symbol, "" if cutoff_us is None else cutoff_us,
     )  # fmt: skip
     return CalcStepRead(
         applied=tuple(bool(d) for d in done), raw_state=raw, fenced=bool(fenced),
-        known=bool(known), sealed=bool(sealed),
+        known=bool(known), sealed=bool(sealed), cutoff_us=cutoff_us,
+        upto=_with_scores(upto), first_after=_with_scores(first),
     )  # fmt: skip
+
+
+def _with_scores(flat: list[bytes]) -> list[tuple[bytes, float]]:
+    """A Lua reply of ZRANGE…WITHSCORES (member, score as a string, …) as (member, score)."""
+    it = iter(flat)
+    return [(member, float(score)) for member, score in zip(it, it, strict=True)]
 
 
 def read_rebuild_swap(

@@ -114,16 +114,18 @@ def test_outbox_ack_and_view_write_map_named_arguments_to_their_slots():
 
 
 def test_calc_read_step_is_typed():
-    names = {"state": "s", "fence": "f", "view_order": "vo", "seal": "se"}
-    pipe = RecordingPipe([b"state", 1, 0, 1, 1, 0])
-    read = lua.read_calc_step(pipe, done_markers=["m1", "m2"], **names, symbol="X")
+    names = {"state": "s", "fence": "f", "view_order": "vo", "seal": "se", "window": "w"}
+    reply = [b"state", 1, 0, 1, [b"m1", b"10", b"m2", b"11"], [b"m3", b"12"], 1, 0]
+    pipe = RecordingPipe(reply)
+    read = lua.read_calc_step(pipe, done_markers=["d1", "d2"], **names, symbol="X", cutoff_us=11)
     assert read == lua.CalcStepRead(
-        applied=(True, False), raw_state=b"state", fenced=True, known=False, sealed=True
-    )
-    assert not read.already_applied  # m2 has not applied X yet
-    assert pipe.calls[0][1:] == (6, "s", "f", "vo", "se", "m1", "m2", "X")
-    read = lua.read_calc_step(RecordingPipe([None, 0, 1, 0, 1]), done_markers=["m"], **names,
-                              symbol="X")  # fmt: skip
+        applied=(True, False), raw_state=b"state", fenced=True, known=False, sealed=True,
+        cutoff_us=11, upto=[(b"m1", 10.0), (b"m2", 11.0)], first_after=[(b"m3", 12.0)],
+    )  # fmt: skip
+    assert not read.already_applied  # d2 has not applied X yet
+    assert pipe.calls[0][1:] == (7, "s", "f", "vo", "se", "w", "d1", "d2", "X", 11)
+    read = lua.read_calc_step(RecordingPipe([None, 0, 1, 0, [], [], 1]), done_markers=["d"],
+                              **names, symbol="X")  # fmt: skip
     assert read == lua.CalcStepRead(
         applied=(True,), raw_state=None, fenced=False, known=True, sealed=False
     )
