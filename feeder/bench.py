@@ -197,7 +197,11 @@ class Bench:
             httpx.AsyncClient(
                 base_url=self.cfg.target, timeout=None, headers=headers, follow_redirects=True
             ) as client,
-            client.stream("GET", "/stream", params={"symbols": symbols}) as response,
+            # Only views: a dashboard's subscription (the per-tick events would cost the gateway
+            # and this client a frame each).
+            client.stream(
+                "GET", "/stream", params={"symbols": symbols, "types": "symbol.updated"}
+            ) as response,
         ):
             ready.set()
             async for line in response.aiter_lines():

@@ -154,7 +154,7 @@ class ViewWatcher(threading.Thread):
             try:
                 with (
                     httpx.Client(base_url=self.url, timeout=None, headers=self.headers) as c,
-                    c.stream("GET", "/stream") as response,
+                    c.stream("GET", "/stream", params={"types": "symbol.updated"}) as response,
                 ):
                     self.ready.set()
                     for line in response.iter_lines():
