@@ -66,6 +66,7 @@ class _InHand:
     redis_id: str | None
     ready: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  # handed the lead: run the next step
+    holds_lead: bool = False  # leading now (lingering or applying), or about to
     alone: bool = False  # not applied by a shared step: apply it on its own
     result: StepResult | None = None
     error: BaseException | None = None
@@ -115,15 +116,26 @@ class Coalescer:
         me = _InHand(main, redis_id)
         with self._lock:
             self._waiting.append(me)
-            lead = not self._leader
+            me.holds_lead = not self._leader
             self._leader = True
-        if not lead:
-            me.ready.wait()
-            if me.leads:
-                me.ready.clear()
-                lead = True
-        if lead:
-            self._lead(me)
+        try:
+            if not me.holds_lead:
+                me.ready.wait()
+                if me.leads:  # handed the lead by the previous step's leader
+                    me.ready.clear()
+                    me.holds_lead, me.leads = True, False
+            if me.holds_lead:
+                self._lead(me)
+        except BaseException:
+            # An exception raised into this thread (Dramatiq's time limit, shutdown) while it
+            # waited or led: it must neither stay in line nor keep the lead from the others.
+            with self._lock:
+                if me in self._waiting:
+                    self._waiting.remove(me)
+                if me.holds_lead or me.leads:  # leading, or handed the lead just now
+                    me.leads = False
+                    self._pass_lead(me)
+            raise
         if me.error is not None:
             raise me.error
         if me.alone:
@@ -135,6 +147,15 @@ class Coalescer:
         applied = self._retrying(apply_batches)(self._ctx, [main], self._clock_us())
         return StepResult(applied, [main], [])
 
+    def _pass_lead(self, me: _InHand) -> None:
+        """(Under the lock.) The first message waiting leads the next step, or nobody leads."""
+        me.holds_lead = False
+        if self._waiting:  # arrived during the step: the first of them leads the next
+            self._waiting[0].leads = True
+            self._waiting[0].ready.set()
+        else:
+            self._leader = False
+
     def _lead(self, me: _InHand) -> None:
         group: list[_InHand] = []
         try:
@@ -143,20 +164,17 @@ class Coalescer:
             with self._lock:
                 group, self._waiting = self._waiting, []
             self._step(group, me)
-        except BaseException as exc:  # a time limit, shutdown: nobody may wait forever
-            with self._lock:
+        except BaseException as exc:  # nobody of the group may wait forever
+            with self._lock:  # (raised while lingering: still in line, and must not lead next)
                 if me in self._waiting:
                     self._waiting.remove(me)
-            for held in [me, *group]:
-                if not held.ready.is_set() or held is me:
+            for held in group:
+                if held is not me and not held.ready.is_set():
                     held.settle(error=exc)
+            raise
         finally:
             with self._lock:
-                if self._waiting:  # arrived during the step: the first of them leads the next
-                    self._waiting[0].leads = True
-                    self._waiting[0].ready.set()
-                else:
-                    self._leader = False
+                self._pass_lead(me)
 
     def _step(self, group: list[_InHand], me: _InHand) -> None:
         """Apply `group` and the queued messages behind it; settle every member."""

@@ -240,3 +240,59 @@ def _enqueue(pipe: Any, keys: Keys, batch: Batch) -> str:
     pipe.hset(keys.queue_messages(), redis_id, message.encode())
     pipe.rpush(keys.queue_list(), redis_id)
     return redis_id
+
+
+class Interrupted(BaseException):
+    """Stands in for what Dramatiq raises into a thread (time limit, shutdown)."""
+
+
+def test_a_leader_interrupted_mid_step_fails_its_group_and_hands_on_the_lead(
+    settings: Settings, redis_client: Redis
+) -> None:
+    """The group's members get the leader's exception (Dramatiq retries their messages), and the
+    process's next message still gets a step: nobody is left holding the lead."""
+    keys = Keys.from_settings(settings)
+    ticks = make_ticks(seed=7, count=300)
+    batches = [Batch(f"i-{i}", ticks[i * 100 : (i + 1) * 100]) for i in range(3)]
+    ctx = context(settings, redis_client)
+    claims = CalcClaims(redis_client, keys, max_messages=100, max_bytes=10_000_000)
+    joined = threading.Event()
+    calls = 0
+
+    def retrying(apply: Any) -> Any:
+        def run(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise Interrupted  # the first step's leader, mid-step
+            return apply(*args)
+
+        return run
+
+    coalescer = Coalescer(
+        ctx, claims, FakeBroker(), retrying, lambda: T_NOW_US,
+        linger_s=1.0, sleep=lambda _s: joined.wait(30),
+    )  # fmt: skip
+    outcomes: dict[str, str] = {}
+
+    def hold(batch: Batch) -> None:
+        try:
+            coalescer.apply(batch, f"r-{batch.message_id}")
+            outcomes[batch.message_id] = "applied"
+        except Interrupted:
+            outcomes[batch.message_id] = "interrupted"
+
+    first = [threading.Thread(target=hold, args=(b,)) for b in batches[:2]]
+    for thread in first:
+        thread.start()
+    wait_for(lambda: coalescer.waiting == 2, 10, what="two messages in hand")
+    joined.set()
+    for thread in first:
+        thread.join(30)
+    assert outcomes == {"i-0": "interrupted", "i-1": "interrupted"}
+    later = threading.Thread(target=hold, args=(batches[2],))
+    later.start()
+    later.join(30)
+    assert not later.is_alive(), "the lead was never handed on"
+    assert outcomes["i-2"] == "applied"
+    assert counter(redis_client, keys, ledger.CALC_TICKS) == 100  # only the later message's
