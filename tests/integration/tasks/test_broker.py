@@ -65,3 +65,21 @@ def test_without_a_lost_connection_the_identity_stays(settings: Settings) -> Non
     broker.do_fetch(settings.queue_name, 1)
     assert broker.broker_id == before
     client.close()
+
+
+def test_only_queues_whose_latency_matters_poll_fast(settings: Settings) -> None:
+    """Delay queues, the rebuild queue and (without CALC_SPLIT) calc-b's keep Dramatiq's back-off;
+    an idle consumer of any other queue sleeps at most WORKER_POLL_MAX_MS between polls."""
+    broker = build_broker(settings)
+    try:
+        fast = [settings.queue_name, "alerts.evaluate"]
+        slow = [f"{settings.queue_name}.DQ", "alerts.evaluate.DQ", "rebuilds", "calc.a.done"]
+        assert [broker.polls_slowly(q) for q in fast] == [False, False]
+        assert all(broker.polls_slowly(q) for q in slow)
+        consumer = broker.consume(settings.queue_name, prefetch=1, timeout=1_000)
+        assert consumer.timeout == settings.worker_poll_max_ms
+        assert broker.consume("rebuilds", prefetch=1, timeout=1_000).timeout == 1_000
+        split = build_broker(settings.model_copy(update={"calc_split": True}))
+        assert not split.polls_slowly("calc.a.done")
+    finally:
+        broker.close()
