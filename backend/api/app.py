@@ -5,13 +5,16 @@ Run with `uvicorn backend.api.app:create_app --factory`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.alert_mirror_sync import RuleMirrorSync
@@ -63,6 +66,8 @@ from backend.logs import configure_logging
 from backend.runtime import freeze_startup_heap
 from backend.settings import ApiSettings, get_api_settings
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION = """
 Tickstream's orchestrator API. Feeders POST ticks (HTTP Basic); they are de-duplicated by
 `event_id`, handed to Redis (Dramatiq queue `ticks.received` + persistence outbox) in group-
@@ -71,7 +76,10 @@ events come from the realtime gateway (`GET /stream` redirects there).
 """
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None, dedup_clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """`dedup_clock`: arrival time for the de-dup generations (tests inject it)."""
     settings = settings or get_api_settings()
     metrics_ = ApiMetrics()
 
@@ -84,7 +92,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.psycopg_url, min_size=1, max_size=10, open=False, kwargs={"connect_timeout": 3}
         )
         await pool.open(wait=False)
-        script = IngestScript(redis, keys, settings.dedup_ttl, settings.max_backlog)
+        script = IngestScript(
+            redis, keys, settings.dedup_ttl, settings.max_backlog,
+            generations=settings.dedup_generations, shards=settings.dedup_shards,
+            clock=dedup_clock,
+        )  # fmt: skip
+        try:  # refuses to start on a layout change; Redis down: the first ingest prepares
+            await script.prepare()
+        except RedisError as exc:
+            log.warning("de-dup start-up check deferred to the first ingest: %s", exc)
         ring = Ring.from_settings(settings)
         event_bus = EventBus(redis, ring)
 

@@ -1,14 +1,23 @@
 -- The ingest hand-off (see ingest.py): shed at MAX_BACKLOG, de-duplicate, enqueue, stage.
 -- KEYS: queue list, queue msgs, outbox, stats.
--- ARGV: dedup ttl, message_id, message head, message tail, dedup prefix, max backlog,
---       the number of trace spans S, then S x (trace id, ticks of the span): the requests'
---       trace ids ('' for none), in the ticks' order; then (event_id, content, encoded tick)
---       per tick.
-local ttl = tonumber(ARGV[1])
+-- ARGV: current dedup generation, message_id, message head, message tail, dedup hash prefix
+--       (`<ns>:dd:<layout>:`), max backlog, live generations L, seconds until the current
+--       generation's hash may expire, legacy marker key, legacy key prefix, the number of trace
+--       spans S, then S x (trace id, ticks of the span): the requests' trace ids ('' for none),
+--       in the ticks' order; then (shard, id digest, content digest, event_id, content JSON,
+--       encoded tick) per tick.
+-- De-duplication (backend/core/dedup.py): the id digest is looked up in the shard's hash of the
+-- current generation and the L-1 before it; new ones are written into the current one. While
+-- the legacy marker exists, a miss also consults the pre-upgrade key `<legacy prefix><event_id>`.
+local generation = tonumber(ARGV[1])
 local prefix = ARGV[5]
 local max_backlog = tonumber(ARGV[6])
-local spans = tonumber(ARGV[7])
-local first = 8 + 2 * spans
+local live = tonumber(ARGV[7])
+local expire_s = tonumber(ARGV[8])
+local legacy_prefix = ARGV[10]
+local spans = tonumber(ARGV[11])
+local first = 12 + 2 * spans
+local per_tick = 6
 if max_backlog > 0 then
   local c = redis.call('HMGET', KEYS[4], 'ingest_accepted', 'calc_ticks', 'outbox_ticks',
                        'calc_dead_ticks')
@@ -16,7 +25,7 @@ if max_backlog > 0 then
   local waiting_store = tonumber(c[3]) or 0
   local backlog = math.max(waiting_calc, 0) + math.max(waiting_store, 0)
   if backlog >= max_backlog then
-    redis.call('HINCRBY', KEYS[4], 'ingest_shed', (#ARGV - first + 1) / 3)
+    redis.call('HINCRBY', KEYS[4], 'ingest_shed', (#ARGV - first + 1) / per_tick)
     return backlog
   end
 end
@@ -29,31 +38,49 @@ local traces = {}
 local traced = {}
 local span = 0
 local span_left = 0
-for i = first, #ARGV, 3 do
+local legacy = redis.call('EXISTS', ARGV[9]) == 1
+local current_prefix = prefix .. generation .. ':'
+local expiring = {}
+for i = first, #ARGV, per_tick do
   while span_left == 0 and span < spans do
     span = span + 1
-    span_left = tonumber(ARGV[7 + 2 * span])
+    span_left = tonumber(ARGV[11 + 2 * span])
   end
   span_left = span_left - 1
-  local key = prefix .. ARGV[i]
-  local content = ARGV[i + 1]
-  if redis.call('SET', key, content, 'NX', 'EX', ttl) then
-    accepted[#accepted + 1] = ARGV[i + 2]
+  local shard = ARGV[i]
+  local field = ARGV[i + 1]
+  local digest = ARGV[i + 2]
+  local existing = redis.call('HGET', current_prefix .. shard, field)
+  local g = 1
+  while not existing and g < live do
+    existing = redis.call('HGET', prefix .. (generation - g) .. ':' .. shard, field)
+    g = g + 1
+  end
+  local same = existing == digest
+  if not existing and legacy then
+    existing = redis.call('GET', legacy_prefix .. ARGV[i + 3])
+    same = existing == ARGV[i + 4]
+  end
+  if not existing then
+    local key = current_prefix .. shard
+    redis.call('HSET', key, field, digest)
+    if not expiring[key] then
+      expiring[key] = true
+      redis.call('EXPIRE', key, expire_s)
+    end
+    accepted[#accepted + 1] = ARGV[i + 5]
     statuses[#statuses + 1] = 1
-    local trace = span > 0 and ARGV[6 + 2 * span] or nil
+    local trace = span > 0 and ARGV[10 + 2 * span] or nil
     if trace and trace ~= '' and not traced[trace] then
       traced[trace] = true
       traces[#traces + 1] = '"' .. trace .. '"'
     end
+  elseif same then
+    statuses[#statuses + 1] = 2
+    duplicates = duplicates + 1
   else
-    local existing = redis.call('GET', key)
-    if existing == content then
-      statuses[#statuses + 1] = 2
-      duplicates = duplicates + 1
-    else
-      statuses[#statuses + 1] = existing
-      conflicts = conflicts + 1
-    end
+    statuses[#statuses + 1] = existing
+    conflicts = conflicts + 1
   end
 end
 if #accepted > 0 then

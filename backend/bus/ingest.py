@@ -1,12 +1,14 @@
 """The ingest hand-off: de-duplicate, enqueue and stage for Postgres in ONE atomic Redis step.
 
-A single Lua script (`ingest.lua`), per group-committed batch, does for every tick `SET dedup NX`;
-then, for the ticks that were new, writes ONE Dramatiq message carrying all of them (the same HSET +
-RPUSH that Dramatiq's own `enqueue` does) and ONE outbox stream entry. Because it is one script,
-there is no moment at which a tick is marked seen but not queued: an acknowledged tick is always
-both queued for calc and staged for persistence. The pipeline-wide ingest counters
-(`ingest_accepted`, `ingest_duplicate`, `ingest_conflict` in the stats hash) are added in the same
-step, so they count exactly what was acknowledged, whichever API replica answered.
+A single Lua script (`ingest.lua`), per group-committed batch, looks every tick's event_id digest up
+in the compact de-dup memory (backend/core/dedup.py: digests in generation x shard hashes) and
+writes the new ones into the current generation; then, for the ticks that were new, writes ONE
+Dramatiq message carrying all of them (the same HSET + RPUSH that Dramatiq's own `enqueue` does) and
+ONE outbox stream entry. Because it is one script, there is no moment at which a tick is marked seen
+but not queued: an acknowledged tick is always both queued for calc and staged for persistence. The
+pipeline-wide ingest counters (`ingest_accepted`, `ingest_duplicate`, `ingest_conflict` in the stats
+hash) are added in the same step, so they count exactly what was acknowledged, whichever API replica
+answered.
 
 Backpressure counts ticks, not hand-offs (one hand-off carries 1 to thousands of ticks): ticks
 waiting for calc are `ingest_accepted - calc_ticks - calc_dead_ticks` (calc adds to `calc_ticks`
@@ -22,16 +24,26 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 import orjson
 from redis.asyncio import Redis
 
+from backend.bus.dedup import prepare_dedup
 from backend.bus.keys import CALC_ACTOR, Keys
-from backend.bus.lua import IngestLua
-from backend.core.ticks import Tick, encode_content, encode_tick
+from backend.bus.lua import DedupTick, IngestLua
+from backend.core.dedup import (
+    DEFAULT_GENERATIONS,
+    DEFAULT_SHARDS,
+    VALUE_BYTES,
+    DedupLayout,
+    content_digest,
+    differing_fields_by_digest,
+    id_digest,
+)
+from backend.core.ticks import Tick, differing_fields, encode_content, encode_tick
 from backend.log_context import trace_fields
 
 log = logging.getLogger(__name__)
@@ -54,7 +66,8 @@ class Status(Enum):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Status
-    stored_content: bytes | None = None  # for conflicts: what the first write stored
+    # for conflicts: the content fields that differ from the first write's (where told)
+    differing: tuple[str, ...] = ()
 
 
 def dramatiq_message_parts(
@@ -78,13 +91,40 @@ def dramatiq_message_parts(
 
 
 class IngestScript:
-    """Runs `ingest.lua` for a batch of already validated ticks."""
+    """Runs `ingest.lua` for a batch of already validated ticks.
 
-    def __init__(self, redis: Redis, keys: Keys, dedup_ttl: int, max_backlog: int = 0) -> None:
+    `clock` (epoch seconds) places each batch in a de-dup generation; tests inject it to cross
+    generation boundaries.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        dedup_ttl: int,
+        max_backlog: int = 0,
+        *,
+        generations: int = DEFAULT_GENERATIONS,
+        shards: int = DEFAULT_SHARDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
-        self._dedup_ttl = dedup_ttl
+        self._layout = DedupLayout(ttl_s=dedup_ttl, generations=generations, shards=shards)
         self._max_backlog = max_backlog  # 0: never shed
+        self._clock = clock
         self._script = IngestLua(redis)
+        self._redis = redis
+        self._prepared = False
+
+    async def prepare(self) -> None:
+        """The de-dup start-up step (backend/bus/dedup.py), once; before any ingest."""
+        if not self._prepared:
+            await prepare_dedup(self._redis, self._keys, self._layout)
+            self._prepared = True
+
+    @property
+    def layout(self) -> DedupLayout:
+        return self._layout
 
     async def __call__(
         self, ticks: Sequence[Tick], trace_spans: Sequence[tuple[str, int]] = ()
@@ -92,22 +132,29 @@ class IngestScript:
         """`trace_spans`: (trace id, how many ticks) per request, in the ticks' order."""
         if not ticks:
             return []
+        await self.prepare()
+        now = self._clock()
+        layout = self._layout
+        generation = layout.generation(now)
         message_id = str(uuid.uuid4())
-        head, tail = dramatiq_message_parts(
-            self._keys.queue_name, message_id, int(time.time() * 1000)
-        )
+        head, tail = dramatiq_message_parts(self._keys.queue_name, message_id, int(now * 1000))
+        prepared = [_prepare(t, layout.shards) for t in ticks]
         reply = await self._script(
             queue_list=self._keys.queue_list(),
             queue_messages=self._keys.queue_messages(),
             outbox=self._keys.outbox,
             stats=self._keys.stats,
-            dedup_ttl_s=self._dedup_ttl,
-            dedup_prefix=self._keys.dedup_prefix,
+            generation=generation,
+            live_generations=layout.live_generations(),
+            expire_s=layout.expire_s(generation, now),
+            dedup_prefix=self._keys.dedup_hashes(layout.tag),
+            legacy_marker=self._keys.dedup_legacy_marker,
+            legacy_prefix=self._keys.dedup_prefix,
             max_backlog=self._max_backlog,
             message_id=message_id,
             message_head=head,
             message_tail=tail,
-            ticks=[(t.event_id, encode_content(t), encode_tick(t)) for t in ticks],
+            ticks=prepared,
             trace_spans=trace_spans,
         )
         if reply.shed_at_backlog is not None:  # checked and refused atomically
@@ -118,9 +165,24 @@ class IngestScript:
                        **trace_fields(trace_id for trace_id, _ in trace_spans)},
             )  # fmt: skip
             raise BacklogFull(reply.shed_at_backlog)
-        outcomes = [_outcome(item) for item in reply.statuses]
+        outcomes = [
+            _outcome(item, tick, p.content_digest)
+            for item, tick, p in zip(reply.statuses, ticks, prepared, strict=True)
+        ]
         _log_commit(message_id, outcomes, trace_spans)
         return outcomes
+
+
+def _prepare(tick: Tick, shards: int) -> DedupTick:
+    shard, field = id_digest(tick.event_id, shards)
+    return DedupTick(
+        shard=shard,
+        id_digest=field,
+        content_digest=content_digest(tick),
+        event_id=tick.event_id,
+        content=encode_content(tick),
+        encoded=encode_tick(tick),
+    )
 
 
 def _log_commit(
@@ -146,9 +208,14 @@ def _log_commit(
     )  # fmt: skip
 
 
-def _outcome(item: int | bytes) -> Outcome:
+def _outcome(item: int | bytes, tick: Tick, digest: bytes) -> Outcome:
     if item == 1:
         return Outcome(Status.ACCEPTED)
     if item == 2:
         return Outcome(Status.DUPLICATE)
-    return Outcome(Status.CONFLICT, stored_content=bytes(item))
+    stored = bytes(item)  # type: ignore[arg-type]
+    if len(stored) == VALUE_BYTES:  # a content digest (JSON content is always longer)
+        named = differing_fields_by_digest(stored, digest)
+    else:  # a pre-upgrade key: the content itself
+        named = differing_fields(stored, tick)
+    return Outcome(Status.CONFLICT, differing=tuple(named))

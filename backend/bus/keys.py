@@ -76,7 +76,25 @@ class Keys:
 
     @property
     def dedup_prefix(self) -> str:
+        """Pre-upgrade de-dup keys: `<prefix><event_id>` strings holding the content JSON, read
+        only while `dedup_legacy_marker` exists (backend/bus/dedup.py)."""
         return f"{self.namespace}:dedup:"
+
+    def dedup_hashes(self, layout_tag: str) -> str:
+        """Prefix of the compact de-dup hashes: `<prefix><generation>:<shard>`, field = event_id
+        digest, value = content digest (backend/core/dedup.py)."""
+        return f"{self.namespace}:dd:{layout_tag}:"
+
+    @property
+    def dedup_legacy_marker(self) -> str:
+        """Exists while pre-upgrade `dedup_prefix` keys may still matter (set at API start-up
+        when one is found, expiring DEDUP_TTL later)."""
+        return f"{self.namespace}:dd:legacy"
+
+    @property
+    def dedup_format(self) -> str:
+        """The compact layout in use (`DedupLayout.tag`); set at API start-up."""
+        return f"{self.namespace}:dd:format"
 
     @property
     def outbox(self) -> str:

@@ -33,10 +33,23 @@ def source(name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class IngestReply:
     """What the ingest script answered: the backlog it shed the batch at, or one status per tick
-    (1 accepted, 2 duplicate, else the content stored by the first write: a conflict)."""
+    (1 accepted, 2 duplicate, else what the first write stored: a conflict; its content digest,
+    or a pre-upgrade key's content JSON)."""
 
     shed_at_backlog: int | None
     statuses: list[int | bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DedupTick:
+    """One tick as the ingest script sees it (backend/core/dedup.py)."""
+
+    shard: int
+    id_digest: bytes
+    content_digest: bytes
+    event_id: str
+    content: bytes  # JSON: compared with a pre-upgrade key's value
+    encoded: bytes
 
 
 class IngestLua:
@@ -50,25 +63,28 @@ class IngestLua:
         queue_messages: str,
         outbox: str,
         stats: str,
-        dedup_ttl_s: int,
+        generation: int,
+        live_generations: int,
+        expire_s: int,
         dedup_prefix: str,
+        legacy_marker: str,
+        legacy_prefix: str,
         max_backlog: int,
         message_id: str,
         message_head: bytes,
         message_tail: bytes,
-        ticks: Sequence[tuple[str, bytes, bytes]],
+        ticks: Sequence[DedupTick],
         trace_spans: Sequence[tuple[str, int]] = (),
     ) -> IngestReply:
-        """`ticks`: (event_id, content for the duplicate check, encoded tick) per tick;
-        `trace_spans`: (trace id, how many ticks) per request, in the ticks' order."""
+        """`trace_spans`: (trace id, how many ticks) per request, in the ticks' order."""
         args: list[bytes | str | int] = [
-            dedup_ttl_s, message_id, message_head, message_tail, dedup_prefix, max_backlog,
-            len(trace_spans),
+            generation, message_id, message_head, message_tail, dedup_prefix, max_backlog,
+            live_generations, expire_s, legacy_marker, legacy_prefix, len(trace_spans),
         ]  # fmt: skip
         for trace_id, count in trace_spans:
             args += (trace_id, count)
-        for event_id, content, encoded in ticks:
-            args += (event_id, content, encoded)
+        for t in ticks:
+            args += (t.shard, t.id_digest, t.content_digest, t.event_id, t.content, t.encoded)
         raw = await self._script(keys=[queue_list, queue_messages, outbox, stats], args=args)
         if isinstance(raw, int):
             return IngestReply(shed_at_backlog=raw, statuses=[])

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from backend.core.alerts.rules import DEFAULT_WEBHOOK_DENY
+from backend.core.dedup import DEFAULT_DEDUP_TTL, DEFAULT_GENERATIONS, DEFAULT_SHARDS
 from backend.settings.base import SettingsBase, split_csv
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL"]
@@ -69,7 +70,17 @@ class BusSettings(SettingsBase):
         default=100_000, ge=100, validation_alias="REALTIME_MAX_EVENTS"
     )
     redis_namespace: str = Field(default="tickstream", validation_alias="REDIS_NAMESPACE")
-    dedup_ttl: int = Field(default=86_400, ge=1, validation_alias="DEDUP_TTL")
+    # De-duplication (backend/core/dedup.py): an accepted event_id is remembered at least
+    # DEDUP_TTL s (at most DEDUP_TTL * (1 + 1/DEDUP_GENERATIONS)), as ~30 B of Redis. The
+    # defaults fit 10,000 ticks/s for the whole window in 2 GiB (docs/benchmarks/dedup-memory.md);
+    # DEDUP_SHARDS keeps each hash small (listpack) at that rate: raise it with the rate or the
+    # window (`shards_for`). Changing any of the three forgets what was remembered under the old
+    # layout (README "De-duplication window").
+    dedup_ttl: int = Field(default=DEFAULT_DEDUP_TTL, ge=1, validation_alias="DEDUP_TTL")
+    dedup_generations: int = Field(
+        default=DEFAULT_GENERATIONS, ge=1, le=64, validation_alias="DEDUP_GENERATIONS"
+    )
+    dedup_shards: int = Field(default=DEFAULT_SHARDS, ge=1, validation_alias="DEDUP_SHARDS")
     # A worker silent this long is dead: the broker redelivers its messages, /health and /stats
     # stop counting it.
     heartbeat_timeout_ms: int = Field(

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from backend.settings.base import PER_PROCESS, SettingsBase, split_csv
@@ -50,7 +50,9 @@ class ApiFields(SettingsBase):
     internal_token: SecretStr = Field(
         default=SecretStr("internal-dev-token"), validation_alias="INTERNAL_TOKEN"
     )
-    max_tick_age: int = Field(default=7 * 86_400, ge=1, validation_alias="MAX_TICK_AGE")
+    # MAX_TICK_AGE + MAX_FUTURE_SKEW <= DEDUP_TTL (checked by ApiSettings): a tick is refused
+    # before the de-dup memory could have forgotten its event_id.
+    max_tick_age: int = Field(default=5_340, ge=1, validation_alias="MAX_TICK_AGE")
     max_future_skew: float = Field(default=5.0, ge=0, validation_alias="MAX_FUTURE_SKEW")
     ingest_linger_ms: float = Field(default=2.0, ge=0, validation_alias="INGEST_LINGER_MS")
     ingest_max_batch: int = Field(default=2_000, ge=1, validation_alias="INGEST_MAX_BATCH")
@@ -222,6 +224,19 @@ class ApiSettings(
     ApiFields,
 ):
     """What the API reads (`create_app`)."""
+
+    @model_validator(mode="after")
+    def _window_within_dedup(self) -> ApiSettings:
+        """A tick first accepted with ts up to MAX_FUTURE_SKEW ahead can be resent until its ts
+        is MAX_TICK_AGE old: the de-dup memory must hold its event_id at least that long."""
+        if self.max_tick_age + self.max_future_skew > self.dedup_ttl:
+            raise ValueError(
+                f"MAX_TICK_AGE ({self.max_tick_age} s) + MAX_FUTURE_SKEW "
+                f"({self.max_future_skew:g} s) must not exceed DEDUP_TTL ({self.dedup_ttl} s): "
+                "a tick re-sent after its event_id left the de-dup memory would be counted "
+                "twice; lower MAX_TICK_AGE or raise DEDUP_TTL"
+            )
+        return self
 
 
 class WorkerSettings(

@@ -19,7 +19,7 @@ from backend.api.errors import ApiError, read_json_body
 from backend.api.failures import redis_unavailable
 from backend.api.tracing import trace_of
 from backend.bus.ingest import BacklogFull, Outcome, Status
-from backend.core.ticks import CONTENT_FIELDS, Tick, TickIn, TimeBounds, differing_fields
+from backend.core.ticks import Tick, TickIn, TimeBounds
 from backend.core.validation import FieldError, validate_tick
 
 router = APIRouter(tags=["ingest"], dependencies=[IngestAuth])
@@ -100,11 +100,7 @@ def _bounds(res: Resources) -> TimeBounds:
 
 
 def _conflict_errors(outcome: Outcome, tick: Tick) -> list[FieldError]:
-    fields = (
-        differing_fields(outcome.stored_content or b"[]", tick)
-        if outcome.stored_content
-        else list(CONTENT_FIELDS)
-    )
+    fields = outcome.differing
     return [
         {
             "field": "event_id",

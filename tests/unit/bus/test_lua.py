@@ -57,9 +57,12 @@ def test_ingest_reply_is_typed_statuses_or_the_backlog_it_shed_at():
         script = lua.IngestLua(cast(AsyncRedis, client))
         result = asyncio.run(
             script(
-                queue_list="q", queue_messages="q.msgs", outbox="o", stats="s", dedup_ttl_s=60,
-                dedup_prefix="d:", max_backlog=10, message_id="m", message_head=b"h",
-                message_tail=b"t", ticks=[("e1", b"c1", b"x1"), ("e2", b"c2", b"x2")],
+                queue_list="q", queue_messages="q.msgs", outbox="o", stats="s", generation=9,
+                live_generations=3, expire_s=60, dedup_prefix="d:", legacy_marker="lm",
+                legacy_prefix="l:", max_backlog=10, message_id="m", message_head=b"h",
+                message_tail=b"t",
+                ticks=[lua.DedupTick(1, b"i1", b"d1", "e1", b"c1", b"x1"),
+                       lua.DedupTick(2, b"i2", b"d2", "e2", b"c2", b"x2")],
             )
         )  # fmt: skip
         return result, client
@@ -68,7 +71,8 @@ def test_ingest_reply_is_typed_statuses_or_the_backlog_it_shed_at():
     assert reply == lua.IngestReply(shed_at_backlog=None, statuses=[1, 2, b"stored"])
     assert client.calls[0]["keys"] == ["q", "q.msgs", "o", "s"]
     assert client.calls[0]["args"] == [
-        60, "m", b"h", b"t", "d:", 10, 0, "e1", b"c1", b"x1", "e2", b"c2", b"x2",
+        9, "m", b"h", b"t", "d:", 10, 3, 60, "lm", "l:", 0,
+        1, b"i1", b"d1", "e1", b"c1", b"x1", 2, b"i2", b"d2", "e2", b"c2", b"x2",
     ]  # fmt: skip
     reply, _ = run(12)
     assert reply == lua.IngestReply(shed_at_backlog=12, statuses=[])
