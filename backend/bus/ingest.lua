@@ -39,7 +39,11 @@ local traced = {}
 local span = 0
 local span_left = 0
 local legacy = redis.call('EXISTS', ARGV[9]) == 1
-local current_prefix = prefix .. generation .. ':'
+local prefixes = {}
+for g = 0, live - 1 do
+  prefixes[g + 1] = prefix .. (generation - g) .. ':'
+end
+local current_prefix = prefixes[1]
 local expiring = {}
 for i = first, #ARGV, per_tick do
   while span_left == 0 and span < spans do
@@ -50,11 +54,10 @@ for i = first, #ARGV, per_tick do
   local shard = ARGV[i]
   local field = ARGV[i + 1]
   local digest = ARGV[i + 2]
-  local existing = redis.call('HGET', current_prefix .. shard, field)
-  local g = 1
-  while not existing and g < live do
-    existing = redis.call('HGET', prefix .. (generation - g) .. ':' .. shard, field)
-    g = g + 1
+  local existing = false
+  for g = 1, live do
+    existing = redis.call('HGET', prefixes[g] .. shard, field)
+    if existing then break end
   end
   local same = existing == digest
   if not existing and legacy then

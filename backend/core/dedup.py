@@ -41,9 +41,9 @@ TARGET_FILL = 64
 # 10,000 ticks/s for DEDUP_TTL * (1 + 1/DEDUP_GENERATIONS) s at the measured ~30 B per entry
 # fit in 2 GiB (docs/benchmarks/dedup-memory.md); each hash holds ~64 entries at that rate.
 DESIGN_RATE = 10_000
-DEFAULT_DEDUP_TTL = 5_400
-DEFAULT_GENERATIONS = 6
-DEFAULT_SHARDS = 140_625  # shards_for(DESIGN_RATE, DEFAULT_DEDUP_TTL, DEFAULT_GENERATIONS)
+DEFAULT_DEDUP_TTL = 3_600
+DEFAULT_GENERATIONS = 3
+DEFAULT_SHARDS = 187_500  # shards_for(DESIGN_RATE, DEFAULT_DEDUP_TTL, DEFAULT_GENERATIONS)
 _FIELD_KEYS = tuple(name.encode() for name in CONTENT_FIELDS)
 
 

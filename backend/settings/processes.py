@@ -52,7 +52,7 @@ class ApiFields(SettingsBase):
     )
     # MAX_TICK_AGE + MAX_FUTURE_SKEW <= DEDUP_TTL (checked by ApiSettings): a tick is refused
     # before the de-dup memory could have forgotten its event_id.
-    max_tick_age: int = Field(default=5_340, ge=1, validation_alias="MAX_TICK_AGE")
+    max_tick_age: int = Field(default=3_540, ge=1, validation_alias="MAX_TICK_AGE")
     max_future_skew: float = Field(default=5.0, ge=0, validation_alias="MAX_FUTURE_SKEW")
     ingest_linger_ms: float = Field(default=2.0, ge=0, validation_alias="INGEST_LINGER_MS")
     ingest_max_batch: int = Field(default=2_000, ge=1, validation_alias="INGEST_MAX_BATCH")

@@ -71,7 +71,7 @@ EVERY_FIELD_SET: dict[str, Any] = {
     "gateway_url": "http://gateway.internal:8001",
     "redis_namespace": "ns9",
     "dedup_ttl": 600,
-    "dedup_generations": 3,
+    "dedup_generations": 4,
     "dedup_shards": 77,
     "max_tick_age": 120,
     "max_future_skew": 0.25,
