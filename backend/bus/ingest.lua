@@ -43,8 +43,10 @@ local prefixes = {}
 for g = 0, live - 1 do
   prefixes[g + 1] = prefix .. (generation - g) .. ':'
 end
+-- Each hash holds a sentinel field '' from its first write on: reading it with the current
+-- generation's lookup tells whether this write creates the hash (and must set its expiry)
+-- without an EXPIRE per tick.
 local current_prefix = prefixes[1]
-local expiring = {}
 for i = first, #ARGV, per_tick do
   while span_left == 0 and span < spans do
     span = span + 1
@@ -54,10 +56,12 @@ for i = first, #ARGV, per_tick do
   local shard = ARGV[i]
   local field = ARGV[i + 1]
   local digest = ARGV[i + 2]
-  local existing = false
-  for g = 1, live do
+  local current = redis.call('HMGET', current_prefix .. shard, field, '')
+  local existing = current[1]
+  local g = 2
+  while not existing and g <= live do
     existing = redis.call('HGET', prefixes[g] .. shard, field)
-    if existing then break end
+    g = g + 1
   end
   local same = existing == digest
   if not existing and legacy then
@@ -66,9 +70,10 @@ for i = first, #ARGV, per_tick do
   end
   if not existing then
     local key = current_prefix .. shard
-    redis.call('HSET', key, field, digest)
-    if not expiring[key] then
-      expiring[key] = true
+    if current[2] then
+      redis.call('HSET', key, field, digest)
+    else
+      redis.call('HSET', key, field, digest, '', '')
       redis.call('EXPIRE', key, expire_s)
     end
     accepted[#accepted + 1] = ARGV[i + 5]
