@@ -123,6 +123,7 @@ def test_nothing_refused_was_written(hostile_api: Processes, hostile_settings: S
         assert redis.llen(keys.queue_list()) == 0
         assert redis.xlen(keys.outbox) == 0
         assert not list(redis.scan_iter(match=keys.dedup_prefix + "*", count=1000))
+        assert not list(redis.scan_iter(match=keys.dedup_hashes("*") + "*", count=1000))
         assert int(redis.hget(keys.stats, "ingest_accepted") or 0) == 0
     finally:
         redis.close()

@@ -276,3 +276,14 @@ def test_each_getter_builds_its_class_once(getter: Any, cls: type[SettingsBase])
 def test_urls_without_a_scheme_are_plain_http() -> None:
     assert FeederSettings(target_url="api:8000/").target_url == "http://api:8000"
     assert UiSettings(backend_url="api:8000").backend_url == "http://api:8000"
+
+
+def test_the_tick_age_window_must_fit_in_the_dedup_window() -> None:
+    """MAX_TICK_AGE + MAX_FUTURE_SKEW <= DEDUP_TTL, or a resend could outlive its event_id's
+    de-dup entry; the error names the three settings. Holds for the launcher's union too."""
+    assert ApiSettings(dedup_ttl=600, max_tick_age=595, max_future_skew=5).dedup_ttl == 600
+    for cls in (ApiSettings, Settings):
+        with pytest.raises(ValueError, match=r"MAX_TICK_AGE \(596 s\) \+ MAX_FUTURE_SKEW"):
+            cls(dedup_ttl=600, max_tick_age=596, max_future_skew=5)
+    defaults = ApiSettings()
+    assert defaults.max_tick_age + defaults.max_future_skew <= defaults.dedup_ttl

@@ -38,8 +38,9 @@ STEP_MS = 5_000  # 12 ticks per 1-minute bar: once_per_bar and cooldowns both ma
 
 
 def base_ms() -> int:
-    """A minute boundary an hour ago: inside MAX_TICK_AGE, bars aligned."""
-    return (int(time.time()) - 3_600) // 60 * 60_000
+    """A minute boundary 50 minutes ago: inside MAX_TICK_AGE (59 min), bars aligned, and room
+    for the longest run here (120 ticks, 10 min) before now."""
+    return (int(time.time()) - 3_000) // 60 * 60_000
 
 
 def tick(symbol: str, i: int, price: float, t0_ms: int, **extra: Any) -> dict[str, Any]:
