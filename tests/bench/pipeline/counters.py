@@ -24,6 +24,19 @@ def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def redis_main_thread_cpu(url: str) -> float:
+    """CPU seconds Redis's main thread has used (INFO cpu, user + sys): every command once,
+    whether called by a client, inside a script or inside MULTI/EXEC, plus what commandstats
+    leaves out (reading, parsing, replying, the event loop, expiry). That one thread is what
+    caps a Redis, so it is the figure Redis CPU per tick is measured with."""
+    client = redis.Redis.from_url(url)
+    try:
+        cpu = client.info("cpu")
+    finally:
+        client.close()
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
 def redis_stalls(url: str, reset: bool = True) -> dict[str, int]:
     """Redis's own latency monitor: per event (fork, aof-write-pending-fsync, command, ...) the
     worst stall in ms since the last reset (events over LATENCY_THRESHOLD_MS only)."""
@@ -44,7 +57,11 @@ def redis_cost(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], ticks: int
 ) -> dict[str, dict[str, float]]:
     """Per command: µs of Redis CPU per accepted tick and calls per 1,000 ticks, costliest first.
-    Scripts count as `evalsha` (their inner commands are also listed under their own names)."""
+
+    A breakdown, not a total: a script's time counts under `eval`/`evalsha`/`fcall` and a
+    transaction's under `exec`, and the commands inside them count under their own names as
+    well, so the rows overlap (summing them double counts). The total is
+    `redis_main_thread_cpu`."""
     out = {}
     for name, (calls, usec) in after.items():
         c0, u0 = before.get(name, (0, 0))
