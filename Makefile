@@ -32,7 +32,7 @@ run: setup
 	$(PY) -m backend.launcher
 
 ## The test suite: unit tests plus integration tests against real servers and worker processes.
-test: setup browser prometheus
+test: setup browser prometheus wrk
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## The suite without the benchmark and chaos smoke runs (marked `bench`): quicker locally.

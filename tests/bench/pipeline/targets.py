@@ -193,7 +193,7 @@ def rows(out: dict[str, Any]) -> list[dict[str, Any]]:
                 batch_o.get("redis_us"),
                 None,
                 "{:,.1f} µs",
-                lambda v: v <= BATCH_REDIS_US_PER_TICK,
+                lambda v: at_load and v <= BATCH_REDIS_US_PER_TICK,
                 load,
             )
         )
