@@ -3,16 +3,39 @@ the API's ack-latency histogram."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_THRESHOLD_MS = 50  # Redis latency monitor: record stalls at least this long
+TIMEOUT_S = 120  # a Redis busy rewriting its AOF after a big batch run answers late, not never
+
+
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=10)
+
+
+def wait_settled(url: str, timeout: float = 300.0) -> float:
+    """Until Redis rewrites no AOF (a big batch run leaves one behind: its fork and writes
+    would land on the next run); the seconds waited."""
+    client = _client(url)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            p = client.info("persistence")
+            if not (p.get("aof_rewrite_in_progress") or p.get("aof_rewrite_scheduled")):
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    return time.monotonic() - started
 
 
 def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
     """Redis's own CPU accounting per command (INFO commandstats): name -> (calls, µs)."""
-    client = redis.Redis.from_url(url)
+    client = _client(url)
     try:
         stats = client.info("commandstats")
     finally:
@@ -29,7 +52,7 @@ def redis_main_thread_cpu(url: str) -> float:
     whether called by a client, inside a script or inside MULTI/EXEC, plus what commandstats
     leaves out (reading, parsing, replying, the event loop, expiry). That one thread is what
     caps a Redis, so it is the figure Redis CPU per tick is measured with."""
-    client = redis.Redis.from_url(url)
+    client = _client(url)
     try:
         cpu = client.info("cpu")
     finally:
@@ -40,7 +63,7 @@ def redis_main_thread_cpu(url: str) -> float:
 def redis_stalls(url: str, reset: bool = True) -> dict[str, int]:
     """Redis's own latency monitor: per event (fork, aof-write-pending-fsync, command, ...) the
     worst stall in ms since the last reset (events over LATENCY_THRESHOLD_MS only)."""
-    client = redis.Redis.from_url(url)
+    client = _client(url)
     try:
         latest = client.execute_command("LATENCY", "LATEST")
         if reset:
