@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.routing import Route
 
@@ -147,7 +148,7 @@ def _count_rejections(res: Resources, errors: list[FieldError]) -> None:
         res.stats.reject(err["field"])  # in memory; the stats sampler flushes it pipeline-wide
 
 
-async def _accept_tick(request: Request, res: AppState) -> JSONResponse:
+async def _accept_tick(request: Request, res: AppState) -> Response:
     started = time.perf_counter()
     raw = await read_json_body(request, res.settings.max_body_bytes)
     result = validate_tick(raw, _bounds(res))
@@ -163,7 +164,12 @@ async def _accept_tick(request: Request, res: AppState) -> JSONResponse:
             f"event_id {result.event_id!r} conflicts",
             _conflict_errors(outcome, result),
         )
-    return JSONResponse({"status": outcome.status.value, "event_id": result.event_id})
+    # orjson writes these bytes exactly as JSONResponse's json.dumps would (compact, UTF-8
+    # unescaped; event_id is printable by validation), at a fraction of the cost.
+    return Response(
+        orjson.dumps({"status": outcome.status.value, "event_id": result.event_id}),
+        media_type="application/json",
+    )
 
 
 @router.post(
@@ -171,13 +177,13 @@ async def _accept_tick(request: Request, res: AppState) -> JSONResponse:
     openapi_extra={"requestBody": _TICK_BODY},
     responses=_TICK_RESPONSES,
 )
-async def ingest_tick(request: Request, res: Resources) -> JSONResponse:
+async def ingest_tick(request: Request, res: Resources) -> Response:
     # The documented route (body, responses, Basic auth in the OpenAPI document; a docstring
     # here would become its description). `direct_route`, mounted ahead of it, serves requests.
     return await _accept_tick(request, res)
 
 
-async def _serve_tick(request: Request) -> JSONResponse:
+async def _serve_tick(request: Request) -> Response:
     res: AppState = request.app.state.resources
     await authenticate_ingest(request, res)
     return await _accept_tick(request, res)

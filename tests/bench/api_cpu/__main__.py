@@ -99,7 +99,7 @@ def main() -> None:
         if args.py_spy:
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--gil",
-                 "--pid", str(api.pid), "-d", str(args.seconds), "-o", args.py_spy, "--nonblocking"]
+                 "--pid", str(api.pid), "-r", "250", "-d", str(args.seconds), "-o", args.py_spy, "--nonblocking"]
             )  # fmt: skip
             time.sleep(1)
             _wrk(args.port, args.seconds, args.connections)
