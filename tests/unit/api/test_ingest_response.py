@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from hypothesis import given
 from hypothesis import strategies as st
 
+
 @given(
     st.sampled_from(["accepted", "duplicate"]),
     st.text(min_size=1, max_size=128).filter(str.isprintable),
@@ -17,4 +18,3 @@ from hypothesis import strategies as st
 def test_orjson_body_equals_jsonresponse_body(status: str, event_id: str) -> None:
     body = {"status": status, "event_id": event_id}
     assert orjson.dumps(body) == JSONResponse(body).body
-
