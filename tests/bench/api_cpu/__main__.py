@@ -6,7 +6,7 @@ against the machine's Redis (`REDIS_URL`, a private namespace per run); no worke
 MAX_BACKLOG is raised and the ticks just queue. Each run samples `psutil` CPU times of the
 uvicorn process before and after `wrk` and divides by the requests wrk completed.
 
-    python -m tests.bench.api_cpu --runs 3 --seconds 8 [--py-spy out.txt]
+    python -m tests.bench.api_cpu --runs 3 --seconds 8 [--delay-ms 16] [--py-spy out.txt]
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def _start_api(port: int, namespace: str) -> subprocess.Popen[bytes]:
     raise SystemExit("the API did not start")
 
 
-def _wrk(port: int, seconds: int, connections: int) -> tuple[int, int]:
+def _wrk(port: int, seconds: int, connections: int, delay_ms: int = 0) -> tuple[int, int]:
     """(requests completed, non-2xx responses) of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "unique_tick.lua"),
-         f"http://127.0.0.1:{port}"],
+         f"http://127.0.0.1:{port}", "--", str(delay_ms)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     done = int(re.search(r"(\d+) requests in", out).group(1))
@@ -77,6 +77,12 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=8)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--port", type=int, default=18612)
+    p.add_argument(
+        "--delay-ms",
+        type=int,
+        default=0,
+        help="pause per connection between requests: a fixed offered rate (0: as fast as it goes)",
+    )
     p.add_argument("--py-spy", help="also record a raw --gil py-spy profile of one extra run")
     args = p.parse_args()
     namespace = f"apicpu-{uuid.uuid4().hex[:8]}"
@@ -87,7 +93,7 @@ def main() -> None:
         per_request_us: list[float] = []
         for run in range(args.runs):
             before = _cpu(proc)
-            done, bad = _wrk(args.port, args.seconds, args.connections)
+            done, bad = _wrk(args.port, args.seconds, args.connections, args.delay_ms)
             used = _cpu(proc) - before
             per_request_us.append(used / done * 1e6)
             print(
@@ -99,10 +105,11 @@ def main() -> None:
         if args.py_spy:
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--gil",
-                 "--pid", str(api.pid), "-r", "250", "-d", str(args.seconds), "-o", args.py_spy, "--nonblocking"]
+                 "--pid", str(api.pid), "-r", "250", "-d", str(args.seconds), "-o", args.py_spy,
+                 "--nonblocking"]
             )  # fmt: skip
             time.sleep(1)
-            _wrk(args.port, args.seconds, args.connections)
+            _wrk(args.port, args.seconds, args.connections, args.delay_ms)
             spy.wait()
     finally:
         api.terminate()

@@ -13,3 +13,13 @@ request = function()
     counter % 8, 100 + counter % 50, ts, thread_tag, counter, counter)
   return wrk.format(nil, "/ingest/tick", nil, body)
 end
+
+-- `-- <ms>` after the URL: each connection waits that long between requests, so old and new code
+-- are compared at the same offered rate (CPU per request falls as group commits grow with load).
+local delay_ms = 0
+function init(args)
+  delay_ms = tonumber(args[1]) or 0
+end
+function delay()
+  return delay_ms
+end
