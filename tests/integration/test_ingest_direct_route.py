@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from redis import Redis
 
 from backend.api.app import create_app
 from backend.api.routes import ingest
@@ -67,15 +68,19 @@ def clients(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     direct = create_app(settings)
-    documented = create_app(
-        settings.model_copy(update={"redis_namespace": f"{settings.redis_namespace}-doc"})
+    doc_settings = settings.model_copy(
+        update={"redis_namespace": f"{settings.redis_namespace}-doc"}
     )
+    documented = create_app(doc_settings)
     documented.router.routes.remove(ingest.direct_route)
     try:
         with TestClient(direct) as a, TestClient(documented) as b:
             yield a, b
     finally:  # create_app configures logging for a server; leave pytest's alone
         root.handlers[:], root.level = handlers, level
+        with Redis.from_url(settings.effective_redis_url) as redis:
+            for key in redis.scan_iter(match=f"{doc_settings.redis_namespace}:*", count=1000):
+                redis.delete(key)
 
 
 def _answer(client: TestClient, method: str, headers: dict[str, str], body: bytes) -> Any:
