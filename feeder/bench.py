@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import psycopg
@@ -30,6 +31,7 @@ from feeder.simulator import Simulator
 
 BENCH_SYMBOLS = ["BTCUSDT", "ETHUSDT", "XAUUSD", "EURUSD", "AAPL", "SOLUSDT", "MSFT", "NVDA"]
 SOURCES = ["binance", "coinbase", "kraken"]
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass
@@ -78,8 +80,9 @@ class Bench:
         self.queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=100_000)
         self.persist_pending: set[str] = set()
         self.done = asyncio.Event()
-        auth = (settings.ingest_username, settings.ingest_password.get_secret_value())
-        self.auth = httpx.BasicAuth(*auth)
+        self.auth = aiohttp.BasicAuth(
+            settings.ingest_username, settings.ingest_password.get_secret_value()
+        )
 
     # --- generation ------------------------------------------------------------------------
     async def produce(self) -> None:
@@ -128,16 +131,21 @@ class Bench:
 
     # --- delivery --------------------------------------------------------------------------
     async def deliver(self, worker: int) -> None:
-        """One keep-alive connection; retries keep the same payload (same event_ids)."""
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(
-            base_url=self.cfg.target, auth=self.auth, limits=limits, timeout=30
+        """One keep-alive connection; retries keep the same payload (same event_ids).
+
+        aiohttp, not httpx, on this path: a load generator must cost far less than what it
+        loads, and at 1,000 single-tick requests/s httpx took most of a core, so the client's
+        own queueing showed up as the server's ack and view latency."""
+        connector = aiohttp.TCPConnector(limit=1)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(
+            base_url=self.cfg.target, auth=self.auth, connector=connector, timeout=timeout
         ) as client:
             while (ticks := await self.queue.get()) is not None:
                 await self._send(client, ticks, worker)
 
     async def _send(
-        self, client: httpx.AsyncClient, ticks: list[dict[str, Any]], worker: int
+        self, client: aiohttp.ClientSession, ticks: list[dict[str, Any]], worker: int
     ) -> None:
         single = self.cfg.mode == "single"
         body = orjson.dumps(ticks[0] if single else ticks)
@@ -145,25 +153,25 @@ class Bench:
         sent = time.monotonic()
         for attempt in range(20):
             try:
-                r = await client.post(
-                    path, content=body, headers={"content-type": "application/json"}
-                )
-            except httpx.HTTPError as exc:
+                async with client.post(path, data=body, headers=JSON_HEADERS) as r:
+                    status, answer = r.status, await r.read()
+                    retry_after = r.headers.get("retry-after", "0.1")
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 self.stats.errors[f"network:{type(exc).__name__}"] += 1
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
                 continue
             self.stats.requests += 1
-            if r.status_code in (429, 503) or r.status_code >= 500:
-                self.stats.errors[f"http:{r.status_code}"] += 1
-                await asyncio.sleep(float(r.headers.get("retry-after", 0.1)))
+            if status in (429, 503) or status >= 500:
+                self.stats.errors[f"http:{status}"] += 1
+                await asyncio.sleep(float(retry_after))
                 continue
             now = time.monotonic()
             self.stats.ack_ms.append((now - sent) * 1000)
             self.stats.last_ack = now
-            if r.status_code != 200:
-                self.stats.errors[f"http:{r.status_code}"] += len(ticks)
+            if status != 200:
+                self.stats.errors[f"http:{status}"] += len(ticks)
                 return
-            self._record(ticks, r.json())
+            self._record(ticks, orjson.loads(answer))
             return
         self.stats.errors["gave_up"] += len(ticks)
 

@@ -90,6 +90,16 @@ def _same(a: str, b: str) -> bool:
 async def require_ingest_auth(
     res: Resources, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 ) -> None:
+    check_ingest_credentials(res, credentials)
+
+
+async def authenticate_ingest(request: Request, res: AppState) -> None:
+    """`require_ingest_auth` without FastAPI's dependency solving, for the ingest hot path
+    (routes/ingest mounts POST /ingest/tick directly): the same HTTPBasic parse, the same check."""
+    check_ingest_credentials(res, await _basic(request))
+
+
+def check_ingest_credentials(res: AppState, credentials: HTTPBasicCredentials | None) -> None:
     settings = res.settings
     ok = credentials is not None and (
         _same(credentials.username, settings.ingest_username)

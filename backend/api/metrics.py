@@ -5,7 +5,7 @@ A registry per app (not the global one) so several apps can live in one test pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -180,6 +180,23 @@ class ApiMetrics:
         )
         self.process_restarts = ProcessRestartsCollector()
         r.register(self.process_restarts)
+        # Children resolved once: `.labels()` takes a lock and builds a key on every call, and
+        # the ingest path would pay that per request.
+        self._ticks_by_outcome = {
+            outcome: self.ticks.labels(outcome=outcome, reason="")
+            for outcome in ("accepted", "duplicate", "conflict")
+        }
+        self.tick_latency = self.ingest_latency.labels(endpoint="tick")
+        self.ticks_latency = self.ingest_latency.labels(endpoint="ticks")
+
+    def count_group_commit(self, statuses: Iterable[str]) -> None:
+        """One group commit's size and its outcomes: once per Redis hand-off, not per request."""
+        by_status: dict[str, int] = {}
+        for status in statuses:
+            by_status[status] = by_status.get(status, 0) + 1
+        self.group_commit_size.observe(sum(by_status.values()))
+        for status, count in by_status.items():
+            self._ticks_by_outcome[status].inc(count)
 
     def set_pipeline(
         self, depth: int, dead: int, outbox: int, pending: int, counters: dict[str, float]

@@ -1,18 +1,25 @@
-"""Runs of `python -m feeder bench` against our system and the baseline; the command line.
+"""Runs of `python -m feeder bench` and `wrk` against our system and the baseline; the CLI.
 
-Per run, system and mode (single: one tick per POST /ingest/tick; batch: POST /ingest/ticks):
-md_ticks is truncated, the feeder runs as a subprocess (its CPU is not counted) at a fixed
-offered rate, and around it this process measures the system's CPU (every process of it, see
-`procs`), its peak RSS per process (every 0.5 s) and how fast its views take the ticks in (GET
-/stream). Throughputs, all three from the feeder's first send (one clock: CLOCK_MONOTONIC, see
-`feeder_clock`) to when the last tick got through that stage:
+Per run, system and mode (single: one tick per POST /ingest/tick at a fixed offered rate; wrk:
+one tick per POST /ingest/tick from Debian's wrk, unpaced, see `wrk`; batch: POST /ingest/ticks):
+md_ticks is truncated, the load generator runs as a subprocess (its CPU is not counted), and
+around it this process measures the system's CPU (every process of it, see `procs`), its
+peak RSS per process (every 0.5 s) and how fast its views take the ticks in (GET /stream).
+Throughputs, all three from the first send (one clock: CLOCK_MONOTONIC, see `feeder_clock`;
+wrk's script reads the same clock) to when the last tick got through that stage:
 - accepted/s: accepted ticks / (last ack - first send), the feeder's `achieved_tps`;
 - in views/s: accepted ticks / (the views had taken them all in - first send), from GET /stream
   `symbol.updated` events' `view.ticks_total` (summed over symbols, since the run started);
 - in Postgres/s: stored rows / (last ack + drain - first send), drain being how long after the
   last ack the feeder's verification found every accepted tick in md_ticks (polled, 0.2 s).
-Runs alternate between the systems (noise hits both); figures are medians over the runs.
-Exit 1 when the feeder's exactly-once verification failed in any run.
+Runs alternate between the systems (noise hits both), mode by mode (batch last); figures are
+medians over the runs.
+Exit 1 when the exactly-once verification failed in any run.
+
+The defaults are issue 17's: single at 1,000 ticks/s for 10 s, wrk -t1 -c32 for 15 s, batch at
+50,000 ticks/s for 60 s (the baseline at 10,000 for 10 s: it stores ~2,000/s); the last table
+(`targets`) sets each target beside ours, the baseline and the ratio. Redis CPU per tick is
+Redis's main-thread CPU (INFO cpu) per accepted tick; commandstats is the breakdown.
 
 Our system runs as `make run` does (Procfile defaults): one API process, Dramatiq
 `--processes 2 --threads 4`. On 2 cores shared with the feeder that measured best: a second
@@ -45,14 +52,16 @@ import redis
 
 from tests.bench import text
 from tests.bench.machine import machine
-from tests.bench.pipeline import report
+from tests.bench.pipeline import report, targets
 from tests.bench.pipeline.counters import (
     LATENCY_THRESHOLD_MS,
     api_ack_buckets,
     bucket_quantiles,
     redis_command_usec,
     redis_cost,
+    redis_main_thread_cpu,
     redis_stalls,
+    wait_settled,
 )
 from tests.bench.pipeline.options import DEFAULT_JSON, MODES, SYSTEMS, Options
 from tests.bench.pipeline.procs import RssSampler, groups_cpu
@@ -66,25 +75,49 @@ from tests.bench.pipeline.systems import (
     start_ours,
     wait_views,
 )
+from tests.bench.pipeline.wrk import INSTALL_HINT, run_wrk, wrk_path
 from tests.support.processes import ROOT, product_settings, settings_env
 from tests.support.servers import PrivateServers
+
+DEDUP_IDS = 200_000  # event_ids remembered for the bytes-per-event_id row
 
 
 def say(message: str) -> None:
     text.say(message, width=6)
 
 
+# `make bench`'s defaults where they differ from Options' (which other benchmarks reuse).
+CLI_DEFAULTS = {
+    "batch_tps": 50_000.0,
+    "batch_duration": 60.0,
+    "baseline_batch_tps": 10_000.0,
+    "baseline_batch_duration": 10.0,
+}
+
+
 def parse_args(argv: Sequence[str] | None) -> Options:
-    d = Options()
+    d = Options(**CLI_DEFAULTS)  # type: ignore[arg-type]
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.pipeline",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--runs", type=int, default=d.runs)
-    p.add_argument("--duration", type=float, default=d.duration, help="s of sending per run")
+    p.add_argument("--duration", type=float, default=d.duration, help="s of sending, single")
     p.add_argument("--single-tps", type=float, default=d.single_tps)
-    p.add_argument("--batch-tps", type=float, default=d.batch_tps)
+    p.add_argument("--batch-tps", type=float, default=d.batch_tps, help="offered to ours")
+    p.add_argument("--batch-duration", type=float, default=d.batch_duration, help="ours, s")
+    p.add_argument("--baseline-batch-tps", type=float, default=d.baseline_batch_tps)
+    p.add_argument("--baseline-batch-duration", type=float, default=d.baseline_batch_duration)
+    p.add_argument("--wrk-duration", type=float, default=d.wrk_duration, help="s per wrk run")
+    p.add_argument("--wrk-threads", type=int, default=d.wrk_threads)
+    p.add_argument("--wrk-connections", type=int, default=d.wrk_connections)
+    p.add_argument(
+        "--dedup-ids",
+        type=int,
+        default=DEDUP_IDS,
+        help="event_ids for the Redis bytes-per-event_id row (0: skip)",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--batch-linger-ms", type=float, default=d.batch_linger_ms)
     p.add_argument("--connections", type=int, default=d.connections)
@@ -105,6 +138,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         duration=a.duration,
         single_tps=a.single_tps,
         batch_tps=a.batch_tps,
+        batch_duration=a.batch_duration,
+        baseline_batch_tps=a.baseline_batch_tps,
+        baseline_batch_duration=a.baseline_batch_duration,
+        wrk_duration=a.wrk_duration,
+        wrk_threads=a.wrk_threads,
+        wrk_connections=a.wrk_connections,
         batch_size=a.batch_size,
         batch_linger_ms=a.batch_linger_ms,
         connections=a.connections,
@@ -119,6 +158,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         profile_mode=a.profile_mode,
         json_path=a.json_path,
         plot=not a.no_plot,
+        extra={"dedup_ids": a.dedup_ids},
     )
 
 
@@ -126,6 +166,8 @@ def run_feeder(
     system: System, mode: str, opts: Options, seed: int, out: Path
 ) -> tuple[dict[str, Any] | None, str]:
     """`python -m feeder bench` against `system`; its JSON result (None: it failed)."""
+    name = getattr(system, "name", "ours")
+    seconds = opts.seconds(mode, name)
     args = [
         sys.executable,
         "-m",
@@ -134,9 +176,9 @@ def run_feeder(
         "--target",
         system.url,
         "--tps",
-        str(opts.tps(mode)),
+        str(opts.tps(mode, name)),
         "--duration",
-        str(opts.duration),
+        str(seconds),
         "--mode",
         mode,
         "--batch-size",
@@ -154,7 +196,7 @@ def run_feeder(
         str(out),
     ]
     out.unlink(missing_ok=True)
-    timeout = opts.duration * 8 + 180  # a baseline far behind drains for long; never forever
+    timeout = seconds * 8 + 180  # a baseline far behind drains for long; never forever
     try:
         done = subprocess.run(args, cwd=ROOT, env=system.env, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -174,9 +216,11 @@ def one_run(
     seed: int,
     work: Path,
     profiler: Profiler | None,
+    psycopg_url: str = "",
 ) -> dict[str, Any]:
-    """One measured run of one system in one mode."""
+    """One measured run of one system in one mode (wrk needs `psycopg_url` to verify)."""
     servers.truncate()
+    settled_s = wait_settled(servers.redis.url)
     watcher.mark()
     sampler = RssSampler(system.groups)
     sampler.sample()
@@ -184,13 +228,25 @@ def one_run(
     uses_redis = system.name == "ours"
     commands0 = redis_command_usec(servers.redis.url) if uses_redis else {}
     acks0 = api_ack_buckets(system.url, watcher.headers) if uses_redis else {}
+    redis_cpu0 = redis_main_thread_cpu(servers.redis.url) if uses_redis else 0.0
     if uses_redis:
         redis_stalls(servers.redis.url)  # reset: what follows belongs to this run
     cpu0, t0 = groups_cpu(system.groups), time.monotonic()
     feeder0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if profiler is not None:
         profiler.start(system)
-    result, tail = run_feeder(system, mode, opts, seed, work / f"{system.name}-{mode}.json")
+    if mode == "wrk":
+        result, tail = run_wrk(
+            system.url,
+            system.env,
+            psycopg_url,
+            opts.wrk_duration,
+            opts.wrk_threads,
+            opts.wrk_connections,
+            work,
+        )
+    else:
+        result, tail = run_feeder(system, mode, opts, seed, work / f"{system.name}-{mode}.json")
     if result is not None:
         # The feeder stops at "all in Postgres"; the views may still be behind. Their work
         # belongs to this run (CPU) and must not leak into the next run's view count.
@@ -199,6 +255,7 @@ def one_run(
     cpu1 = groups_cpu(system.groups)
     commands1 = redis_command_usec(servers.redis.url) if uses_redis else {}
     acks1 = api_ack_buckets(system.url, watcher.headers) if uses_redis else {}
+    redis_cpu1 = redis_main_thread_cpu(servers.redis.url) if uses_redis else 0.0
     cpu_by = {label: round(cpu1[label] - cpu0[label], 2) for label in cpu1}
     cpu = sum(cpu_by.values())
     feeder1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the feeder: our only reaped child
@@ -230,6 +287,11 @@ def one_run(
         "views": in_views(history, accepted, clock["first_send"]) | {"events": events},
         "pg_tps": v["stored"] / pg_span if pg_span > 0 else None,
         "send_span_s": round(elapsed, 3),
+        # The rate the load generator really offered (the feeder: ticks / time to schedule them
+        # all; below the asked rate when it ran short of CPU). wrk is unpaced: None.
+        "offered_real_tps": result["offered"] / (clock["produced"] - clock["first_send"])
+        if clock.get("produced") and clock["produced"] > clock["first_send"]
+        else None,
         "ack_ms": result["ack_ms"],
         "view_ms": result["view_ms"],
         "persist_ms": result["persist_ms"],
@@ -237,12 +299,17 @@ def one_run(
         "cpu_s_by_process": cpu_by,
         "cpu_s_per_1k": round(cpu / accepted * 1000, 4) if accepted else None,
         "redis_commands": redis_cost(commands0, commands1, accepted),
+        "redis_us_per_tick": round((redis_cpu1 - redis_cpu0) / accepted * 1e6, 2)
+        if uses_redis and accepted
+        else None,
         "api_ack_ms": bucket_quantiles(acks0, acks1) if acks1 else None,
         "redis_stalls_ms": redis_stalls(servers.redis.url) if uses_redis else {},
         "wall_s": round(wall, 2),
+        "waited_for_redis_s": round(settled_s, 1),
         "feeder_cpu_s": round(feeder_cpu, 2),  # (+ py-spy when profiling) not in cpu_s
         "rss_mb": rss,
         "errors": result["errors"],
+        "non_2xx": result.get("non_2xx"),
         "verification": v,
         "run_id": result["run_id"],
     }
@@ -264,6 +331,8 @@ def run(opts: Options) -> dict[str, Any]:
     """The whole benchmark; returns the report (also written to opts.json_path)."""
     started = time.monotonic()
     systems_wanted = list(opts.systems)
+    if "wrk" in opts.modes and wrk_path() is None:
+        raise SystemExit(INSTALL_HINT)
     if "baseline" in systems_wanted and not wait_for_baseline(opts.baseline_wait):
         raise SystemExit(f"{BASELINE_APP} does not exist: the baseline cannot run")
     log_dir = opts.json_path.parent / (opts.json_path.stem + "-logs")
@@ -303,8 +372,11 @@ def run(opts: Options) -> dict[str, Any]:
             watcher.ready.wait(10)
             watchers[name] = watcher
         say(f"up after {time.monotonic() - started:.1f} s")
-        for k in range(opts.runs):
-            for mode in opts.modes:
+        dedup_ids = int(opts.extra.get("dedup_ids", DEDUP_IDS))
+        # Modes outside, runs inside: a 60 s batch at 50,000/s leaves millions of remembered
+        # event_ids (and an AOF rewrite) in Redis, which the per-tick modes should not inherit.
+        for mode in opts.modes:
+            for k in range(opts.runs):
                 for name in systems_wanted:
                     profiler = None
                     profiled = name == "ours" and mode == opts.profile_mode and k == 0
@@ -319,10 +391,14 @@ def run(opts: Options) -> dict[str, Any]:
                         seed=k + 1,
                         work=tmp,
                         profiler=profiler,
+                        psycopg_url=settings.psycopg_url,
                     )
                     r["run"] = k + 1
                     runs.append(r)
                     say(report.one_line(r))
+        dedup = targets.dedup_memory(servers.redis.url, dedup_ids) if dedup_ids else None
+        if dedup is not None:
+            say(f"dedup memory: {dedup}")
     took = time.monotonic() - started
     out = {
         "params": {
@@ -330,6 +406,15 @@ def run(opts: Options) -> dict[str, Any]:
             "duration_s": opts.duration,
             "single_tps": opts.single_tps,
             "batch_tps": opts.batch_tps,
+            "batch_duration_s": opts.seconds("batch"),
+            "baseline_batch_tps": opts.tps("batch", "baseline"),
+            "baseline_batch_duration_s": opts.seconds("batch", "baseline"),
+            "wrk": {
+                "duration_s": opts.wrk_duration,
+                "threads": opts.wrk_threads,
+                "connections": opts.wrk_connections,
+            },
+            "dedup_ttl_s": settings.dedup_ttl,
             "batch_size": opts.batch_size,
             "connections": opts.connections,
             "symbols": opts.symbols,
@@ -352,6 +437,8 @@ def run(opts: Options) -> dict[str, Any]:
         "took_s": round(took, 1),
     }
     out["ratios"] = report.ratios(out["summary"])
+    out["dedup_memory"] = dedup
+    out["targets"] = targets.rows(out)
     opts.json_path.parent.mkdir(parents=True, exist_ok=True)
     opts.json_path.write_text(json.dumps(out, indent=1, default=str))
     if opts.plot:
@@ -366,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = run(opts)
     print()
     print(report.render(out))
+    print()
+    print(targets.render(out["targets"]))
     print(f"\nJSON: {opts.json_path}" + (f"   plot: {out['plot']}" if "plot" in out else ""))
     print(f"took {out['took_s']:.0f} s")
     return 0 if out["exactly_once"] else 1

@@ -3,16 +3,39 @@ the API's ack-latency histogram."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_THRESHOLD_MS = 50  # Redis latency monitor: record stalls at least this long
+TIMEOUT_S = 120  # a Redis busy rewriting its AOF after a big batch run answers late, not never
+
+
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=10)
+
+
+def wait_settled(url: str, timeout: float = 300.0) -> float:
+    """Until Redis rewrites no AOF (a big batch run leaves one behind: its fork and writes
+    would land on the next run); the seconds waited."""
+    client = _client(url)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            p = client.info("persistence")
+            if not (p.get("aof_rewrite_in_progress") or p.get("aof_rewrite_scheduled")):
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    return time.monotonic() - started
 
 
 def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
     """Redis's own CPU accounting per command (INFO commandstats): name -> (calls, µs)."""
-    client = redis.Redis.from_url(url)
+    client = _client(url)
     try:
         stats = client.info("commandstats")
     finally:
@@ -24,10 +47,23 @@ def redis_command_usec(url: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def redis_main_thread_cpu(url: str) -> float:
+    """CPU seconds Redis's main thread has used (INFO cpu, user + sys): every command once,
+    whether called by a client, inside a script or inside MULTI/EXEC, plus what commandstats
+    leaves out (reading, parsing, replying, the event loop, expiry). That one thread is what
+    caps a Redis, so it is the figure Redis CPU per tick is measured with."""
+    client = _client(url)
+    try:
+        cpu = client.info("cpu")
+    finally:
+        client.close()
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
 def redis_stalls(url: str, reset: bool = True) -> dict[str, int]:
     """Redis's own latency monitor: per event (fork, aof-write-pending-fsync, command, ...) the
     worst stall in ms since the last reset (events over LATENCY_THRESHOLD_MS only)."""
-    client = redis.Redis.from_url(url)
+    client = _client(url)
     try:
         latest = client.execute_command("LATENCY", "LATEST")
         if reset:
@@ -44,7 +80,11 @@ def redis_cost(
     before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], ticks: int
 ) -> dict[str, dict[str, float]]:
     """Per command: µs of Redis CPU per accepted tick and calls per 1,000 ticks, costliest first.
-    Scripts count as `evalsha` (their inner commands are also listed under their own names)."""
+
+    A breakdown, not a total: a script's time counts under `eval`/`evalsha`/`fcall` and a
+    transaction's under `exec`, and the commands inside them count under their own names as
+    well, so the rows overlap (summing them double counts). The total is
+    `redis_main_thread_cpu`."""
     out = {}
     for name, (calls, usec) in after.items():
         c0, u0 = before.get(name, (0, 0))

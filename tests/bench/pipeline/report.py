@@ -22,10 +22,15 @@ METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], float | None], str]] = 
     "pg_p95": ("ingest→Postgres ms p95", lambda r: r["persist_ms"]["p95"], "{:,.1f}"),
     "pg_p99": ("ingest→Postgres ms p99", lambda r: r["persist_ms"]["p99"], "{:,.1f}"),
     "cpu_s_per_1k": ("CPU s / 1,000 ticks", lambda r: r["cpu_s_per_1k"], "{:.3f}"),
+    "redis_us": ("Redis CPU µs / tick", lambda r: r.get("redis_us_per_tick"), "{:,.1f}"),
     "rss_total_mb": ("peak RSS MB, all procs", lambda r: sum(r["rss_mb"].values()), "{:,.0f}"),
     "ticks_per_request": ("ticks per request", lambda r: r["ticks_per_request"], "{:,.1f}"),
 }
 HIGHER_IS_BETTER = {"accepted_tps", "views_tps", "pg_tps"}
+OURS_ONLY = {"redis_us"}  # the baseline has no Redis
+# Not measured in wrk mode: wrk knows no views or Postgres latencies (its rates are measured).
+NOT_IN_WRK = {"view_p50", "view_p95", "view_p99", "pg_p95", "pg_p99"}
+MODE_ORDER = ("single", "wrk", "batch")
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -65,6 +70,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
             summary["api_ack_ms"] = {
                 k: _median([a.get(k) for a in api_acks]) for k in ("p50_le_ms", "p99_le_ms")
             }
+            summary["non_2xx"] = _median([r.get("non_2xx") for r in rs])
+            summary["offered_real_tps"] = _median([r.get("offered_real_tps") for r in rs])
             summary["runs"] = len(rs)
             summary["views_complete"] = all(r["views"]["complete"] for r in rs)
             summary["exactly_once"] = bool(rs) and all(r["ok"] for r in rs)
@@ -88,9 +95,13 @@ def one_line(r: dict[str, Any]) -> str:
     if "ack_ms" not in r:
         return f"{r['system']:<8} {r['mode']:<6} run {r.get('run')}: FAILED {r.get('error')}"
     views = r["views"]["tps"]
+    extra = f"non-2xx {r['non_2xx']}, " if r.get("non_2xx") is not None else ""
+    if r.get("redis_us_per_tick") is not None:
+        extra += f"Redis {r['redis_us_per_tick']:,.1f} µs/tick, "
     return (
         f"{r['system']:<8} {r['mode']:<6} run {r['run']}: accepted {r['accepted_tps']:,.0f}/s, "
-        f"views {views or 0:,.0f}/s, Postgres {r['pg_tps'] or 0:,.0f}/s, ack p95 "
+        + extra
+        + f"views {views or 0:,.0f}/s, Postgres {r['pg_tps'] or 0:,.0f}/s, ack p95 "
         f"{r['ack_ms']['p95'] or 0:,.1f} ms, view p95 {r['view_ms']['p95'] or 0:,.1f} ms, "
         f"CPU {r['cpu_s_per_1k']} s/1k (feeder {r['feeder_cpu_s']} s), "
         f"{r['ticks_per_request']} ticks/req, exactly once "
@@ -103,6 +114,32 @@ def one_line(r: dict[str, Any]) -> str:
     )
 
 
+def _mode_title(mode: str, p: dict[str, Any]) -> str:
+    if mode == "single":
+        return (
+            f"single: offered {p['single_tps']:,.0f} ticks/s for {p['duration_s']:g} s "
+            "(POST /ingest/tick)"
+        )
+    if mode == "wrk":
+        w = p.get("wrk", {})
+        return (
+            f"wrk: wrk -t{w.get('threads')} -c{w.get('connections')} for "
+            f"{w.get('duration_s')} s, unpaced, one unique tick per POST /ingest/tick "
+            "(ack ms: wrk's histogram over every request)"
+        )
+    base = (
+        f"; baseline offered {p['baseline_batch_tps']:,.0f}/s for "
+        f"{p['baseline_batch_duration_s']:g} s"
+        if "baseline_batch_tps" in p
+        else ""
+    )
+    return (
+        f"batch: ours offered {p['batch_tps']:,.0f} ticks/s for "
+        f"{p.get('batch_duration_s', p['duration_s']):g} s{base} "
+        f"(POST /ingest/ticks, up to {p['batch_size']} per batch)"
+    )
+
+
 def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else spec.format(v)
 
@@ -112,24 +149,15 @@ def render(out: dict[str, Any]) -> str:
     p = out["params"]
     summary, rat = out["summary"], out.get("ratios", {})
     lines = [
-        f"Pipeline benchmark: medians of {p['runs']} run(s), {p['duration_s']:g} s of sending "
-        f"each; ours = {p['ours']['api_procs']} API proc + dramatiq --processes "
+        f"Pipeline benchmark: medians of {p['runs']} run(s); "
+        f"ours = {p['ours']['api_procs']} API proc + dramatiq --processes "
         f"{p['ours']['worker_processes']} --threads {p['ours']['worker_threads']}; baseline = "
         f"1 uvicorn proc, INSERT+COMMIT per request. {out['machine']['cpus']} CPUs."
     ]
-    for mode in ("single", "batch"):
+    for mode in MODE_ORDER:
         if not any(mode in s for s in summary.values()):
             continue
-        tps = p["single_tps"] if mode == "single" else p["batch_tps"]
-        lines += [
-            "",
-            f"== {mode}: offered {tps:,.0f} ticks/s "
-            + (
-                "(POST /ingest/tick)"
-                if mode == "single"
-                else f"(POST /ingest/ticks, up to {p['batch_size']} per batch)"
-            ),
-        ]
+        lines += ["", "== " + _mode_title(mode, p)]
         header = f"{'':<26}{'ours':>14}{'baseline':>14}{'ours/base':>11}"
         lines += [header, "-" * len(header)]
         for key, (label, _, spec) in METRICS.items():
@@ -161,9 +189,17 @@ def render(out: dict[str, Any]) -> str:
                 )
             if top:
                 lines.append(
-                    f"Redis CPU µs / tick {name} (INFO commandstats; scripts as evalsha, "
-                    "their commands also listed): " + ", ".join(f"{n} {v:.2f}" for n, v in top)
+                    f"Redis commandstats µs / tick {name} (overlapping: eval/evalsha/exec "
+                    "include the commands they ran, also listed by name; the total is the "
+                    "main-thread row above): " + ", ".join(f"{n} {v:.2f}" for n, v in top)
                 )
+            if cell.get("offered_real_tps") is not None:
+                lines.append(
+                    f"offered for real {name} (ticks / time the feeder took to schedule them): "
+                    f"{cell['offered_real_tps']:,.0f}/s"
+                )
+            if cell.get("non_2xx") is not None:
+                lines.append(f"non-2xx answers {name} (median per run): {cell['non_2xx']:,.0f}")
         for name in ("ours", "baseline"):
             cell = summary.get(name, {}).get(mode)
             if cell is None:
@@ -189,9 +225,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     summary = out["summary"]
-    cells = [
-        (s, m) for m in ("single", "batch") for s in ("ours", "baseline") if m in summary.get(s, {})
-    ]
+    cells = [(s, m) for m in MODE_ORDER for s in ("ours", "baseline") if m in summary.get(s, {})]
     groups = [
         ("throughput, ticks/s", ["accepted_tps", "views_tps", "pg_tps"], False),
         ("ack latency, ms", ["ack_p50", "ack_p95", "ack_p99"], True),
@@ -213,7 +247,7 @@ def plot(out: dict[str, Any], path: Path) -> Path:
     p = out["params"]
     fig.suptitle(
         f"Tickstream vs naive pipeline: medians of {p['runs']} run(s); offered "
-        f"{p['single_tps']:,.0f}/s single, {p['batch_tps']:,.0f}/s batch"
+        f"{p['single_tps']:,.0f}/s single, {p['batch_tps']:,.0f}/s batch, wrk unpaced"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bench.pipeline.scaling import kept_up, parse_layout, render
+from tests.bench.pipeline.scaling import kept_up, parse_layout, render, us_per_tick_by_tier
 
 CELL = {"accepted_tps": 9_950.0, "views_tps": 9_940.0, "pg_tps": 8_000.0, "pg_p99": 900.0}
 
@@ -21,16 +21,26 @@ def test_a_layout_falls_behind_on_ingest_views_or_a_growing_postgres_queue() -> 
     assert not kept_up({}, 10_000)
 
 
-def test_layouts_parse_and_the_table_names_the_best_rate_per_layout() -> None:
-    assert parse_layout("2x3") == (2, 3)
+def test_layouts_parse_and_the_table_gives_rates_and_cpu_per_tier_per_layout() -> None:
+    assert parse_layout("2x4") == (2, 4)
+    tiers = {"api": 40.0, "worker": 30.0, "gateway": 2.0, "redis-server": 15.0, "postgres": 8.0}
     row = {
-        "api_procs": 2, "worker_processes": 3, "offered_tps": 10_000.0, "kept_up": True,
-        "exactly_once": True, "feeder_cpu_s": 3.0, "accepted_tps": 9_950.0,
-        "views_tps": 9_940.0, "pg_tps": 9_900.0, "view_p99": 250.0, "pg_p99": 900.0,
-        "cpu_s_per_1k": 0.1,
+        "api_procs": 2, "worker_processes": 4, "mode": "batch", "offered_tps": 50_000.0,
+        "kept_up": False, "views_complete": True, "exactly_once": True, "feeder_cpu_s": 3.0,
+        "accepted_tps": 19_000.0, "views_tps": 18_900.0, "pg_tps": 18_500.0, "view_p99": 250.0,
+        "pg_p99": 900.0, "cpu_s_per_1k": 0.095, "redis_us": 14.2, "cpu_us_per_tick": tiers,
     }  # fmt: skip
-    behind = row | {"offered_tps": 30_000.0, "accepted_tps": 19_000.0, "kept_up": False}
-    table = render([row, behind])
-    assert "2×3: 9,950/s" in table
-    assert "behind" in table and "EXACTLY-ONCE FAILED" not in table
+    wrk = row | {"mode": "wrk", "offered_tps": None, "kept_up": None, "accepted_tps": 2_500.0}
+    table = render([wrk, row])
+    assert "batch accepted ticks/s per layout: 2×4: 19,000/s" in table
+    assert "wrk accepted ticks/s per layout: 2×4: 2,500/s" in table
+    assert "behind" in table and "max rate" in table and "EXACTLY-ONCE FAILED" not in table
+    assert "14.2" in table and "95" in table  # Redis main thread; all tiers' µs per tick
     assert "EXACTLY-ONCE FAILED" in render([row | {"exactly_once": False}])
+
+
+def test_cpu_per_tick_per_tier_is_in_microseconds() -> None:
+    cell = {"cpu_s_per_1k_by_process": {"api": 0.04, "redis-server": 0.015}}
+    tiers = us_per_tick_by_tier(cell)
+    assert tiers["api"] == 40.0 and tiers["redis-server"] == 15.0
+    assert tiers["worker"] is None
