@@ -62,6 +62,8 @@ def dedup_bytes(measured: dict[str, Any] | None) -> float | None:
     numeric `bytes_per*` key it has)."""
     if not measured or "error" in measured:
         return None
+    if isinstance(measured.get("new"), dict):  # old vs new layouts: ours is the new one
+        return dedup_bytes(measured["new"])
     if isinstance(measured.get("bytes_per_event_id"), int | float):
         return float(measured["bytes_per_event_id"])
     for key, value in measured.items():
@@ -199,12 +201,14 @@ def rows(out: dict[str, Any]) -> list[dict[str, Any]]:
         )
     measured = out.get("dedup_memory")
     per_id = dedup_bytes(measured)
+    old_layout = (measured or {}).get("old")
+    before = dedup_bytes(old_layout) if isinstance(old_layout, dict) else None
     why = (measured or {}).get("error", "") if per_id is None else ""
     result.append(
         _row(
-            "Redis bytes per remembered event_id ≤ 40",
+            "Redis bytes per remembered event_id ≤ 40 (baseline: one key per event_id)",
             per_id,
-            None,
+            before,
             "{:,.1f} B",
             lambda v: v <= DEDUP_BYTES,
             why or ("not measured (--dedup-ids 0)" if measured is None else ""),
