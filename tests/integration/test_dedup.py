@@ -3,6 +3,7 @@ generations, pre-upgrade keys, the layout guard and the start-up window check.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,8 +11,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from backend.api.app import create_app
+from backend.bus import dedup
 from backend.bus.dedup import DedupLayoutChanged
 from backend.bus.keys import Keys
 from backend.settings import Settings
@@ -131,3 +134,28 @@ def test_the_api_refuses_to_start_when_max_tick_age_plus_skew_exceeds_dedup_ttl(
     assert proc.wait(timeout=60) != 0
     log = procs.log_path("api").read_text()
     assert "MAX_TICK_AGE (600 s) + MAX_FUTURE_SKEW (5 s) must not exceed DEDUP_TTL (600 s)" in log
+
+
+def test_a_keyspace_too_large_to_scan_in_time_is_assumed_to_hold_pre_upgrade_keys(
+    settings: Settings, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up never walks a huge keyspace for long: when SCAN cannot tell within its budget,
+    the legacy marker is set (a GET per new tick for DEDUP_TTL), never skipped."""
+    keys = Keys.from_settings(settings)
+    with redis_client.pipeline(transaction=False) as pipe:
+        for i in range(25_000):  # other keys of the namespace: SCAN needs several pages
+            pipe.set(f"{keys.namespace}:other:{i}", b"x", ex=600)
+        pipe.execute()
+
+    async def check(budget_s: float) -> bool | None:
+        client = AsyncRedis.from_url(settings.effective_redis_url)
+        try:
+            return await dedup._any_key(client, keys.dedup_prefix + "*", budget_s)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(check(60.0)) is False  # time to walk it all: there is none
+    assert asyncio.run(check(0.0)) is None  # no time: it cannot tell
+    monkeypatch.setattr(dedup, "SCAN_BUDGET_S", 0.0)
+    with TestClient(create_app(small(settings), dedup_clock=Clock(T0))):
+        assert redis_client.exists(keys.dedup_legacy_marker)
