@@ -17,6 +17,7 @@ from backend.api.app import create_app
 from backend.bus import dedup
 from backend.bus.dedup import DedupLayoutChanged
 from backend.bus.keys import Keys
+from backend.core.dedup import DedupLayout
 from backend.settings import Settings
 from tests.support.processes import AUTH, Processes, uvicorn_command
 
@@ -106,10 +107,23 @@ def test_pre_upgrade_keys_are_honoured_while_the_marker_exists(
         assert post(client, tick(2))[1]["status"] == "accepted"
         redis_client.delete(keys.dedup_legacy_marker)  # as when it expires
         assert post(client, old)[1]["status"] == "accepted"  # no longer consulted
-    # a namespace the compact format already runs in is not scanned again
+    # a namespace the compact format already runs in is not scanned again (the start-up step
+    # itself, without starting a second app)
     redis_client.set(keys.dedup_prefix + "dd-9", orjson.dumps(content), ex=3_600)
-    with TestClient(create_app(small(settings), dedup_clock=clock)):
-        assert not redis_client.exists(keys.dedup_legacy_marker)
+    asyncio.run(prepare(settings, keys))
+    assert not redis_client.exists(keys.dedup_legacy_marker)
+
+
+async def prepare(settings: Settings, keys: Keys) -> None:
+    """The API's de-dup start-up step (`prepare_dedup`) for `small(settings)`'s layout."""
+    small_settings = small(settings)
+    layout = DedupLayout(small_settings.dedup_ttl, small_settings.dedup_generations,
+                         small_settings.dedup_shards)  # fmt: skip
+    client = AsyncRedis.from_url(settings.effective_redis_url)
+    try:
+        await dedup.prepare_dedup(client, keys, layout)
+    finally:
+        await client.aclose()
 
 
 def test_a_layout_change_is_refused_while_the_old_layout_is_live(settings: Settings):
@@ -157,5 +171,5 @@ def test_a_keyspace_too_large_to_scan_in_time_is_assumed_to_hold_pre_upgrade_key
     assert asyncio.run(check(60.0)) is False  # time to walk it all: there is none
     assert asyncio.run(check(0.0)) is None  # no time: it cannot tell
     monkeypatch.setattr(dedup, "SCAN_BUDGET_S", 0.0)
-    with TestClient(create_app(small(settings), dedup_clock=Clock(T0))):
-        assert redis_client.exists(keys.dedup_legacy_marker)
+    asyncio.run(prepare(settings, keys))  # first start of the compact format here
+    assert redis_client.exists(keys.dedup_legacy_marker)
