@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +42,6 @@ ADMIN = {"x-api-key": API_KEY}
 @pytest.fixture
 def admin_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"api_key": SecretStr(API_KEY)})
-
-
-@pytest.fixture
-def redis(admin_settings: Settings) -> Iterator[Redis]:
-    client = Redis.from_url(admin_settings.effective_redis_url)
-    yield client
-    client.close()
 
 
 def counter(redis: Redis, keys: Keys, name: str) -> int:
@@ -90,7 +82,7 @@ def converge(procs: Processes, redis: Redis, keys: Keys, acked: list[Tick]) -> N
 
 @pytest.mark.parametrize("coalesce", [200, 0], ids=["coalesced", "one-message-per-step"])
 def test_queued_messages_are_applied_together_and_exactly(
-    admin_settings: Settings, redis: Redis, tmp_path: Path, coalesce: int
+    admin_settings: Settings, redis_client: Redis, tmp_path: Path, coalesce: int
 ) -> None:
     keys = Keys.from_settings(admin_settings)
     env = settings_env(admin_settings) | {"CALC_COALESCE_MESSAGES": str(coalesce)}
@@ -99,11 +91,11 @@ def test_queued_messages_are_applied_together_and_exactly(
         procs.start_api()
         acked = post_one_by_one(procs, stream.take(240))
         messages = len(acked)  # each accepted request is one calc message
-        assert messages > 200 and redis.llen(keys.queue_list()) == messages
+        assert messages > 200 and redis_client.llen(keys.queue_list()) == messages
         procs.start_worker(processes=1, threads=2)
-        converge(procs, redis, keys, acked)
-    assert counter(redis, keys, ledger.CALC_BATCHES) == messages  # each message counted once
-    steps = counter(redis, keys, ledger.CALC_STEPS)
+        converge(procs, redis_client, keys, acked)
+    assert counter(redis_client, keys, ledger.CALC_BATCHES) == messages  # each message counted once
+    steps = counter(redis_client, keys, ledger.CALC_STEPS)
     if coalesce:
         # A step per symbol over what was queued together, not a step per message.
         assert steps <= messages // 4, (steps, messages)
@@ -112,7 +104,7 @@ def test_queued_messages_are_applied_together_and_exactly(
 
 
 def test_a_poison_message_runs_alone_and_innocent_ones_are_never_dead_lettered(
-    admin_settings: Settings, redis: Redis, tmp_path: Path
+    admin_settings: Settings, redis_client: Redis, tmp_path: Path
 ) -> None:
     """A step that takes a poison message with others fails; the others go back marked solo and
     are applied exactly, only the poison messages reach the dead letters."""
@@ -124,7 +116,8 @@ def test_a_poison_message_runs_alone_and_innocent_ones_are_never_dead_lettered(
         httpx.Client(base_url=procs.api_url, auth=AUTH, timeout=10) as api,
     ):
         procs.start_api()
-        redis.set(keys.state("POISON"), b"not json")  # every message touching it fails in calc
+        # A corrupted state: every message touching the symbol fails in calc.
+        redis_client.set(keys.state("POISON"), b"not json")
         good = post_one_by_one(procs, stream.take(40))
         poison = dict(stream.take(1)[0], symbol="POISON")
         assert api.post("/ingest/tick", json=poison).status_code == 200
@@ -137,13 +130,13 @@ def test_a_poison_message_runs_alone_and_innocent_ones_are_never_dead_lettered(
         )
         [dead] = listed["dead_letters"]
         assert "POISON" in dead["reason"] and dead["items"] == 1, dead
-        converge(procs, redis, keys, good)  # every innocent tick once, none left waiting
-        assert counter(redis, keys, "calc_dead_ticks") == 1
+        converge(procs, redis_client, keys, good)  # every innocent tick once, none left waiting
+        assert counter(redis_client, keys, "calc_dead_ticks") == 1
         assert procs.procs["worker"].poll() is None
 
 
 def test_messages_claimed_by_a_worker_that_died_are_redelivered_and_applied_once(
-    admin_settings: Settings, redis: Redis, tmp_path: Path
+    admin_settings: Settings, redis_client: Redis, tmp_path: Path
 ) -> None:
     """A worker claims the queue, applies part of it and dies before acking anything: its claims
     come back when its heartbeat is found stale, and the applied part is not applied again."""
@@ -152,20 +145,20 @@ def test_messages_claimed_by_a_worker_that_died_are_redelivered_and_applied_once
     with running(settings_env(admin_settings), tmp_path) as procs:
         procs.start_api()
         acked = post_one_by_one(procs, stream.take(60))
-        claims = CalcClaims(redis, keys, max_messages=1_000, max_bytes=10_000_000)
+        claims = CalcClaims(redis_client, keys, max_messages=1_000, max_bytes=10_000_000)
         long_ago_ms = int(time.time() * 1000) - 3_600_000  # its last heartbeat: an hour ago
         claim = claims.take("dead-worker", ["no-such-main"], long_ago_ms)
-        assert len(claim.messages) == len(acked) and not redis.llen(keys.queue_list())
+        assert len(claim.messages) == len(acked) and not redis_client.llen(keys.queue_list())
         # It applied the first half, coalesced, then died holding every claim.
         half = [_batch(body) for _, body in _pairs(claim)[: len(acked) // 2]]
         ctx = CalcContext(
-            redis=redis, keys=keys, ring=Ring.from_settings(admin_settings),
+            redis=redis_client, keys=keys, ring=Ring.from_settings(admin_settings),
             done_ttl_s=admin_settings.dedup_ttl, stale_after_s=admin_settings.stale_after,
         )  # fmt: skip
         assert apply_batches(ctx, half, int(time.time() * 1_000_000))
-        assert counter(redis, keys, ledger.CALC_TICKS) == len(half)
+        assert counter(redis_client, keys, ledger.CALC_TICKS) == len(half)
         procs.start_worker(processes=1, threads=2)  # its maintenance finds the dead heartbeat
-        converge(procs, redis, keys, acked)
+        converge(procs, redis_client, keys, acked)
 
 
 def _pairs(claim: Any) -> list[tuple[str, bytes]]:
